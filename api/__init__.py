@@ -1,0 +1,1 @@
+"""The FastAPI service for agents and supervisors; a thin layer over the other packages."""

@@ -1,0 +1,196 @@
+"""The 12345 case (工单) and the small value types it is made of.
+
+A :class:`Case` holds only masked text: personal data is removed before a case
+is built (see :mod:`hotline.text.pii`), so whatever stores, indexes or logs a
+case cannot leak it. Every label carries its :class:`LabelSource`, so a model
+trained later can tell an agent's confirmed choice from a model's guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+from hotline.errors import InvalidInput
+
+
+class Channel(StrEnum):
+    """How the citizen reached the hotline."""
+
+    PHONE = "phone"
+    WEB = "web"
+    APP = "app"
+    WECHAT = "wechat"
+
+    @classmethod
+    def parse(cls, value: str | None) -> Channel:
+        """Accept our names and the usual Chinese ones; empty means phone, the hotline's default."""
+        if value is None or not str(value).strip():
+            return cls.PHONE
+        text = str(value).strip().lower()
+        aliases = {
+            "电话": cls.PHONE, "热线": cls.PHONE, "来电": cls.PHONE, "tel": cls.PHONE,
+            "网站": cls.WEB, "网络": cls.WEB, "留言": cls.WEB, "网上": cls.WEB, "web": cls.WEB,
+            "app": cls.APP, "客户端": cls.APP, "手机app": cls.APP,
+            "微信": cls.WECHAT, "公众号": cls.WECHAT, "小程序": cls.WECHAT, "wechat": cls.WECHAT,
+        }
+        if text in aliases:
+            return aliases[text]
+        try:
+            return cls(text)
+        except ValueError:
+            raise InvalidInput(f"unknown channel {value!r}; use one of {[c.value for c in cls]}") from None
+
+
+class Status(StrEnum):
+    """Life cycle of a case, in the order a case normally moves through it."""
+
+    RECEIVED = "received"
+    DISPATCHED = "dispatched"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+    @classmethod
+    def parse(cls, value: str | None) -> Status:
+        if value is None or not str(value).strip():
+            return cls.RECEIVED
+        text = str(value).strip().lower()
+        aliases = {
+            "已受理": cls.RECEIVED, "受理": cls.RECEIVED, "待派单": cls.RECEIVED,
+            "已派单": cls.DISPATCHED, "派单": cls.DISPATCHED,
+            "办理中": cls.IN_PROGRESS, "处理中": cls.IN_PROGRESS,
+            "已办结": cls.RESOLVED, "办结": cls.RESOLVED, "已解决": cls.RESOLVED,
+            "已归档": cls.CLOSED, "关闭": cls.CLOSED, "已回访": cls.CLOSED,
+        }
+        if text in aliases:
+            return aliases[text]
+        try:
+            return cls(text)
+        except ValueError:
+            raise InvalidInput(f"unknown status {value!r}; use one of {[s.value for s in cls]}") from None
+
+
+class LabelKind(StrEnum):
+    """Where a label came from; only ``confirmed`` and ``imported`` are ground truth for training."""
+
+    PREDICTED = "predicted"
+    CONFIRMED = "confirmed"
+    IMPORTED = "imported"
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSource:
+    """Provenance of a label: a model version, an agent, or an import file."""
+
+    kind: LabelKind
+    by: str = ""
+    at: datetime | None = None
+
+    @property
+    def is_truth(self) -> bool:
+        return self.kind is not LabelKind.PREDICTED
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """A category path of up to three levels (一级/二级/三级分类)."""
+
+    l1: str
+    l2: str = ""
+    l3: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.l1 or (self.l3 and not self.l2):
+            raise InvalidInput(f"category levels must be filled from the top: {self.path!r}")
+
+    @property
+    def path(self) -> str:
+        return "/".join(part for part in (self.l1, self.l2, self.l3) if part)
+
+    @classmethod
+    def parse(cls, path: str) -> Category:
+        """Parse ``一级/二级/三级`` (also ``>`` or ``-`` separated)."""
+        text = path.strip()
+        for sep in (">", "-", "｜", "|", "／"):
+            text = text.replace(sep, "/")
+        parts = [part.strip() for part in text.split("/") if part.strip()]
+        if not parts or len(parts) > 3:
+            raise InvalidInput(f"category {path!r} must have one to three levels")
+        return cls(*parts)
+
+    def __str__(self) -> str:
+        return self.path
+
+
+@dataclass(frozen=True, slots=True)
+class Area:
+    """Where the problem is: district (区/县级市) and street or town (街道/镇)."""
+
+    district: str = ""
+    street: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.district or self.street)
+
+    def __str__(self) -> str:
+        return "".join((self.district, self.street))
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """WGS-84 coordinates."""
+
+    lat: float
+    lon: float
+
+    def __post_init__(self) -> None:
+        if not (-90.0 <= self.lat <= 90.0 and -180.0 <= self.lon <= 180.0):
+            raise InvalidInput(f"coordinates out of range: {self.lat}, {self.lon}")
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One 12345 work order; all text fields are already PII-masked."""
+
+    id: str
+    received_at: datetime
+    text: str
+    channel: Channel = Channel.PHONE
+    transcript: str = ""
+    title: str = ""
+    caller: str = ""
+    area: Area = field(default_factory=Area)
+    address: str = ""
+    location: Location | None = None
+    category: Category | None = None
+    category_source: LabelSource | None = None
+    departments: tuple[str, ...] = ()
+    departments_source: LabelSource | None = None
+    status: Status = Status.RECEIVED
+    event_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.id or not self.id.strip():
+            raise InvalidInput("case id must not be empty")
+        if not self.text.strip():
+            raise InvalidInput(f"case {self.id}: text must not be empty")
+        if self.category is not None and self.category_source is None:
+            raise InvalidInput(f"case {self.id}: a category needs its label source")
+        if self.departments and self.departments_source is None:
+            raise InvalidInput(f"case {self.id}: departments need their label source")
+
+    def with_label(
+        self,
+        source: LabelSource,
+        category: Category | None = None,
+        departments: tuple[str, ...] | None = None,
+    ) -> Case:
+        """A copy with a new category and/or departments from ``source``."""
+        changes: dict[str, object] = {}
+        if category is not None:
+            changes.update(category=category, category_source=source)
+        if departments is not None:
+            changes.update(departments=tuple(departments), departments_source=source)
+        return replace(self, **changes)

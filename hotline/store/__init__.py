@@ -1,0 +1,20 @@
+"""Case stores, chosen by URL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hotline.errors import InvalidInput
+from hotline.store.base import CaseQuery, CaseStore, LabelChange, Page, Summary, UpsertResult
+
+__all__ = ["CaseQuery", "CaseStore", "LabelChange", "Page", "Summary", "UpsertResult", "open_store"]
+
+
+def open_store(url: str, tokenize: Callable[[str], list[str]] | None = None) -> CaseStore:
+    """Open the store a URL names; ``sqlite:///path`` is the embedded default."""
+    if url.startswith("sqlite:///"):
+        from hotline.store.sqlite import SQLiteStore
+
+        return SQLiteStore(url, tokenize=tokenize)
+    scheme = url.split(":", 1)[0] if ":" in url else url
+    raise InvalidInput(f"no store backend for {scheme!r} URLs ({url!r}); use sqlite:///path")

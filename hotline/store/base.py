@@ -1,0 +1,129 @@
+"""The store protocol: the system of record for cases.
+
+Backends are chosen by URL (:func:`hotline.store.open_store`); the embedded
+SQLite store is the default on one machine. Everything else (the search
+index, models, reports) is derived from what the store holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from hotline.case import Case, Category, LabelSource
+from hotline.errors import InvalidInput
+
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class CaseQuery:
+    """Filters over cases; empty fields do not filter. ``text`` is matched word by word."""
+
+    text: str = ""
+    start: datetime | None = None
+    end: datetime | None = None
+    district: str = ""
+    street: str = ""
+    category: str = ""
+    department: str = ""
+    status: str = ""
+    channel: str = ""
+    event_id: str = ""
+    limit: int = 20
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}, not {self.limit}")
+        if self.offset < 0:
+            raise InvalidInput(f"offset must not be negative, not {self.offset}")
+        if self.start and self.end and self.start > self.end:
+            raise InvalidInput(f"start {self.start} is after end {self.end}")
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of results and the number of all matches."""
+
+    items: list[Case]
+    total: int
+
+
+@dataclass(slots=True)
+class UpsertResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __iadd__(self, other: UpsertResult) -> UpsertResult:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class LabelChange:
+    """One entry of the label audit log."""
+
+    case_id: str
+    source: LabelSource
+    category: Category | None
+    departments: tuple[str, ...]
+    previous_category: Category | None
+    previous_departments: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Summary:
+    total: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    by_category: dict[str, int] = field(default_factory=dict)
+    by_district: dict[str, int] = field(default_factory=dict)
+    by_channel: dict[str, int] = field(default_factory=dict)
+    by_status: dict[str, int] = field(default_factory=dict)
+    labeled: int = 0
+    confirmed: int = 0
+
+
+@runtime_checkable
+class CaseStore(Protocol):
+    """What every store backend offers."""
+
+    url: str
+
+    def upsert(self, cases: Iterable[Case]) -> UpsertResult:
+        """Insert or update by case id; the same case twice changes nothing.
+
+        A label an agent confirmed is never overwritten by an imported or
+        predicted one.
+        """
+        ...
+
+    def get(self, case_id: str) -> Case: ...
+
+    def search(self, query: CaseQuery) -> Page: ...
+
+    def iter_cases(self, query: CaseQuery | None = None, batch: int = 1000) -> Iterator[Case]:
+        """Every matching case in time order, without paging limits."""
+        ...
+
+    def set_label(
+        self,
+        case_id: str,
+        source: LabelSource,
+        category: Category | None = None,
+        departments: tuple[str, ...] | None = None,
+    ) -> Case:
+        """Change a case's labels and record the change in the audit log."""
+        ...
+
+    def label_history(self, case_id: str) -> list[LabelChange]: ...
+
+    def summary(self) -> Summary: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Chinese text pipeline: transcripts, cleaning, PII masking and segmentation."""

@@ -1,0 +1,23 @@
+"""Normalisation of raw text before anything else looks at it.
+
+Government exports and ASR output mix full-width digits and letters, zero-width
+characters and odd whitespace; left in, they split tokens and hide phone
+numbers from the masker. Chinese punctuation is kept: it is what users read.
+"""
+
+from __future__ import annotations
+
+import re
+
+_FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F) if chr(code) not in "，：；！？（）"}
+_FULLWIDTH[0x3000] = 0x20  # ideographic space
+_INVISIBLE = re.compile("[\u200b-\u200f\u2028\u2029\u2060\ufeff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SPACES = re.compile(r"[ \t\u00a0]+")
+_NEWLINES = re.compile(r"\s*\n\s*")
+
+
+def normalize(text: str) -> str:
+    """Full-width ASCII to half-width, invisible characters removed, whitespace collapsed."""
+    text = _INVISIBLE.sub("", text.translate(_FULLWIDTH)).replace("\r\n", "\n").replace("\r", "\n")
+    text = _SPACES.sub(" ", text)
+    return _NEWLINES.sub("\n", text).strip()

@@ -1,0 +1,1 @@
+"""Retraining from labeled cases and the model registry."""
