@@ -69,7 +69,11 @@ class Event:
 
 @dataclass
 class Surge:
-    """A cell (district × category) whose rate is multiplied for some days."""
+    """A cell (district × category) whose daily rate becomes ``rate * factor + extra_per_day`` for some days.
+
+    The additive part keeps a surge in a quiet cell visible: tripling 0.2
+    calls a day is not an outbreak anyone could see.
+    """
 
     id: str
     district: str
@@ -77,6 +81,7 @@ class Surge:
     start: str
     end: str
     factor: float
+    extra_per_day: float
     case_ids: list[str] = field(default_factory=list)
 
 
@@ -174,7 +179,8 @@ class DemoGenerator:
                     category_l2=self.rng.choice(names),
                     start=first.isoformat(),
                     end=min(first + timedelta(days=length - 1), start + timedelta(days=days - 1)).isoformat(),
-                    factor=round(self.rng.uniform(2.5, 5.0), 2),
+                    factor=round(self.rng.uniform(2.0, 4.0), 2),
+                    extra_per_day=round(self.rng.uniform(2.0, 5.0), 2),
                 )
             )
         return surges
@@ -197,7 +203,7 @@ class DemoGenerator:
                 if s.start <= day.isoformat() <= s.end:
                     di = next(i for i, d in enumerate(self.districts) if d.name == s.district)
                     ci = cat_names.index(s.category_l2)
-                    boosted[di, ci] = lam[di, ci] * s.factor
+                    boosted[di, ci] = lam[di, ci] * s.factor + s.extra_per_day
                     active[(di, ci)] = s
             counts = self.np_rng.poisson(boosted)
             for (di, ci), n in np.ndenumerate(counts):

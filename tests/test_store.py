@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from hotline.case import Area, Case, Category, Channel, LabelKind, LabelSource, Status
+from hotline.errors import InvalidInput, NotFound, ReadOnly, Unavailable
+from hotline.store import CaseQuery, CaseStore, open_store
+from hotline.store.sqlite import MIGRATIONS, SQLiteStore
+
+IMPORTED = LabelSource(LabelKind.IMPORTED, "import.csv")
+AGENT = LabelSource(LabelKind.CONFIRMED, "agent-1", datetime(2025, 7, 2, 10))
+
+
+def case(n: int, text: str = "小区停水了三天", day: int = 1, **kw: object) -> Case:
+    defaults: dict[str, object] = dict(
+        id=f"C{n}", received_at=datetime(2025, 7, day, 9, n % 60), text=text, channel=Channel.PHONE,
+        area=Area("海陵区", "城东街道"), category=Category("城乡建设", "供水", "停水"), category_source=IMPORTED,
+        departments=("自来水公司",), departments_source=IMPORTED,
+    )
+    defaults.update(kw)
+    return Case(**defaults)  # type: ignore[arg-type]
+
+
+def test_store_is_chosen_by_url(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/a/b.db")
+    assert isinstance(store, CaseStore)
+    store.close()
+    assert (tmp_path / "a" / "b.db").exists()
+    with pytest.raises(InvalidInput, match="no store backend"):
+        open_store("mongodb://localhost")
+
+
+def test_upsert_is_idempotent_by_id(store: SQLiteStore) -> None:
+    first = store.upsert([case(1), case(2)])
+    assert (first.inserted, first.updated, first.unchanged) == (2, 0, 0)
+    again = store.upsert([case(1), case(2)])
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)
+    changed = store.upsert([case(1, status=Status.CLOSED)])
+    assert changed.updated == 1
+    assert store.get("C1").status is Status.CLOSED
+    assert store.search(CaseQuery()).total == 2
+
+
+def test_round_trip_keeps_every_field(store: SQLiteStore) -> None:
+    original = case(5, title="停水", caller="138****5678", address="凤凰路1号", event_id="E1", status=Status.DISPATCHED)
+    store.upsert([original])
+    assert store.get("C5") == original
+
+
+def test_queries_by_time_area_category_department_status_and_text(store: SQLiteStore) -> None:
+    store.upsert([
+        case(1, "小区停水了三天", day=1),
+        case(2, "楼下烧烤店油烟太大", day=2, area=Area("姜堰区", "罗塘街道"),
+             category=Category("环境保护", "大气污染"), departments=("生态环境局", "城管局"), status=Status.CLOSED),
+        case(3, "路灯不亮，晚上很黑", day=3, category=Category("城乡建设", "道路设施"), departments=("城管局",)),
+    ])
+    ids = lambda q: sorted(c.id for c in store.search(q).items)  # noqa: E731
+    assert ids(CaseQuery(start=datetime(2025, 7, 2), end=datetime(2025, 7, 2, 23, 59))) == ["C2"]
+    assert ids(CaseQuery(district="海陵区")) == ["C1", "C3"]
+    assert ids(CaseQuery(category="城乡建设")) == ["C1", "C3"]
+    assert ids(CaseQuery(category="大气污染")) == ["C2"]
+    assert ids(CaseQuery(category="城乡建设/道路设施")) == ["C3"]
+    assert ids(CaseQuery(department="城管局")) == ["C2", "C3"]
+    assert ids(CaseQuery(status="closed")) == ["C2"]
+    assert ids(CaseQuery(text="油烟")) == ["C2"]
+    assert ids(CaseQuery(text="停水", district="海陵区")) == ["C1"]
+    assert ids(CaseQuery(text="停水", district="姜堰区")) == []
+
+
+def test_paging_and_totals(store: SQLiteStore) -> None:
+    store.upsert(case(i) for i in range(25))
+    page = store.search(CaseQuery(limit=10, offset=20))
+    assert page.total == 25 and len(page.items) == 5
+    assert len(list(store.iter_cases(batch=7))) == 25
+
+
+@pytest.mark.parametrize("kwargs", [dict(limit=0), dict(limit=100_000), dict(offset=-1),
+                                    dict(start=datetime(2025, 2, 1), end=datetime(2025, 1, 1))])
+def test_bad_queries_are_clear_errors(kwargs: dict) -> None:
+    with pytest.raises(InvalidInput):
+        CaseQuery(**kwargs)
+
+
+def test_search_text_with_fts_syntax_is_taken_literally(store: SQLiteStore) -> None:
+    store.upsert([case(1)])
+    assert store.search(CaseQuery(text='停水 OR "* NEAR(')).total == 0
+    with pytest.raises(InvalidInput):
+        store.search(CaseQuery(text="，。！"))
+
+
+def test_agent_label_is_audited_and_survives_reimport(store: SQLiteStore) -> None:
+    store.upsert([case(1)])
+    store.set_label("C1", AGENT, category=Category("城乡建设", "排水防涝"), departments=("住建局",))
+    history = store.label_history("C1")
+    assert len(history) == 1
+    assert history[0].previous_category == Category("城乡建设", "供水", "停水")
+    assert history[0].category == Category("城乡建设", "排水防涝") and history[0].source.by == "agent-1"
+    store.upsert([case(1, status=Status.CLOSED)])  # the same case imported again
+    again = store.get("C1")
+    assert again.category == Category("城乡建设", "排水防涝") and again.category_source.kind is LabelKind.CONFIRMED
+    assert again.departments == ("住建局",) and again.status is Status.CLOSED
+    assert store.summary().confirmed == 1
+
+
+def test_label_errors(store: SQLiteStore) -> None:
+    with pytest.raises(NotFound):
+        store.set_label("nope", AGENT, category=Category("城乡建设"))
+    store.upsert([case(1)])
+    with pytest.raises(InvalidInput):
+        store.set_label("C1", AGENT)
+    with pytest.raises(NotFound):
+        store.get("nope")
+
+
+def test_schema_is_versioned_and_newer_files_are_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/s.db"
+    store = SQLiteStore(url)
+    assert store.schema_version == len(MIGRATIONS)
+    store.close()
+    db = sqlite3.connect(tmp_path / "s.db")
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    db.close()
+    with pytest.raises(Unavailable, match="newer than this software"):
+        SQLiteStore(url)
+
+
+def test_wal_mode(store: SQLiteStore, tmp_path: Path) -> None:
+    mode = sqlite3.connect(tmp_path / "store.db").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_read_only_store_refuses_writes_but_serves_reads(tmp_path: Path) -> None:
+    """A store whose file cannot be written reports ReadOnly and still answers reads."""
+    store = SQLiteStore(f"sqlite:///{tmp_path}/ro.db")
+    store.upsert([case(1)])
+    store.close()
+    store = SQLiteStore(f"sqlite:///{tmp_path}/ro.db")
+    store._db.execute("PRAGMA query_only = ON")  # what a read-only mount looks like to SQLite
+    with pytest.raises(ReadOnly):
+        store.upsert([case(2)])
+    assert store.get("C1").id == "C1"
+    store.close()
+
+
+def test_summary(store: SQLiteStore) -> None:
+    store.upsert([case(1), case(2, area=Area("姜堰区", ""))])
+    summary = store.summary()
+    assert summary.total == 2 and summary.by_district == {"海陵区": 1, "姜堰区": 1}
+    assert summary.by_category == {"城乡建设": 2}
