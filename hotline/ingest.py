@@ -337,9 +337,10 @@ class CaseBuilder:
         address = pii.mask(normalize(cell("address")))
         if "time" in columns:
             received = parse_time(values.get(columns["time"], ""))
+            stamp = f"{received:%Y%m%d%H%M%S}"
         else:
-            received = now or datetime.now().replace(microsecond=0)
-        case_id = cell("id") or "H" + hashlib.blake2b(f"{received:%Y%m%d%H%M%S}\x1f{text}".encode(), digest_size=10).hexdigest()
+            received, stamp = now or datetime.now().replace(microsecond=0), ""
+        case_id = cell("id") or "H" + hashlib.blake2b(f"{stamp}\x1f{text}".encode(), digest_size=10).hexdigest()
         area = Area(cell("district"), cell("street"))
         if not area.district:
             found = self.gazetteer.extract(" ".join((address, title, text)))

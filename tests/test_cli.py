@@ -1,0 +1,79 @@
+"""The command line as a user runs it: real processes, real files, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run(args: list[str], tmp_path: Path, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    environment["HOTLINE_STORE"] = f"sqlite:///{tmp_path}/cli.db"
+    environment.update(env or {})
+    return subprocess.run([sys.executable, "-m", "hotline.cli", *args], input=stdin, capture_output=True,
+                          text=True, cwd=tmp_path, env=environment, timeout=120)
+
+
+def test_mask_reads_stdin_and_writes_stdout(tmp_path: Path) -> None:
+    result = run(["mask"], tmp_path, stdin="我叫张三，电话13812345678\n第二行没有隐私\n")
+    assert result.returncode == 0
+    assert result.stdout == "我叫**，电话138****5678\n第二行没有隐私\n"
+
+
+def test_parse_prints_the_caller_account(tmp_path: Path) -> None:
+    result = run(["parse", "--json"], tmp_path, stdin="坐席：您好\n市民：嗯，路灯不亮了，电话13812345678")
+    data = json.loads(result.stdout)
+    assert data["caller_account"] == "路灯不亮了，电话138****5678"
+    assert data["turns"][0]["speaker"] == "agent"
+
+
+def test_generate_ingest_search_show_summary(tmp_path: Path) -> None:
+    gen = run(["generate", "--days", "10", "--seed", "1", "--out", "data/calls.csv"], tmp_path)
+    assert gen.returncode == 0, gen.stderr
+    assert (tmp_path / "data" / "calls.truth.json").exists()
+    ing = run(["ingest", "data/calls.csv"], tmp_path)
+    assert ing.returncode == 0, ing.stderr
+    assert " 0 rejected" in ing.stdout
+    again = run(["ingest", "data/calls.csv"], tmp_path)
+    assert "(0 new, 0 updated" in again.stdout
+    found = run(["cases", "search", "停水", "--limit", "2", "--json"], tmp_path)
+    assert found.returncode == 0, found.stderr
+    hits = [json.loads(line) for line in found.stdout.splitlines()]
+    assert hits and all("水" in h["text"] or "水" in h["title"] for h in hits)
+    shown = run(["cases", "show", hits[0]["id"]], tmp_path)
+    assert json.loads(shown.stdout)["id"] == hits[0]["id"]
+    summary = run(["summary"], tmp_path)
+    assert "cases" in summary.stdout and "by district" in summary.stdout
+
+
+def test_store_flag_overrides_the_environment(tmp_path: Path) -> None:
+    result = run(["summary", "--store", f"sqlite:///{tmp_path}/other.db"], tmp_path)
+    assert result.returncode == 0 and "other.db: 0 cases" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code", "message"),
+    [
+        (["ingest", "missing.csv"], {}, 2, "no such file"),
+        (["cases", "show", "nope"], {}, 1, "no case with id"),
+        (["cases", "search", "x", "--from", "2025-02-01", "--to", "2025-01-01"], {}, 2, "is after end"),
+        (["summary", "--store", "mongodb://x"], {}, 2, "no store backend"),
+        (["summary"], {"HOTLINE_SEGMENTER": "nope"}, 2, "HOTLINE_SEGMENTER"),
+    ],
+)
+def test_errors_are_one_line_and_non_zero(tmp_path: Path, args: list[str], env: dict, code: int, message: str) -> None:
+    result = run(args, tmp_path, env=env)
+    assert result.returncode == code
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    result = run(["generate", "--days", "0", "--out", "x.csv"], tmp_path)
+    assert result.returncode == 2 and "at least 1" in result.stderr
