@@ -35,3 +35,19 @@ def test_user_dict_format() -> None:
 def test_unknown_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown segmenter"):
         Segmenter(backend="pkuseg")
+
+
+def test_rjieba_reproduces_jieba_on_real_messages() -> None:
+    """The index and the models may use either backend: they must agree on real text."""
+    import csv
+
+    from conftest import SHARED_DATA
+
+    path = SHARED_DATA / "tipdm2020c" / "messages_timed.csv"
+    if not path.exists():
+        pytest.skip(f"{path} is not here")
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+        texts = [row["text"] for row in csv.DictReader(fh)][:1500]
+    fast, reference = default_segmenter("rjieba"), default_segmenter("jieba")
+    same_docs = sum(fast.cut(t) == reference.cut(t) for t in texts)
+    assert same_docs / len(texts) >= 0.98
