@@ -1,0 +1,101 @@
+"""The category classifier as an estimator: scikit-learn's contract, calibrated, explainable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import train_test_split
+
+from classifiers.linear import HierarchicalClassifier, TextClassifier
+from hotline.errors import InvalidInput
+from hotline.text.transcript import caller_account
+
+
+@pytest.fixture(scope="module")
+def data(demo: tuple[list[dict[str, Any]], Any]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    rows = demo[0][:4000]
+    texts = [caller_account(r["transcript"]) for r in rows]
+    return texts, np.array([r["category_l1"] for r in rows]), np.array([f"{r['category_l1']}/{r['category_l2']}" for r in rows])
+
+
+@pytest.fixture(scope="module")
+def fitted(data: tuple) -> tuple[TextClassifier, list[str], np.ndarray]:
+    texts, _, paths = data
+    train_x, test_x, train_y, test_y = train_test_split(texts, paths, test_size=0.25, random_state=0)
+    return TextClassifier(hierarchical=True).fit(train_x, train_y), test_x, test_y
+
+
+def test_follows_the_estimator_contract() -> None:
+    model = TextClassifier(C=2.0, hierarchical=True)
+    assert model.get_params()["C"] == 2.0
+    assert clone(model).get_params() == model.get_params()
+    assert not hasattr(model, "classes_")
+
+
+def test_hierarchical_model_learns_second_level_categories(fitted: tuple) -> None:
+    model, test_x, test_y = fitted
+    accuracy = float(np.mean(model.predict(test_x) == test_y))
+    assert accuracy > 0.75
+    proba = model.predict_proba(test_x[:50])
+    assert proba.shape == (50, len(model.classes_))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_probabilities_are_calibrated(fitted: tuple) -> None:
+    """Confidence means what it says: expected calibration error under 0.08, and a confident share that is right."""
+    model, test_x, test_y = fitted
+    proba = model.predict_proba(test_x)
+    confidence = proba.max(axis=1)
+    right = model.classes_[proba.argmax(axis=1)] == np.asarray(test_y)
+    ece = sum(
+        np.mean(in_bin) * abs(right[in_bin].mean() - confidence[in_bin].mean())
+        for low in np.arange(0.0, 1.0, 0.1)
+        if (in_bin := (confidence >= low) & (confidence < low + 0.1)).any()
+    )
+    assert ece < 0.08
+    confident = confidence >= 0.9
+    assert confident.mean() > 0.3 and right[confident].mean() >= 0.9
+
+
+def test_explain_names_the_words_behind_a_label(fitted: tuple) -> None:
+    model, _, _ = fitted
+    terms = model.explain("我们小区停水三天了，水龙头一点水都没有", "城乡建设/供水")
+    assert terms and any("水" in term for term, _ in terms)
+    assert all(weight > 0 for _, weight in terms)
+
+
+def test_flat_model_on_first_level(data: tuple) -> None:
+    texts, level1, _ = data
+    model = TextClassifier().fit(texts[:2000], level1[:2000])
+    assert np.mean(model.predict(texts[2000:2500]) == level1[2000:2500]) > 0.85
+
+
+@pytest.mark.parametrize("bad", [["停水了", ""], ["  "], "一个字符串", [None], 5])
+def test_empty_or_wrong_input_is_a_clear_error(fitted: tuple, bad: Any) -> None:
+    model, _, _ = fitted
+    with pytest.raises(InvalidInput):
+        model.predict(bad)
+
+
+def test_training_errors_name_the_problem() -> None:
+    with pytest.raises(InvalidInput, match="two classes"):
+        TextClassifier().fit(["停水了", "停电了"], ["a", "a"])
+    with pytest.raises(InvalidInput, match="texts but y has"):
+        TextClassifier().fit(["停水了", "停电了"], ["a"])
+    with pytest.raises(InvalidInput, match="only one example"):
+        TextClassifier().fit(["停水了", "停水了吗", "停电了"], ["a", "a", "b"])
+    with pytest.raises(InvalidInput, match="empty"):
+        TextClassifier().fit(["停水了", "停电了"], ["a", ""])
+
+
+def test_hierarchical_classifier_handles_single_child_parents() -> None:
+    from scipy import sparse
+
+    X = sparse.csr_matrix(np.eye(6))
+    y = np.array(["a/x", "a/x", "b/y", "b/z", "b/y", "b/z"], dtype=object)
+    model = HierarchicalClassifier().fit(sparse.vstack([X] * 3).tocsr(), np.concatenate([y] * 3))
+    assert list(model.classes_) == ["a/x", "b/y", "b/z"]
+    np.testing.assert_allclose(model.predict_proba(X).sum(axis=1), 1.0)
