@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from classifiers.features import check_texts, text_features
+from classifiers.features import check_texts, forget_stop_words, text_features
 from hotline.errors import InvalidInput
 
 SEPARATOR = "/"
@@ -200,6 +200,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         min_df = self.min_df if len(texts) >= 50 else 1
         self.features_ = text_features(tuple(self.word_ngrams), tuple(self.char_ngrams), min_df, backend=self.segmenter)
         matrix = self.features_.fit_transform(texts)
+        forget_stop_words(self.features_)
         base = calibrated_svm(self.C, self.calibration_folds, self.class_weight)
         self.model_ = HierarchicalClassifier(base).fit(matrix, labels) if self.hierarchical else _fit_base(base, matrix, labels)
         self.classes_ = self.model_.classes_

@@ -275,7 +275,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=150.0)
     demo.add_argument("--start", type=_date, default=date(2025, 6, 1))
     demo.set_defaults(handler=cmd_demo)
+    _add_plugins(commands, common)
     return parser
+
+
+def _add_plugins(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Commands of the packages built on this one (``hotline.commands`` entry points).
+
+    The core imports none of them; each registers its own subcommands.
+    """
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="hotline.commands"):
+        try:
+            register = entry.load()
+        except ImportError as exc:
+            log.warning("commands of %s are unavailable: %s", entry.name, exc)
+            continue
+        register(commands, common)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,223 @@
+"""``hotline train | evaluate | predict | route``: plugged into the ``hotline`` command.
+
+The core package knows nothing of classifiers; it discovers these commands
+through the ``hotline.commands`` entry point, so the dependency points inward.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hotline.errors import InvalidInput
+from hotline.settings import Settings
+
+DEFAULT_MODEL = "current"
+
+
+def default_model_dir(settings: Settings) -> Path:
+    return Path(settings.models) / DEFAULT_MODEL
+
+
+def evaluation(y_true: list[str], proba: np.ndarray, classes: np.ndarray) -> dict[str, Any]:
+    """macro-F1, accuracy, top-3 accuracy, per-class P/R/F1 and the confusion matrix."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    y = np.asarray(y_true, dtype=object)
+    predicted = classes[np.argmax(proba, axis=1)]
+    top3 = classes[np.argsort(-proba, axis=1)[:, :3]]
+    labels = sorted(set(y.tolist()) | set(predicted.tolist()))
+    precision, recall, f1, support = precision_recall_fscore_support(y, predicted, labels=labels, zero_division=0)
+    return {
+        "n": int(len(y)),
+        "macro_f1": float(f1_score(y, predicted, labels=sorted(set(y.tolist())), average="macro", zero_division=0)),
+        "accuracy": float(accuracy_score(y, predicted)),
+        "top3_accuracy": float(np.mean([t in row for t, row in zip(y, top3, strict=True)])),
+        "per_class": {label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                      for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)},
+        "confusion_matrix": {"labels": labels, "matrix": confusion_matrix(y, predicted, labels=labels).tolist()},
+    }
+
+
+def dispatch_threshold(correct: np.ndarray, confidence: np.ndarray, precision: float = 0.98) -> tuple[float, float]:
+    """The lowest confidence threshold whose auto-dispatched share is ``precision`` right, and that share.
+
+    Returns (1.0, 0.0) when no threshold reaches the precision.
+    """
+    order = np.argsort(-confidence)
+    hits = np.cumsum(correct[order])
+    counts = np.arange(1, len(order) + 1)
+    ok = np.flatnonzero(hits / counts >= precision)
+    if len(ok) == 0:
+        return 1.0, 0.0
+    last = ok[-1]
+    return float(confidence[order][last]), float((last + 1) / len(order))
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from sklearn.model_selection import train_test_split
+
+    from classifiers import persist
+    from classifiers.dataset import load_examples
+    from classifiers.model import CaseModel
+    from hotline.places import default_gazetteer
+
+    if args.model != "linear":
+        raise InvalidInput(f"model {args.model!r} is not available; use --model linear")
+    started = time.perf_counter()
+    gazetteer = default_gazetteer()
+    data = load_examples(Path(args.data), args.text_col, args.label_col, args.department_col, gazetteer)
+    index = np.arange(len(data.texts))
+    labels = np.asarray(data.labels, dtype=object)
+    counts = {label: int(np.sum(labels == label)) for label in set(data.labels)}
+    stratify = labels if min(counts.values()) >= 2 and args.holdout > 0 else None
+    train, test = (train_test_split(index, test_size=args.holdout, random_state=args.seed, stratify=stratify)
+                   if args.holdout > 0 else (index, index[:0]))
+    pick = lambda seq: [seq[i] for i in train]  # noqa: E731
+    print(f"training on {len(train)} of {len(data.texts)} examples ({data.skipped} skipped), "
+          f"{len(counts)} classes; holding out {len(test)}", file=sys.stderr)
+    model = CaseModel(C=args.C, segmenter=settings.segmenter).fit(
+        pick(data.texts), pick(data.labels),
+        departments=pick(data.departments) if args.department_col else None,
+        ids=pick(data.ids), times=pick(data.times), districts=pick(data.districts),
+        district_offices=list(gazetteer.offices().values()),
+    )
+    metrics: dict[str, Any] = {}
+    threshold = 0.9
+    if len(test):
+        texts = [data.texts[i] for i in test]
+        proba = model.category_.predict_proba(texts)
+        report = evaluation([data.labels[i] for i in test], proba, model.category_.classes_)
+        metrics = {k: report[k] for k in ("n", "macro_f1", "accuracy", "top3_accuracy")}
+        correct = model.category_.classes_[proba.argmax(axis=1)] == np.asarray([data.labels[i] for i in test], dtype=object)
+        threshold, coverage = dispatch_threshold(correct, proba.max(axis=1))
+        metrics.update(category_threshold_98=threshold, category_coverage_98=coverage)
+        if model.departments_ is not None:
+            leads = np.asarray([model.lead(data.departments[i]) for i in test], dtype=object)
+            d_proba = model.departments_.predict_proba(texts)
+            d_correct = model.departments_.classes_[d_proba.argmax(axis=1)] == leads
+            threshold, coverage = dispatch_threshold(d_correct, d_proba.max(axis=1))
+            metrics.update(department_accuracy=float(d_correct.mean()), department_threshold_98=threshold,
+                           department_coverage_98=coverage)
+    manifest = persist.Manifest.new(
+        "linear", data_hash=persist.data_hash(data.texts, data.labels), data_size=len(data.texts),
+        params={"C": args.C, "holdout": args.holdout, "seed": args.seed, "label_col": args.label_col,
+                "department_col": args.department_col, "segmenter": settings.segmenter},
+        metrics=metrics, extra={"auto_dispatch_threshold": threshold, "source": str(args.data),
+                                "train_seconds": round(time.perf_counter() - started, 1)},
+    )
+    persist.save(Path(args.out), model, manifest)
+    print(json.dumps({"model": str(args.out), "version": manifest.version, **metrics}, ensure_ascii=False))
+    return 0
+
+
+def _load(model_dir: Path) -> tuple[Any, Any]:
+    from classifiers import persist
+
+    return persist.load(model_dir)
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from classifiers.dataset import load_examples
+
+    model, _ = _load(Path(args.model))
+    data = load_examples(Path(args.data), args.text_col, args.label_col)
+    proba = model.category_.predict_proba(data.texts)
+    print(json.dumps(evaluation(data.labels, proba, model.category_.classes_), ensure_ascii=False))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
+    from classifiers.dataset import load_examples
+
+    model, _ = _load(Path(args.model))
+    data = load_examples(Path(args.data), args.text_col, None)
+    proba = model.category_.predict_proba(data.texts)
+    classes = model.category_.classes_
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["row", "id", "label", "probability", "top3", "probabilities"])
+        for i, row in enumerate(proba):
+            order = np.argsort(-row)
+            writer.writerow([
+                data.rows[i], data.ids[i], classes[order[0]], round(float(row[order[0]]), 4),
+                "|".join(str(classes[j]) for j in order[:3]),
+                json.dumps({str(classes[j]): round(float(row[j]), 4) for j in order[:10] if row[j] >= 0.001}, ensure_ascii=False),
+            ])
+    print(f"wrote {len(proba)} predictions to {out} ({data.skipped} rows without text skipped)")
+    return 0
+
+
+def make_router(model_dir: Path) -> Any:
+    from classifiers.router import Router
+    from hotline.places import default_gazetteer
+    from hotline.taxonomy import default_taxonomy
+
+    model, manifest = _load(model_dir)
+    return Router(model, default_taxonomy(), default_gazetteer(), model_version=manifest.version,
+                  threshold=float(manifest.extra.get("auto_dispatch_threshold", 0.9)))
+
+
+def cmd_route(args: argparse.Namespace, settings: Settings) -> int:
+    from hotline.case import Area
+
+    text = " ".join(args.text) if args.text else sys.stdin.read()
+    router = make_router(Path(args.model) if args.model else default_model_dir(settings))
+    routing = router.route(text, area=Area(args.area) if args.area else None)
+    if args.json:
+        print(json.dumps(routing.to_dict(), ensure_ascii=False))
+        return 0
+    print(f"类别: {routing.category} ({routing.category_probability:.0%})  区域: {routing.area or '未识别'}")
+    for d in routing.departments:
+        print(f"  {d.department:<12} {d.probability:6.1%}  {'；'.join(d.reasons)}")
+    if routing.terms:
+        print("依据: " + "、".join(t for t, _ in routing.terms))
+    if routing.similar:
+        print("相似工单: " + "、".join(f"{n.case_id}({n.similarity:.2f})" for n in routing.similar))
+    print("自动派单" if routing.auto_dispatch else "需人工确认: " + "；".join(routing.needs_person))
+    return 0
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add the classifier commands to the ``hotline`` parser."""
+    train = commands.add_parser("train", parents=[common], help="train a category (and department) model from a file")
+    train.add_argument("--data", required=True, metavar="FILE")
+    train.add_argument("--text-col", required=True, metavar="C", help="column with the text or transcript")
+    train.add_argument("--label-col", required=True, metavar="C", help="label column; 'a,b' makes the path a/b")
+    train.add_argument("--department-col", metavar="C", help="also learn departments and similar cases from C")
+    train.add_argument("--out", required=True, metavar="DIR")
+    train.add_argument("--model", default="linear", choices=["linear"], help="model kind")
+    train.add_argument("--C", type=float, default=0.5, help="SVM regularisation")
+    train.add_argument("--holdout", type=float, default=0.1, help="share held out for metrics and the threshold")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", parents=[common], help="score a model on a labeled file (JSON)")
+    evaluate.add_argument("--model", required=True, metavar="DIR")
+    evaluate.add_argument("--data", required=True, metavar="FILE")
+    evaluate.add_argument("--text-col", required=True, metavar="C")
+    evaluate.add_argument("--label-col", required=True, metavar="C")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    predict = commands.add_parser("predict", parents=[common], help="label every row of a file")
+    predict.add_argument("--model", required=True, metavar="DIR")
+    predict.add_argument("--data", required=True, metavar="FILE")
+    predict.add_argument("--text-col", required=True, metavar="C")
+    predict.add_argument("--out", required=True, metavar="FILE.csv")
+    predict.set_defaults(handler=cmd_predict)
+
+    route = commands.add_parser("route", parents=[common], help="suggest category and departments for a transcript")
+    route.add_argument("text", nargs="*", help="transcript or message (default: stdin)")
+    route.add_argument("--model", metavar="DIR", help="model directory (default: HOTLINE_MODELS/current)")
+    route.add_argument("--area", metavar="DISTRICT", help="district, when the caller named it elsewhere")
+    route.add_argument("--json", action="store_true")
+    route.set_defaults(handler=cmd_route)

@@ -1,0 +1,80 @@
+"""The routing model: what one training run produces and one directory holds.
+
+Three learned parts: the category classifier, the department classifier and
+the index of similar past cases. District offices are learned as one class,
+属地 (jurisdiction): the text tells *whether* the local office leads, the
+area of the case tells *which* office, so a model trained on one district
+routes cases of every district.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from classifiers.linear import TextClassifier
+from classifiers.similar import SimilarCases
+from hotline.errors import InvalidInput
+
+LOCAL = "属地"
+
+
+class CaseModel(BaseEstimator):
+    """Category + lead department + similar cases, fitted together on labeled cases."""
+
+    def __init__(self, C: float = 0.5, segmenter: str = "rjieba", similar: bool = True) -> None:
+        self.C = C
+        self.segmenter = segmenter
+        self.similar = similar
+
+    def fit(
+        self,
+        X: Sequence[str],
+        categories: Sequence[str],
+        departments: Sequence[tuple[str, ...]] | None = None,
+        ids: Sequence[str] | None = None,
+        times: Sequence[datetime | None] | None = None,
+        districts: Sequence[str] | None = None,
+        district_offices: Sequence[str] = (),
+    ) -> CaseModel:
+        texts = list(X)
+        hierarchical = all("/" in c for c in categories)
+        self.category_ = TextClassifier(C=self.C, hierarchical=hierarchical, segmenter=self.segmenter).fit(texts, list(categories))
+        self.district_offices_ = np.asarray(sorted(district_offices), dtype=object)
+        self.departments_ = None
+        self.similar_ = None
+        if departments is not None:
+            if len(departments) != len(texts):
+                raise InvalidInput(f"{len(texts)} texts but {len(departments)} department lists")
+            leads = [self.lead(d) for d in departments]
+            labeled = [i for i, lead in enumerate(leads) if lead]
+            if len({leads[i] for i in labeled}) >= 2:
+                self.departments_ = TextClassifier(C=self.C, segmenter=self.segmenter).fit(
+                    [texts[i] for i in labeled], [leads[i] for i in labeled]
+                )
+            if self.similar and labeled:
+                pick = lambda seq: [seq[i] for i in labeled] if seq is not None else None  # noqa: E731
+                self.similar_ = SimilarCases(segmenter=self.segmenter).fit(
+                    [texts[i] for i in labeled],
+                    ids=pick(ids) or [str(i) for i in labeled],
+                    departments=[tuple(departments[i]) for i in labeled],
+                    categories=[categories[i] for i in labeled],
+                    times=pick(times),
+                    districts=pick(districts),
+                )
+        return self
+
+    def lead(self, departments: Sequence[str]) -> str:
+        """The lead department as the model learns it: district offices become 属地."""
+        if not departments:
+            return ""
+        first = departments[0]
+        return LOCAL if first in set(self.district_offices_.tolist()) else first
+
+    @property
+    def classes_(self) -> Any:
+        return self.category_.classes_

@@ -1,0 +1,265 @@
+"""Department routing: the model, similar past cases and the city's rules, combined.
+
+For one case the router answers what an agent needs in the moment: the
+category, the top departments with probabilities, why (weighted terms,
+similar case ids, rule hits, jurisdiction), whether it is urgent, and whether
+it is confident enough to dispatch without a person.
+
+The department distribution is a mixture: the department classifier (or,
+without one, the category's default departments), and a vote of similar past
+cases weighted by similarity and recency (half-life ``half_life_days``). The
+属地 class is resolved to the office of the case's district. Keyword rules
+(燃气泄漏 → gas company and emergency management) then take half of the mass,
+so their departments always lead; urgent rules never auto-dispatch.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from classifiers.model import LOCAL, CaseModel
+from classifiers.similar import Neighbour
+from hotline.case import Area
+from hotline.errors import InvalidInput
+from hotline.places import Gazetteer
+from hotline.taxonomy import Taxonomy
+from hotline.text import pii, transcript
+
+
+class SimilarFinder(Protocol):
+    def similar(self, text: str, k: int = 5, district: str = "", since: datetime | None = None,
+                exclude: str = "") -> list[Neighbour]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    keywords: tuple[str, ...]
+    departments: tuple[str, ...]
+    urgent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingRules:
+    rules: tuple[Rule, ...]
+    jurisdiction: frozenset[str]
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> RoutingRules:
+        raw = (Path(path).read_text("utf-8") if path else
+               resources.files("hotline.data").joinpath("routing_rules.toml").read_text("utf-8"))
+        try:
+            data = tomllib.loads(raw)
+            rules = tuple(Rule(r["name"], tuple(r["keywords"]), tuple(r["departments"]), bool(r.get("urgent", False)))
+                          for r in data.get("rules", []))
+        except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+            raise InvalidInput(f"routing rules {path or 'bundled'} are malformed: {exc}") from None
+        return cls(rules, frozenset(data.get("jurisdiction", [])))
+
+    def hits(self, text: str) -> list[tuple[Rule, str]]:
+        """Each rule whose keyword occurs in ``text``, with the first keyword found."""
+        found = []
+        for rule in self.rules:
+            keyword = next((k for k in rule.keywords if k in text), None)
+            if keyword:
+                found.append((rule, keyword))
+        return found
+
+
+@dataclass
+class DepartmentSuggestion:
+    department: str
+    probability: float
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Routing:
+    """The answer for one case."""
+
+    text: str
+    area: Area
+    category: str
+    category_probability: float
+    categories: list[tuple[str, float]]
+    departments: list[DepartmentSuggestion]
+    terms: list[tuple[str, float]]
+    similar: list[Neighbour]
+    rules: list[str]
+    urgent: bool
+    auto_dispatch: bool
+    needs_person: list[str]
+    model_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "area": {"district": self.area.district, "street": self.area.street},
+            "category": self.category,
+            "category_probability": round(self.category_probability, 4),
+            "categories": [{"category": c, "probability": round(p, 4)} for c, p in self.categories],
+            "departments": [{"department": d.department, "probability": round(d.probability, 4), "reasons": d.reasons}
+                            for d in self.departments],
+            "terms": [{"term": t, "weight": round(w, 4)} for t, w in self.terms],
+            "similar": [{"case_id": n.case_id, "similarity": round(n.similarity, 4), "departments": list(n.departments),
+                         "category": n.category, "received_at": n.received_at.isoformat(sep=" ") if n.received_at else None}
+                        for n in self.similar],
+            "rules": self.rules,
+            "urgent": self.urgent,
+            "auto_dispatch": self.auto_dispatch,
+            "needs_person": self.needs_person,
+            "model_version": self.model_version,
+        }
+
+
+class Router:
+    """Routes one case at a time (and batches) with a fitted :class:`CaseModel`."""
+
+    def __init__(
+        self,
+        model: CaseModel,
+        taxonomy: Taxonomy,
+        gazetteer: Gazetteer,
+        rules: RoutingRules | None = None,
+        similar: SimilarFinder | None = None,
+        model_version: str = "",
+        threshold: float = 0.9,
+        top_k: int = 3,
+        similar_weight: float = 0.3,
+        half_life_days: float = 180.0,
+    ) -> None:
+        self.model = model
+        self.taxonomy = taxonomy
+        self.gazetteer = gazetteer
+        self.rules = rules or RoutingRules.load()
+        self.similar = similar if similar is not None else model.similar_
+        self.model_version = model_version
+        self.threshold = threshold
+        self.top_k = top_k
+        self.similar_weight = similar_weight
+        self.half_life_days = half_life_days
+        self.offices = gazetteer.offices()
+
+    def prepare(self, raw: str) -> tuple[str, Area]:
+        """A transcript or message → the caller's masked account and its area."""
+        text = pii.mask(transcript.caller_account(raw))
+        if not text.strip():
+            raise InvalidInput("the transcript has no words from the caller")
+        return text, self.gazetteer.extract(text)
+
+    def route(self, raw: str, area: Area | None = None, at: datetime | None = None) -> Routing:
+        text, found = self.prepare(raw)
+        area = area if area else found
+        category_proba = self.model.category_.predict_proba([text])[0]
+        return self._route(text, area, at or datetime.now(), category_proba, self._department_proba([text]))
+
+    def route_many(self, raws: list[str]) -> list[Routing]:
+        """Batch routing: the classifiers see the whole batch at once."""
+        prepared = [self.prepare(raw) for raw in raws]
+        texts = [t for t, _ in prepared]
+        category_proba = self.model.category_.predict_proba(texts)
+        department_proba = self._department_proba(texts)
+        now = datetime.now()
+        return [
+            self._route(text, area, now, category_proba[i], None if department_proba is None else department_proba[i:i + 1])
+            for i, (text, area) in enumerate(prepared)
+        ]
+
+    def _department_proba(self, texts: list[str]) -> np.ndarray | None:
+        model = self.model.departments_
+        return None if model is None else model.predict_proba(texts)
+
+    def _route(self, text: str, area: Area, at: datetime, category_proba: np.ndarray,
+               department_proba: np.ndarray | None) -> Routing:
+        classes = self.model.category_.classes_
+        order = np.argsort(-category_proba)[:3]
+        categories = [(str(classes[i]), float(category_proba[i])) for i in order]
+        best = categories[0][0]
+        reasons: dict[str, list[str]] = defaultdict(list)
+        scores = self._model_scores(categories, category_proba, department_proba, reasons)
+
+        neighbours = self._neighbours(text, at)
+        if neighbours:
+            votes: dict[str, float] = defaultdict(float)
+            for n in neighbours:
+                if n.departments:
+                    age = (at - n.received_at).days if n.received_at else 0
+                    votes[self.model.lead(n.departments)] += n.similarity * math.exp(-math.log(2) * max(age, 0) / self.half_life_days)
+            total = sum(votes.values())
+            if total > 0:
+                scores = {d: (1 - self.similar_weight) * p for d, p in scores.items()}
+                for d, v in votes.items():
+                    scores[d] = scores.get(d, 0.0) + self.similar_weight * v / total
+                    reasons[d].append(f"相似工单 {sum(1 for n in neighbours if n.departments and self.model.lead(n.departments) == d)} 件")
+
+        needs_person: list[str] = []
+        if LOCAL in scores:
+            office = self.offices.get(area.district)
+            p = scores.pop(LOCAL)
+            if office:
+                scores[office] = scores.get(office, 0.0) + p
+                reasons[office].append(f"属地管辖：{area.district}")
+            else:
+                if p >= max(scores.values(), default=0.0):
+                    needs_person.append("属地不明：请确认所在区县")
+                scores["属地（待确认区县）"] = p
+
+        hits = self.rules.hits(text)
+        urgent = any(rule.urgent for rule, _ in hits)
+        if hits:
+            rule_departments = list(dict.fromkeys(d for rule, _ in hits for d in rule.departments))
+            scores = {d: 0.5 * p for d, p in scores.items()}
+            for d in rule_departments:
+                scores[d] = scores.get(d, 0.0) + 0.5 / len(rule_departments)
+            for rule, keyword in hits:
+                for d in rule.departments:
+                    reasons[d].append(f"规则「{rule.name}」：{keyword}")
+        if urgent:
+            needs_person.append("紧急事项：请立即电话转派")
+
+        total = sum(scores.values()) or 1.0
+        ranked = sorted(scores.items(), key=lambda kv: -kv[1])[: self.top_k]
+        departments = [DepartmentSuggestion(d, p / total, reasons.get(d, [])) for d, p in ranked]
+        confident = bool(departments) and departments[0].probability >= self.threshold
+        if not confident:
+            needs_person.append(f"把握不足：最高 {departments[0].probability:.0%}，阈值 {self.threshold:.0%}" if departments else "没有可选部门")
+        return Routing(
+            text=text, area=area, category=best, category_probability=categories[0][1], categories=categories,
+            departments=departments, terms=self.model.category_.explain(text, best, k=6), similar=neighbours[:5],
+            rules=[rule.name for rule, _ in hits], urgent=urgent, auto_dispatch=confident and not needs_person,
+            needs_person=needs_person, model_version=self.model_version,
+        )
+
+    def _model_scores(self, categories: list[tuple[str, float]], category_proba: np.ndarray,
+                      department_proba: np.ndarray | None, reasons: dict[str, list[str]]) -> dict[str, float]:
+        if department_proba is not None:
+            classes = self.model.departments_.classes_  # type: ignore[union-attr]
+            scores = {str(d): float(p) for d, p in zip(classes, department_proba[0], strict=True)}
+            for d, p in sorted(scores.items(), key=lambda kv: -kv[1])[:3]:
+                reasons[d].append(f"模型 {p:.0%}")
+            return scores
+        scores: dict[str, float] = defaultdict(float)
+        for label, p in zip(self.model.category_.classes_, category_proba, strict=True):
+            l2 = str(label).split("/")[-1]
+            defaults = list(self.taxonomy.categories[l2].departments) if l2 in self.taxonomy.categories else []
+            if l2 in self.rules.jurisdiction:
+                defaults.insert(0, LOCAL)
+            for rank, d in enumerate(defaults):
+                scores[d] += p * (0.7 if rank == 0 else 0.3 / max(1, len(defaults) - 1))
+        for d in sorted(scores, key=lambda k: -scores[k])[:1]:
+            reasons[d].append(f"类别「{categories[0][0]}」的默认承办单位")
+        return dict(scores)
+
+    def _neighbours(self, text: str, at: datetime) -> list[Neighbour]:
+        if self.similar is None or self.similar_weight <= 0:
+            return []
+        return self.similar.similar(text, k=10, since=at - timedelta(days=365 * 2))

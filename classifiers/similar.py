@@ -1,0 +1,101 @@
+"""Similar past cases, in memory: cosine similarity over TF-IDF of jieba tokens.
+
+Agents trust a suggestion they can check against cases like it, and the
+departments that handled similar cases recently are strong evidence for
+routing. This index lives inside a trained model; the search package offers
+the same question over the whole store (Elasticsearch or embedded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
+
+from classifiers.features import CompactTfidfVectorizer, JiebaTokens, check_texts, forget_stop_words
+from hotline.errors import InvalidInput
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbour:
+    """A similar past case and what it was routed to."""
+
+    case_id: str
+    similarity: float
+    departments: tuple[str, ...]
+    category: str
+    received_at: datetime | None
+    district: str
+
+
+class SimilarCases(BaseEstimator):
+    """Nearest past cases by text, optionally within an area and a time window."""
+
+    def __init__(self, min_similarity: float = 0.2, segmenter: str = "rjieba") -> None:
+        self.min_similarity = min_similarity
+        self.segmenter = segmenter
+
+    def fit(
+        self,
+        X: Any,
+        ids: list[str],
+        departments: list[tuple[str, ...]],
+        categories: list[str] | None = None,
+        times: list[datetime | None] | None = None,
+        districts: list[str] | None = None,
+    ) -> SimilarCases:
+        texts = check_texts(X)
+        n = len(texts)
+        if not (len(ids) == len(departments) == n):
+            raise InvalidInput("ids and departments must have one entry per text")
+        self.vectorizer_ = Pipeline([
+            ("tokens", JiebaTokens(self.segmenter)),
+            ("tfidf", CompactTfidfVectorizer(token_pattern=r"\S+", sublinear_tf=True, min_df=1, dtype=np.float32)),
+        ])
+        self.matrix_ = self.vectorizer_.fit_transform(texts).tocsr()
+        forget_stop_words(self.vectorizer_)
+        self.ids_ = np.asarray(ids, dtype=object)
+        self.departments_ = np.asarray(["|".join(d) for d in departments], dtype=object)
+        self.categories_ = np.asarray(categories or [""] * n, dtype=object)
+        stamps = [t.timestamp() if t else np.nan for t in (times or [None] * n)]
+        self.times_ = np.asarray(stamps, dtype=np.float64)
+        self.districts_ = np.asarray(districts or [""] * n, dtype=object)
+        return self
+
+    def similar(
+        self,
+        text: str,
+        k: int = 5,
+        district: str = "",
+        since: datetime | None = None,
+        exclude: str = "",
+    ) -> list[Neighbour]:
+        """The ``k`` most similar cases at or above ``min_similarity``."""
+        check_is_fitted(self, "matrix_")
+        query = self.vectorizer_.transform(check_texts([text], "text"))
+        scores = np.asarray((self.matrix_ @ query.T).todense()).ravel()
+        mask = scores >= self.min_similarity
+        if district:
+            mask &= self.districts_ == district
+        if since is not None:
+            mask &= self.times_ >= since.timestamp()
+        if exclude:
+            mask &= self.ids_ != exclude
+        candidates = np.flatnonzero(mask)
+        top = candidates[np.argsort(-scores[candidates], kind="stable")[:k]]
+        return [
+            Neighbour(
+                case_id=str(self.ids_[i]),
+                similarity=float(scores[i]),
+                departments=tuple(d for d in str(self.departments_[i]).split("|") if d),
+                category=str(self.categories_[i]),
+                received_at=None if np.isnan(self.times_[i]) else datetime.fromtimestamp(self.times_[i]),
+                district=str(self.districts_[i]),
+            )
+            for i in top
+        ]

@@ -1,0 +1,141 @@
+"""Routing as an agent meets it: a model trained on demo calls, saved, loaded, asked about a call."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from classifiers import persist
+from classifiers.cli import dispatch_threshold, evaluation
+from classifiers.dataset import prepare_text
+from classifiers.model import LOCAL, CaseModel
+from classifiers.router import Router, RoutingRules
+from hotline.case import Area
+from hotline.errors import InvalidInput, NotFound
+from hotline.places import Gazetteer
+from hotline.taxonomy import Taxonomy
+
+
+@pytest.fixture(scope="module")
+def trained(demo: tuple[list[dict[str, Any]], Any], gazetteer: Gazetteer) -> CaseModel:
+    rows = demo[0][:5000]
+    texts = [prepare_text(r["transcript"]) for r in rows]
+    return CaseModel().fit(
+        texts,
+        [f"{r['category_l1']}/{r['category_l2']}" for r in rows],
+        departments=[tuple(r["department"].split("|")) for r in rows],
+        ids=[r["id"] for r in rows],
+        times=[datetime.fromisoformat(r["received_at"]) for r in rows],
+        districts=[r["district"] for r in rows],
+        district_offices=list(gazetteer.offices().values()),
+    )
+
+
+@pytest.fixture(scope="module")
+def router(trained: CaseModel, taxonomy: Taxonomy, gazetteer: Gazetteer) -> Router:
+    return Router(trained, taxonomy, gazetteer, model_version="test-1", threshold=0.6)
+
+
+def test_district_offices_are_learned_as_jurisdiction(trained: CaseModel) -> None:
+    assert LOCAL in trained.departments_.classes_
+    assert not any(str(c).endswith(("区政府", "市政府")) for c in trained.departments_.classes_)
+
+
+def test_route_a_transcript(router: Router) -> None:
+    call = "坐席：您好，12345热线\n市民：喂，我们海陵区城东街道梅兰新村停水了，一点水都没得，我电话13812345678\n坐席：好的"
+    routing = router.route(call, at=datetime(2025, 9, 1))
+    assert routing.category == "城乡建设/供水"
+    assert routing.area == Area("海陵区", "城东街道")
+    assert routing.departments[0].department == "自来水公司"
+    assert abs(sum(d.probability for d in routing.departments) - 1.0) <= 0.3
+    assert routing.terms and routing.similar
+    assert all(n.case_id.startswith("TZ") for n in routing.similar)
+    assert "13812345678" not in json.dumps(routing.to_dict(), ensure_ascii=False)
+    assert routing.model_version == "test-1"
+
+
+def test_jurisdiction_goes_to_the_office_of_the_area(router: Router, gazetteer: Gazetteer) -> None:
+    routing = router.route("溱潼镇那边有人私自搭建棚子，违章搭建，城管来过一次又继续搭")
+    names = [d.department for d in routing.departments]
+    assert routing.area.district == "姜堰区"
+    assert gazetteer.offices()["姜堰区"] in names
+
+
+def test_gas_leak_rule_leads_and_is_urgent(router: Router) -> None:
+    routing = router.route("楼道里一股很重的煤气味，好像燃气泄漏了")
+    assert {d.department for d in routing.departments[:2]} == {"燃气公司", "应急管理局"}
+    assert routing.urgent and not routing.auto_dispatch
+    assert "燃气泄漏" in routing.rules
+    assert any("规则「燃气泄漏」" in r for d in routing.departments for r in d.reasons)
+
+
+def test_low_confidence_needs_a_person(router: Router) -> None:
+    routing = router.route("我想问一下")
+    assert not routing.auto_dispatch and routing.needs_person
+
+
+def test_batch_routing_matches_single(router: Router) -> None:
+    calls = ["小区电梯又坏了，物业不管", "公交车等了半个小时都不来"]
+    batch = router.route_many(calls)
+    single = [router.route(c) for c in calls]
+    assert [b.category for b in batch] == [s.category for s in single]
+    assert [b.departments[0].department for b in batch] == [s.departments[0].department for s in single]
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "坐席：您好，请讲"])
+def test_nothing_to_route_is_a_clear_error(router: Router, bad: str) -> None:
+    with pytest.raises(InvalidInput):
+        router.route(bad)
+
+
+def test_saved_model_predicts_the_same_after_loading(trained: CaseModel, tmp_path: Path) -> None:
+    manifest = persist.Manifest.new("linear", data_size=5000, metrics={"macro_f1": 0.9})
+    persist.save(tmp_path / "m", trained, manifest)
+    loaded, read = persist.load(tmp_path / "m")
+    texts = ["小区停水了", "楼下烧烤油烟太大", "工资拖了三个月没发"]
+    np.testing.assert_array_equal(loaded.category_.predict_proba(texts), trained.category_.predict_proba(texts))
+    np.testing.assert_array_equal(loaded.departments_.predict_proba(texts), trained.departments_.predict_proba(texts))
+    assert read.version == manifest.version and read.libraries["scikit-learn"]
+
+
+def test_loading_refuses_foreign_types_and_missing_models(tmp_path: Path) -> None:
+    import collections
+
+    import skops.io
+
+    target = tmp_path / "evil"
+    target.mkdir()
+    skops.io.dump({"f": collections.OrderedDict, "x": Path("/etc")}, target / persist.MODEL_FILE)
+    (target / persist.MANIFEST_FILE).write_text(json.dumps({"kind": "linear", "version": "v", "created": "now"}))
+    with pytest.raises(InvalidInput, match="do not load"):
+        persist.load(target)
+    with pytest.raises(NotFound):
+        persist.load(tmp_path / "nothing")
+
+
+def test_routing_rules_are_data() -> None:
+    rules = RoutingRules.load()
+    assert "违法建设" in rules.jurisdiction
+    assert [r.name for r, _ in rules.hits("家里着火了，还闻到煤气味")] == ["燃气泄漏", "火情"]
+
+
+def test_dispatch_threshold_finds_the_precise_share() -> None:
+    confidence = np.array([0.99, 0.98, 0.97, 0.9, 0.6, 0.5])
+    correct = np.array([True, True, True, True, False, True])
+    threshold, share = dispatch_threshold(correct, confidence, precision=0.98)
+    assert threshold == 0.9 and share == pytest.approx(4 / 6)
+    assert dispatch_threshold(np.array([False]), np.array([0.9])) == (1.0, 0.0)
+
+
+def test_evaluation_report_has_what_maintainers_compare() -> None:
+    classes = np.array(["a", "b", "c"], dtype=object)
+    proba = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.5, 0.3, 0.2]])
+    report = evaluation(["a", "b", "c"], proba, classes)
+    assert report["accuracy"] == pytest.approx(2 / 3) and report["top3_accuracy"] == 1.0
+    assert set(report["per_class"]) == {"a", "b", "c"}
+    assert report["confusion_matrix"]["matrix"][2] == [1, 0, 0]
