@@ -17,9 +17,15 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-## make demo: install, generate the demo data, import it and show a summary.
+MODEL := var/models/current
+EXAMPLE := 坐席：您好，12345热线。市民：喂，我们海陵区城东街道梅兰新村停水两天了，一点水都没得，物业也不管。
+
+## make demo: install, generate and import the demo data, train the default model, route an example call.
 demo: install
 	$(BIN)/hotline demo
+	test -f $(MODEL)/manifest.json || $(BIN)/hotline train --data var/demo/calls.csv --text-col transcript \
+		--label-col category_l1,category_l2 --department-col department --out $(MODEL)
+	$(BIN)/hotline route --model $(MODEL) "$(EXAMPLE)"
 
 ## make test: install and run every test (pytest fails when no test runs).
 test: install
@@ -30,6 +36,7 @@ bench: install
 	$(BIN)/python bench/segmentation.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/demo_data.py
+	$(BIN)/python bench/classify.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -121,3 +121,12 @@ def test_plain_tfidf_is_well_below_perfect(demo: tuple[Rows, Truth]) -> None:
 def test_days_must_be_positive(gazetteer: Gazetteer, taxonomy: Taxonomy, days: int) -> None:
     with pytest.raises(ValueError):
         DemoGenerator(gazetteer, taxonomy).generate(days, date(2025, 1, 1))
+
+
+def test_public_holidays_are_quieter(gazetteer: Gazetteer, taxonomy: Taxonomy) -> None:
+    """National Day week against the two ordinary weeks after it (chinese-calendar knows the dates)."""
+    rows, _ = DemoGenerator(gazetteer, taxonomy, seed=2, events_per_day=0, surges_per_month=0).generate(21, date(2025, 10, 1))
+    per_day = Counter(r["received_at"][:10] for r in rows)
+    holiday = mean(per_day[f"2025-10-0{d}"] for d in range(1, 8))
+    after = mean(n for day, n in per_day.items() if day >= "2025-10-13")
+    assert holiday < 0.85 * after
