@@ -101,7 +101,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         metrics.update(category_threshold_98=threshold, category_coverage_98=coverage)
         if model.departments_ is not None:
             leads = np.asarray([model.lead(data.departments[i]) for i in test], dtype=object)
-            d_proba = model.departments_.predict_proba(texts)
+            d_proba = model.department_proba(model.category_.transform_texts(texts))
             d_correct = model.departments_.classes_[d_proba.argmax(axis=1)] == leads
             threshold, coverage = dispatch_threshold(d_correct, d_proba.max(axis=1))
             metrics.update(department_accuracy=float(d_correct.mean()), department_threshold_98=threshold,
@@ -201,17 +201,16 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(handler=cmd_train)
 
-    evaluate = commands.add_parser("evaluate", parents=[common], help="score a model on a labeled file (JSON)")
-    evaluate.add_argument("--model", required=True, metavar="DIR")
-    evaluate.add_argument("--data", required=True, metavar="FILE")
-    evaluate.add_argument("--text-col", required=True, metavar="C")
+    model_on_file = argparse.ArgumentParser(add_help=False, parents=[common])
+    model_on_file.add_argument("--model", required=True, metavar="DIR")
+    model_on_file.add_argument("--data", required=True, metavar="FILE")
+    model_on_file.add_argument("--text-col", required=True, metavar="C")
+
+    evaluate = commands.add_parser("evaluate", parents=[model_on_file], help="score a model on a labeled file (JSON)")
     evaluate.add_argument("--label-col", required=True, metavar="C")
     evaluate.set_defaults(handler=cmd_evaluate)
 
-    predict = commands.add_parser("predict", parents=[common], help="label every row of a file")
-    predict.add_argument("--model", required=True, metavar="DIR")
-    predict.add_argument("--data", required=True, metavar="FILE")
-    predict.add_argument("--text-col", required=True, metavar="C")
+    predict = commands.add_parser("predict", parents=[model_on_file], help="label every row of a file")
     predict.add_argument("--out", required=True, metavar="FILE.csv")
     predict.set_defaults(handler=cmd_predict)
 

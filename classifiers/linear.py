@@ -68,8 +68,10 @@ class CalibratedSVM(ClassifierMixin, BaseEstimator):
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:
+        """``X · wᵀ + b`` directly: on one routed case the SVM's own input checks cost more than the product."""
         check_is_fitted(self, "svm_")
-        return _as_matrix(self.svm_.decision_function(X))
+        scores = np.asarray(X @ self.svm_.coef_.T) + self.svm_.intercept_
+        return _as_matrix(scores[:, 0]) if scores.shape[1] == 1 else scores
 
     def predict_proba(self, X: Any) -> np.ndarray:
         z = self.decision_function(X) / self.temperature_
@@ -227,7 +229,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         For a hierarchical model the weights of the first level and of the
         second level within it are added.
         """
-        row = self.transform_texts([text])
+        return self.explain_row(self.transform_texts([text]), label, k)
+
+    def explain_row(self, row: sparse.csr_matrix, label: str, k: int = 8) -> list[tuple[str, float]]:
+        """:meth:`explain` for a text already turned into features."""
         weights = np.zeros(row.shape[1])
         for model, cls in self._linear_parts(label):
             weights += _class_weights(model, cls)

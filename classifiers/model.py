@@ -1,7 +1,8 @@
 """The routing model: what one training run produces and one directory holds.
 
-Three learned parts: the category classifier, the department classifier and
-the index of similar past cases. District offices are learned as one class,
+Three learned parts: the category classifier, the department classifier (on
+the category model's features, so a routed case is featurised once) and the
+index of similar past cases. District offices are learned as one class,
 属地 (jurisdiction): the text tells *whether* the local office leads, the
 area of the case tells *which* office, so a model trained on one district
 routes cases of every district.
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from classifiers.linear import TextClassifier
+from classifiers.linear import CalibratedSVM, TextClassifier
 from classifiers.similar import SimilarCases
 from hotline.errors import InvalidInput
 
@@ -53,9 +54,8 @@ class CaseModel(BaseEstimator):
             leads = [self.lead(d) for d in departments]
             labeled = [i for i, lead in enumerate(leads) if lead]
             if len({leads[i] for i in labeled}) >= 2:
-                self.departments_ = TextClassifier(C=self.C, segmenter=self.segmenter).fit(
-                    [texts[i] for i in labeled], [leads[i] for i in labeled]
-                )
+                matrix = self.category_.transform_texts([texts[i] for i in labeled])
+                self.departments_ = CalibratedSVM(C=self.C).fit(matrix, np.asarray([leads[i] for i in labeled]))
             if self.similar and labeled:
                 pick = lambda seq: [seq[i] for i in labeled] if seq is not None else None  # noqa: E731
                 self.similar_ = SimilarCases(segmenter=self.segmenter).fit(
@@ -67,6 +67,10 @@ class CaseModel(BaseEstimator):
                     districts=pick(districts),
                 )
         return self
+
+    def department_proba(self, features: Any) -> np.ndarray | None:
+        """Lead-department probabilities for rows of ``category_`` features (None without a model)."""
+        return None if self.departments_ is None else self.departments_.predict_proba(features)
 
     def lead(self, departments: Sequence[str]) -> str:
         """The lead department as the model learns it: district offices become 属地."""

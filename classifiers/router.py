@@ -158,29 +158,20 @@ class Router:
 
     def route(self, raw: str, area: Area | None = None, at: datetime | None = None) -> Routing:
         text, found = self.prepare(raw)
-        area = area if area else found
-        category_proba = self.model.category_.predict_proba([text])[0]
-        return self._route(text, area, at or datetime.now(), category_proba, self._department_proba([text]))
+        features = self.model.category_.transform_texts([text])
+        return self._route(text, area if area else found, at or datetime.now(), features)
 
     def route_many(self, raws: list[str]) -> list[Routing]:
         """Batch routing: the classifiers see the whole batch at once."""
         prepared = [self.prepare(raw) for raw in raws]
-        texts = [t for t, _ in prepared]
-        category_proba = self.model.category_.predict_proba(texts)
-        department_proba = self._department_proba(texts)
+        features = self.model.category_.transform_texts([t for t, _ in prepared]).tocsr()
         now = datetime.now()
-        return [
-            self._route(text, area, now, category_proba[i], None if department_proba is None else department_proba[i:i + 1])
-            for i, (text, area) in enumerate(prepared)
-        ]
+        return [self._route(text, area, now, features[i]) for i, (text, area) in enumerate(prepared)]
 
-    def _department_proba(self, texts: list[str]) -> np.ndarray | None:
-        model = self.model.departments_
-        return None if model is None else model.predict_proba(texts)
-
-    def _route(self, text: str, area: Area, at: datetime, category_proba: np.ndarray,
-               department_proba: np.ndarray | None) -> Routing:
+    def _route(self, text: str, area: Area, at: datetime, features: Any) -> Routing:
         classes = self.model.category_.classes_
+        category_proba = self.model.category_.model_.predict_proba(features)[0]
+        department_proba = self.model.department_proba(features)
         order = np.argsort(-category_proba)[:3]
         categories = [(str(classes[i]), float(category_proba[i])) for i in order]
         best = categories[0][0]
@@ -234,7 +225,7 @@ class Router:
             needs_person.append(f"把握不足：最高 {departments[0].probability:.0%}，阈值 {self.threshold:.0%}" if departments else "没有可选部门")
         return Routing(
             text=text, area=area, category=best, category_probability=categories[0][1], categories=categories,
-            departments=departments, terms=self.model.category_.explain(text, best, k=6), similar=neighbours[:5],
+            departments=departments, terms=self.model.category_.explain_row(features, best, k=6), similar=neighbours[:5],
             rules=[rule.name for rule, _ in hits], urgent=urgent, auto_dispatch=confident and not needs_person,
             needs_person=needs_person, model_version=self.model_version,
         )
