@@ -20,6 +20,7 @@ from hotline.errors import InvalidInput
 from hotline.settings import Settings
 
 DEFAULT_MODEL = "current"
+TRANSFORMER_DIR = "transformer"
 
 
 def default_model_dir(settings: Settings) -> Path:
@@ -69,8 +70,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from classifiers.model import CaseModel
     from hotline.places import default_gazetteer
 
-    if args.model != "linear":
-        raise InvalidInput(f"model {args.model!r} is not available; use --model linear")
+    if args.model != "linear" and not args.base_model:
+        raise InvalidInput(f"--model {args.model} needs --base-model DIR (a local pretrained model directory)")
     started = time.perf_counter()
     gazetteer = default_gazetteer()
     data = load_examples(Path(args.data), args.text_col, args.label_col, args.department_col, gazetteer)
@@ -83,23 +84,33 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     pick = lambda seq: [seq[i] for i in train]  # noqa: E731
     print(f"training on {len(train)} of {len(data.texts)} examples ({data.skipped} skipped), "
           f"{len(counts)} classes; holding out {len(test)}", file=sys.stderr)
-    model = CaseModel(C=args.C, segmenter=settings.segmenter).fit(
-        pick(data.texts), pick(data.labels),
-        departments=pick(data.departments) if args.department_col else None,
-        ids=pick(data.ids), times=pick(data.times), districts=pick(data.districts),
-        district_offices=list(gazetteer.offices().values()),
-    )
+    model = None
+    if args.model in ("linear", "ensemble"):
+        model = CaseModel(C=args.C, segmenter=settings.segmenter).fit(
+            pick(data.texts), pick(data.labels),
+            departments=pick(data.departments) if args.department_col else None,
+            ids=pick(data.ids), times=pick(data.times), districts=pick(data.districts),
+            district_offices=list(gazetteer.offices().values()),
+        )
+    parts = {}
+    if args.model in ("transformer", "ensemble"):
+        from classifiers.transformer import TransformerClassifier
+
+        parts[TRANSFORMER_DIR] = TransformerClassifier(
+            base_model=args.base_model, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        ).fit(pick(data.texts), pick(data.labels))
+    classifier = _category_classifier(model, parts.get(TRANSFORMER_DIR))
     metrics: dict[str, Any] = {}
     threshold = 0.9
     if len(test):
         texts = [data.texts[i] for i in test]
-        proba = model.category_.predict_proba(texts)
-        report = evaluation([data.labels[i] for i in test], proba, model.category_.classes_)
+        proba = classifier.predict_proba(texts)
+        report = evaluation([data.labels[i] for i in test], proba, classifier.classes_)
         metrics = {k: report[k] for k in ("n", "macro_f1", "accuracy", "top3_accuracy")}
-        correct = model.category_.classes_[proba.argmax(axis=1)] == np.asarray([data.labels[i] for i in test], dtype=object)
+        correct = classifier.classes_[proba.argmax(axis=1)] == np.asarray([data.labels[i] for i in test], dtype=object)
         threshold, coverage = dispatch_threshold(correct, proba.max(axis=1))
         metrics.update(category_threshold_98=threshold, category_coverage_98=coverage)
-        if model.departments_ is not None:
+        if model is not None and model.departments_ is not None:
             leads = np.asarray([model.lead(data.departments[i]) for i in test], dtype=object)
             d_proba = model.department_proba(model.category_.transform_texts(texts))
             d_correct = model.departments_.classes_[d_proba.argmax(axis=1)] == leads
@@ -107,13 +118,14 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             metrics.update(department_accuracy=float(d_correct.mean()), department_threshold_98=threshold,
                            department_coverage_98=coverage)
     manifest = persist.Manifest.new(
-        "linear", data_hash=persist.data_hash(data.texts, data.labels), data_size=len(data.texts),
+        args.model, data_hash=persist.data_hash(data.texts, data.labels), data_size=len(data.texts),
         params={"C": args.C, "holdout": args.holdout, "seed": args.seed, "label_col": args.label_col,
-                "department_col": args.department_col, "segmenter": settings.segmenter},
+                "department_col": args.department_col, "segmenter": settings.segmenter,
+                "base_model": args.base_model, "epochs": args.epochs},
         metrics=metrics, extra={"auto_dispatch_threshold": threshold, "source": str(args.data),
                                 "train_seconds": round(time.perf_counter() - started, 1)},
     )
-    persist.save(Path(args.out), model, manifest)
+    persist.save(Path(args.out), model, manifest, parts)
     print(json.dumps({"model": str(args.out), "version": manifest.version, **metrics}, ensure_ascii=False))
     return 0
 
@@ -124,23 +136,45 @@ def _load(model_dir: Path) -> tuple[Any, Any]:
     return persist.load(model_dir)
 
 
+def _category_classifier(model: Any, transformer: Any) -> Any:
+    """The linear category model, the transformer, or their even ensemble."""
+    if transformer is None:
+        return model.category_
+    if model is None:
+        return transformer
+    from classifiers.transformer import EnsembleClassifier
+
+    return EnsembleClassifier([model.category_, transformer])
+
+
+def load_category_classifier(model_dir: Path) -> Any:
+    """Whatever kind a model directory holds, as one estimator with predict_proba and classes_."""
+    model, manifest = _load(model_dir)
+    transformer = None
+    if manifest.kind in ("transformer", "ensemble"):
+        from classifiers.transformer import TransformerClassifier
+
+        transformer = TransformerClassifier.load(Path(model_dir) / TRANSFORMER_DIR)
+    return _category_classifier(model, transformer)
+
+
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from classifiers.dataset import load_examples
 
-    model, _ = _load(Path(args.model))
+    classifier = load_category_classifier(Path(args.model))
     data = load_examples(Path(args.data), args.text_col, args.label_col)
-    proba = model.category_.predict_proba(data.texts)
-    print(json.dumps(evaluation(data.labels, proba, model.category_.classes_), ensure_ascii=False))
+    proba = classifier.predict_proba(data.texts)
+    print(json.dumps(evaluation(data.labels, proba, classifier.classes_), ensure_ascii=False))
     return 0
 
 
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     from classifiers.dataset import load_examples
 
-    model, _ = _load(Path(args.model))
+    classifier = load_category_classifier(Path(args.model))
     data = load_examples(Path(args.data), args.text_col, None)
-    proba = model.category_.predict_proba(data.texts)
-    classes = model.category_.classes_
+    proba = classifier.predict_proba(data.texts)
+    classes = classifier.classes_
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8-sig", newline="") as fh:
@@ -163,6 +197,8 @@ def make_router(model_dir: Path) -> Any:
     from hotline.taxonomy import default_taxonomy
 
     model, manifest = _load(model_dir)
+    if model is None:
+        raise InvalidInput(f"{model_dir} holds a transformer-only model; routing needs a linear or ensemble model")
     return Router(model, default_taxonomy(), default_gazetteer(), model_version=manifest.version,
                   threshold=float(manifest.extra.get("auto_dispatch_threshold", 0.9)))
 
@@ -195,7 +231,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     train.add_argument("--label-col", required=True, metavar="C", help="label column; 'a,b' makes the path a/b")
     train.add_argument("--department-col", metavar="C", help="also learn departments and similar cases from C")
     train.add_argument("--out", required=True, metavar="DIR")
-    train.add_argument("--model", default="linear", choices=["linear"], help="model kind")
+    train.add_argument("--model", default="linear", choices=["linear", "transformer", "ensemble"], help="model kind")
+    train.add_argument("--base-model", metavar="PATH", help="local pretrained model directory (transformer, ensemble)")
+    train.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (transformer)")
+    train.add_argument("--batch-size", type=int, default=16, help="fine-tuning batch size (transformer)")
+    train.add_argument("--learning-rate", type=float, default=5e-5, help="fine-tuning learning rate (transformer)")
     train.add_argument("--C", type=float, default=0.5, help="SVM regularisation")
     train.add_argument("--holdout", type=float, default=0.1, help="share held out for metrics and the threshold")
     train.add_argument("--seed", type=int, default=0)

@@ -66,15 +66,22 @@ def data_hash(texts: list[str], labels: list[Any]) -> str:
     return digest.hexdigest()
 
 
-def save(directory: Path, model: Any, manifest: Manifest) -> Path:
-    """Write the model and its manifest atomically: a half-written directory is never visible."""
+def save(directory: Path, model: Any, manifest: Manifest, parts: dict[str, Any] | None = None) -> Path:
+    """Write the model, its manifest and any ``parts`` atomically: a half-written directory is never visible.
+
+    ``parts`` maps a sub-directory name to an object with ``save(path)`` (a
+    fine-tuned transformer, which keeps its own safetensors format).
+    """
     import skops.io
 
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:
-        skops.io.dump(model, staging / MODEL_FILE)
+        if model is not None:
+            skops.io.dump(model, staging / MODEL_FILE)
+        for name, part in (parts or {}).items():
+            part.save(staging / name)
         (staging / MANIFEST_FILE).write_text(json.dumps(asdict(manifest), ensure_ascii=False, indent=2), encoding="utf-8")
         if directory.exists():
             old = directory.with_name(f".{directory.name}-old-{os.getpid()}")
@@ -100,12 +107,14 @@ def read_manifest(directory: Path) -> Manifest:
 
 
 def load(directory: Path) -> tuple[Any, Manifest]:
-    """Load a model directory, refusing any type outside our own and the scientific stack."""
+    """Load a model directory's scikit-learn part, refusing any type outside our own and the scientific stack."""
     import skops.io
 
     manifest = read_manifest(directory)
     path = Path(directory) / MODEL_FILE
     if not path.exists():
+        if manifest.kind == "transformer":
+            return None, manifest
         raise NotFound(f"no model at {directory} (no {MODEL_FILE})")
     try:
         untrusted = skops.io.get_untrusted_types(file=path)

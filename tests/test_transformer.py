@@ -1,0 +1,109 @@
+"""The transformer path with a tiny BERT the test builds itself (no hub, no downloads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import torch  # make test installs the transformer extra; a missing torch must fail, not skip
+import transformers
+
+from classifiers.linear import TextClassifier
+from classifiers.transformer import EnsembleClassifier, TransformerClassifier
+from hotline.errors import InvalidInput
+
+TEXTS = {
+    "供水": ["小区停水了", "家里没有水", "自来水发黄", "水管爆了到处是水", "水压太低用不上水", "停水也不通知"],
+    "噪声": ["工地夜里施工太吵", "广场舞声音太大", "楼上装修噪音", "半夜打桩吵得睡不着", "商铺音响太吵", "货车夜里鸣笛"],
+    "欠薪": ["老板拖欠工资", "工资三个月没发", "包工头不给钱", "公司欠薪不还", "加班费不给", "干完活拿不到工资"],
+}
+
+
+def tiny_bert(directory: Path) -> Path:
+    """A two-layer BERT with a character vocabulary: what a local Chinese BERT looks like, in miniature."""
+    chars = sorted({c for texts in TEXTS.values() for t in texts for c in t} | set("的了是我"))
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars]
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = transformers.BertTokenizer(vocab={token: i for i, token in enumerate(vocab)})
+    config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=64, max_position_embeddings=64)
+    torch.manual_seed(0)
+    transformers.BertForSequenceClassification(config).save_pretrained(directory, safe_serialization=True)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[list[str], np.ndarray]:
+    texts = [t for texts in TEXTS.values() for t in texts]
+    labels = np.array([label for label, texts in TEXTS.items() for _ in texts])
+    return texts, labels
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory: pytest.TempPathFactory, data: tuple) -> TransformerClassifier:
+    base = tiny_bert(tmp_path_factory.mktemp("bert") / "tiny-chinese-bert")
+    texts, labels = data
+    return TransformerClassifier(base_model=str(base), epochs=30, batch_size=6, learning_rate=2e-3, max_length=32).fit(texts, labels)
+
+
+def test_fine_tuning_lowers_the_loss(fitted: TransformerClassifier, data: tuple) -> None:
+    assert fitted.loss_history_[-1] < 0.6 * fitted.loss_history_[0]
+    texts, labels = data
+    assert np.mean(fitted.predict(texts) == labels) > 0.5  # three classes: chance is 1/3
+
+
+def test_saved_model_predicts_the_same_after_loading(fitted: TransformerClassifier, tmp_path: Path) -> None:
+    fitted.save(tmp_path / "model")
+    assert list((tmp_path / "model").glob("*.safetensors"))
+    loaded = TransformerClassifier.load(tmp_path / "model")
+    probe = ["停水三天了", "晚上太吵", "工资不发"]
+    np.testing.assert_allclose(loaded.predict_proba(probe), fitted.predict_proba(probe), rtol=1e-5, atol=1e-6)
+    assert list(loaded.classes_) == list(fitted.classes_)
+
+
+def test_ensemble_with_the_linear_model(fitted: TransformerClassifier, data: tuple) -> None:
+    texts, labels = data
+    linear = TextClassifier(min_df=1, calibration_folds=2).fit(texts * 2, np.concatenate([labels, labels]))
+    ensemble = EnsembleClassifier([linear, fitted], weights=[0.5, 0.5])
+    proba = ensemble.predict_proba(["小区停水了"])
+    np.testing.assert_allclose(proba.sum(), 1.0, rtol=1e-6)
+    assert set(ensemble.classes_) == {"供水", "噪声", "欠薪"}
+
+
+def test_hub_names_and_missing_directories_are_refused(data: tuple) -> None:
+    texts, labels = data
+    with pytest.raises(InvalidInput, match="local model directory"):
+        TransformerClassifier(base_model="bert-base-chinese").fit(texts, labels)
+
+
+@pytest.mark.parametrize("kind", ["transformer", "ensemble"])
+def test_train_evaluate_predict_through_the_command_line(tmp_path: Path, kind: str) -> None:
+    import csv
+    import json
+
+    from test_cli import run
+
+    tiny_bert(tmp_path / "bert")
+    with (tmp_path / "train.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        for label, texts in TEXTS.items():
+            for text in texts * 2:
+                writer.writerow([text, label])
+    trained = run(["train", "--data", "train.csv", "--text-col", "text", "--label-col", "label", "--out", "m",
+                   "--model", kind, "--base-model", "bert", "--epochs", "2", "--holdout", "0"], tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["kind"] == kind and list((tmp_path / "m" / "transformer").glob("*.safetensors"))
+    report = json.loads(run(["evaluate", "--model", "m", "--data", "train.csv", "--text-col", "text",
+                             "--label-col", "label"], tmp_path).stdout)
+    assert set(report["per_class"]) >= {"供水", "噪声", "欠薪"}
+    assert run(["predict", "--model", "m", "--data", "train.csv", "--text-col", "text", "--out", "p.csv"],
+               tmp_path).returncode == 0
+    missing = run(["train", "--data", "train.csv", "--text-col", "text", "--label-col", "label", "--out", "x",
+                   "--model", kind], tmp_path)
+    assert missing.returncode == 2 and "--base-model" in missing.stderr
