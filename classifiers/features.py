@@ -34,6 +34,19 @@ def check_texts(X: Any, name: str = "X") -> list[str]:
     return texts
 
 
+def check_labels(texts: list[str], y: Any) -> np.ndarray:
+    """One non-empty label per text, at least two classes."""
+    labels = np.asarray(y)
+    if labels.ndim != 1 or len(labels) != len(texts):
+        raise InvalidInput(f"X has {len(texts)} texts but y has {len(labels)} labels")
+    missing = [i for i, label in enumerate(labels) if label is None or (isinstance(label, str) and not label.strip())]
+    if missing:
+        raise InvalidInput(f"y[{missing[0]}] is empty: every text needs a label ({len(missing)} do not)")
+    if len(np.unique(labels)) < 2:
+        raise InvalidInput("training needs at least two classes")
+    return labels
+
+
 class JiebaTokens(TransformerMixin, BaseEstimator):
     """Texts to space-joined jieba tokens (the city dictionary loaded); stateless.
 

@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from classifiers.features import check_texts, forget_stop_words, text_features
+from classifiers.features import check_labels, check_texts, forget_stop_words, text_features
 from hotline.errors import InvalidInput
 
 SEPARATOR = "/"
@@ -189,16 +189,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> TextClassifier:
         texts = check_texts(X)
-        labels = np.asarray(y)
-        if labels.ndim != 1 or len(labels) != len(texts):
-            raise InvalidInput(f"X has {len(texts)} texts but y has {len(labels)} labels")
-        missing = [i for i, label in enumerate(labels) if label is None or (isinstance(label, str) and not label.strip())]
-        if missing:
-            raise InvalidInput(f"y[{missing[0]}] is empty: every text needs a label ({len(missing)} do not)")
+        labels = check_labels(texts, y)
         if self.hierarchical and not all(isinstance(label, str) for label in labels):
             raise InvalidInput("a hierarchical model needs labels as '一级/二级' paths")
-        if len(set(labels.tolist())) < 2:
-            raise InvalidInput("training needs at least two classes")
         min_df = self.min_df if len(texts) >= 50 else 1
         self.features_ = text_features(tuple(self.word_ngrams), tuple(self.char_ngrams), min_df, backend=self.segmenter)
         matrix = self.features_.fit_transform(texts)

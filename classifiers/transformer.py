@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from classifiers.features import check_texts
+from classifiers.features import check_labels, check_texts
 from hotline.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -76,12 +76,8 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         texts = check_texts(X)
-        labels = np.asarray(y)
-        if labels.ndim != 1 or len(labels) != len(texts):
-            raise InvalidInput(f"X has {len(texts)} texts but y has {len(labels)} labels")
+        labels = check_labels(texts, y)
         self.classes_ = np.unique(labels)
-        if len(self.classes_) < 2:
-            raise InvalidInput("training needs at least two classes")
         directory = check_model_dir(self.base_model)
         random.seed(self.seed)
         np.random.seed(self.seed)
