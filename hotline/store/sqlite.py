@@ -459,9 +459,9 @@ class SQLiteStore:
 def _keep_confirmed(case: Case, old: Sequence[Any]) -> Case:
     """An agent's confirmed label survives a re-import of the same case."""
     (_, _, c_kind, d_kind, l1, l2, l3, c_by, c_at, departments, d_by, d_at) = old
-    if c_kind == LabelKind.CONFIRMED and (case.category_source is None or not case.category_source.kind == LabelKind.CONFIRMED):
+    if c_kind == LabelKind.CONFIRMED and (case.category_source is None or case.category_source.kind != LabelKind.CONFIRMED):
         case = case.with_label(_source(c_kind, c_by, c_at), category=Category(l1, l2 or "", l3 or ""))  # type: ignore[arg-type]
-    if d_kind == LabelKind.CONFIRMED and (case.departments_source is None or not case.departments_source.kind == LabelKind.CONFIRMED):
+    if d_kind == LabelKind.CONFIRMED and (case.departments_source is None or case.departments_source.kind != LabelKind.CONFIRMED):
         case = case.with_label(_source(d_kind, d_by, d_at), departments=_split(departments))  # type: ignore[arg-type]
     return case
 
