@@ -181,16 +181,19 @@ class Router:
         neighbours = self._neighbours(text, at)
         if neighbours:
             votes: dict[str, float] = defaultdict(float)
+            voters: dict[str, int] = defaultdict(int)
             for n in neighbours:
                 if n.departments:
                     age = (at - n.received_at).days if n.received_at else 0
-                    votes[self.model.lead(n.departments)] += n.similarity * math.exp(-math.log(2) * max(age, 0) / self.half_life_days)
+                    lead = self.model.lead(n.departments)
+                    votes[lead] += n.similarity * math.exp(-math.log(2) * max(age, 0) / self.half_life_days)
+                    voters[lead] += 1
             total = sum(votes.values())
             if total > 0:
                 scores = {d: (1 - self.similar_weight) * p for d, p in scores.items()}
                 for d, v in votes.items():
                     scores[d] = scores.get(d, 0.0) + self.similar_weight * v / total
-                    reasons[d].append(f"相似工单 {sum(1 for n in neighbours if n.departments and self.model.lead(n.departments) == d)} 件")
+                    reasons[d].append(f"相似工单 {voters[d]} 件")
 
         needs_person: list[str] = []
         if LOCAL in scores:
