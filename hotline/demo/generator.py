@@ -296,10 +296,10 @@ class DemoGenerator:
         elif rng.random() < 0.1:
             other = rng.choice(list(cat["l3"]))
             extra.append(self._fill(rng.choice(cat["l3"][other]), slots))
-        if rng.random() < 0.4:
+        if rng.random() < 0.5:
             extra.append(self._fill(self._mention(l2), slots))
-        if rng.random() < 0.2:
-            if rng.random() < 0.6:
+        if rng.random() < 0.3:
+            if rng.random() < 0.3:
                 extra.insert(0, problem)
             problem = rng.choice(self.book["vague"][self.taxonomy.categories[l2].l1])
         detail = self._fill(rng.choice(cat["details"]), slots) if rng.random() < 0.55 else ""
