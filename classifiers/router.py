@@ -51,7 +51,6 @@ class Rule:
 @dataclass(frozen=True, slots=True)
 class RoutingRules:
     rules: tuple[Rule, ...]
-    jurisdiction: frozenset[str]
 
     @classmethod
     def load(cls, path: Path | None = None) -> RoutingRules:
@@ -63,7 +62,7 @@ class RoutingRules:
                           for r in data.get("rules", []))
         except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
             raise InvalidInput(f"routing rules {path or 'bundled'} are malformed: {exc}") from None
-        return cls(rules, frozenset(data.get("jurisdiction", [])))
+        return cls(rules)
 
     def hits(self, text: str) -> list[tuple[Rule, str]]:
         """Each rule whose keyword occurs in ``text``, with the first keyword found."""
@@ -245,7 +244,7 @@ class Router:
         for label, p in zip(self.model.category_.classes_, category_proba, strict=True):
             l2 = str(label).split("/")[-1]
             defaults = list(self.taxonomy.categories[l2].departments) if l2 in self.taxonomy.categories else []
-            if l2 in self.rules.jurisdiction:
+            if l2 in self.taxonomy.jurisdiction:
                 defaults.insert(0, LOCAL)
             for rank, d in enumerate(defaults):
                 scores[d] += p * (0.7 if rank == 0 else 0.3 / max(1, len(defaults) - 1))

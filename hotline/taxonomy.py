@@ -34,6 +34,7 @@ class CategorySpec:
     l2: str
     l3: tuple[str, ...]
     departments: tuple[str, ...]
+    jurisdiction: bool = False
 
     @property
     def category(self) -> Category:
@@ -46,6 +47,8 @@ class Taxonomy:
     def __init__(self, departments: list[Department], categories: list[CategorySpec]) -> None:
         self.departments = {d.id: d for d in departments}
         self.categories = {c.l2: c for c in categories}
+        # Second-level categories the district office (属地) often leads.
+        self.jurisdiction = frozenset(c.l2 for c in categories if c.jurisdiction)
         if len(self.categories) != len(categories):
             raise InvalidInput("taxonomy: second-level category names must be unique")
         for spec in categories:
@@ -75,7 +78,8 @@ class Taxonomy:
                 for district, office in (district_offices or {}).items()
             ]
             categories = [
-                CategorySpec(c["l1"], c["l2"], tuple(c.get("l3", ())), tuple(c["departments"]))
+                CategorySpec(c["l1"], c["l2"], tuple(c.get("l3", ())), tuple(c["departments"]),
+                             bool(c.get("jurisdiction", False)))
                 for c in data["categories"]
             ]
         except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:

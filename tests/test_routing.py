@@ -119,9 +119,9 @@ def test_loading_refuses_foreign_types_and_missing_models(tmp_path: Path) -> Non
         persist.load(tmp_path / "nothing")
 
 
-def test_routing_rules_are_data() -> None:
+def test_routing_rules_are_data(taxonomy: Taxonomy) -> None:
     rules = RoutingRules.load()
-    assert "违法建设" in rules.jurisdiction
+    assert "违法建设" in taxonomy.jurisdiction
     assert [r.name for r, _ in rules.hits("家里着火了，还闻到煤气味")] == ["燃气泄漏", "火情"]
 
 

@@ -44,8 +44,6 @@ _CHANNELS = (("phone", 0.66), ("web", 0.14), ("app", 0.08), ("wechat", 0.12))
 _DOW = (1.15, 1.05, 1.0, 1.0, 0.95, 0.78, 0.72)
 _HOUR_DAY = [0.2, 0.1, 0.05, 0.05, 0.05, 0.1, 0.4, 1.2, 2.4, 3.0, 3.0, 2.6, 1.6, 2.0, 2.8, 2.9, 2.6, 2.0, 1.5, 1.3, 1.1, 0.8, 0.5, 0.3]
 _HOUR_NIGHT = [1.2, 0.8, 0.4, 0.2, 0.1, 0.1, 0.2, 0.3, 0.3, 0.2, 0.2, 0.2, 0.3, 0.3, 0.2, 0.2, 0.3, 0.5, 0.8, 1.2, 2.0, 2.8, 3.0, 2.2]
-# Categories whose cases the district office (属地) leads in towns; in the city the municipal department does.
-_LOCAL_LEAD = {"违法建设", "环境卫生", "物业管理", "农业农村", "征收拆迁", "老旧小区改造", "道路设施", "动物管理"}
 _CN_NUM = "零一二三四五六七八九"
 _MOBILE_PREFIXES = ("138", "139", "137", "136", "135", "150", "151", "152", "157", "158", "159", "182", "187", "188", "130", "131", "132", "155", "156", "185", "186", "133", "153", "180", "189", "177", "199")
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁沈姚卢姜崔钟陆汪范金顾缪储"
@@ -322,8 +320,9 @@ class DemoGenerator:
             label_l2 = rng.choice(siblings or [c for c in self.cats if c != l2])
             label_l3 = rng.choice(list(self.cats[label_l2]["l3"]))
         departments = list(self.taxonomy.departments_for(self.taxonomy.categories[label_l2].category)[:1])
+        # Jurisdiction categories are led by the district office in towns, by the municipal department in the city.
         rural = street.endswith(("镇", "乡"))
-        if (label_l2 in _LOCAL_LEAD and rural) != (rng.random() < 0.01):
+        if (label_l2 in self.taxonomy.jurisdiction and rural) != (rng.random() < 0.01):
             departments.insert(0, district.office)
         center = district.center
         jl = jitter or (rng.gauss(0, 0.03), rng.gauss(0, 0.03))
