@@ -11,6 +11,7 @@ import csv
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,12 @@ def default_model_dir(settings: Settings) -> Path:
 
 def evaluation(y_true: list[str], proba: np.ndarray, classes: np.ndarray) -> dict[str, Any]:
     """macro-F1, accuracy, top-3 accuracy, per-class P/R/F1 and the confusion matrix."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+    )
 
     y = np.asarray(y_true, dtype=object)
     predicted = classes[np.argmax(proba, axis=1)]
@@ -77,7 +83,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     data = load_examples(Path(args.data), args.text_col, args.label_col, args.department_col, gazetteer)
     index = np.arange(len(data.texts))
     labels = np.asarray(data.labels, dtype=object)
-    counts = {label: int(np.sum(labels == label)) for label in set(data.labels)}
+    counts = Counter(data.labels)
     stratify = labels if min(counts.values()) >= 2 and args.holdout > 0 else None
     train, test = (train_test_split(index, test_size=args.holdout, random_state=args.seed, stratify=stratify)
                    if args.holdout > 0 else (index, index[:0]))
