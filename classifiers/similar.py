@@ -8,7 +8,6 @@ the same question over the whole store (Elasticsearch or embedded).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,19 +17,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from classifiers.features import CompactTfidfVectorizer, JiebaTokens, check_texts, forget_stop_words
+from hotline.case import Neighbour
 from hotline.errors import InvalidInput
 
-
-@dataclass(frozen=True, slots=True)
-class Neighbour:
-    """A similar past case and what it was routed to."""
-
-    case_id: str
-    similarity: float
-    departments: tuple[str, ...]
-    category: str
-    received_at: datetime | None
-    district: str
+__all__ = ["Neighbour", "SimilarCases"]
 
 
 class SimilarCases(BaseEstimator):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from hotline.errors import InvalidInput
 
@@ -194,3 +195,83 @@ class Case:
         if departments is not None:
             changes.update(departments=tuple(departments), departments_source=source)
         return replace(self, **changes)
+
+    def to_dict(self, caller: bool = True) -> dict[str, Any]:
+        """Plain JSON-ready fields (times as ``YYYY-MM-DD HH:MM:SS``); ``caller=False`` leaves the caller out."""
+        def source(s: LabelSource | None) -> dict[str, Any] | None:
+            return None if s is None else {"kind": s.kind.value, "by": s.by, "at": format_time(s.at)}
+
+        return {
+            "id": self.id,
+            "received_at": format_time(self.received_at),
+            "channel": self.channel.value,
+            "title": self.title,
+            "text": self.text,
+            "transcript": self.transcript,
+            **({"caller": self.caller} if caller else {}),
+            "district": self.area.district,
+            "street": self.area.street,
+            "address": self.address,
+            "location": None if self.location is None else {"lat": self.location.lat, "lon": self.location.lon},
+            "category": self.category.path if self.category else None,
+            "category_source": source(self.category_source),
+            "departments": list(self.departments),
+            "departments_source": source(self.departments_source),
+            "status": self.status.value,
+            "event_id": self.event_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Case:
+        """The inverse of :meth:`to_dict`; malformed fields raise :class:`InvalidInput`."""
+        def source(raw: dict[str, Any] | None) -> LabelSource | None:
+            if not raw:
+                return None
+            return LabelSource(LabelKind(raw["kind"]), raw.get("by") or "", parse_time(raw.get("at")))
+
+        try:
+            location = data.get("location")
+            return cls(
+                id=str(data["id"]),
+                received_at=parse_time(data["received_at"]),  # type: ignore[arg-type]
+                text=data["text"],
+                channel=Channel(data.get("channel") or Channel.PHONE.value),
+                transcript=data.get("transcript") or "",
+                title=data.get("title") or "",
+                caller=data.get("caller") or "",
+                area=Area(data.get("district") or "", data.get("street") or ""),
+                address=data.get("address") or "",
+                location=Location(float(location["lat"]), float(location["lon"])) if location else None,
+                category=Category.parse(data["category"]) if data.get("category") else None,
+                category_source=source(data.get("category_source")),
+                departments=tuple(data.get("departments") or ()),
+                departments_source=source(data.get("departments_source")),
+                status=Status(data.get("status") or Status.RECEIVED.value),
+                event_id=data.get("event_id"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"malformed case {data.get('id', '?')!r}: {exc}") from None
+
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def format_time(moment: datetime | None) -> str | None:
+    """The one time format of stores, indexes and exports (local time, to the second)."""
+    return moment.strftime(TIME_FORMAT) if moment else None
+
+
+def parse_time(text: str | None) -> datetime | None:
+    return datetime.strptime(text, TIME_FORMAT) if text else None
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbour:
+    """A similar past case and what it was routed to."""
+
+    case_id: str
+    similarity: float
+    departments: tuple[str, ...]
+    category: str
+    received_at: datetime | None
+    district: str

@@ -1,5 +1,29 @@
-"""Search backends behind one protocol: the embedded SQLite index and Elasticsearch.
+"""Search backends behind one protocol (:class:`~search.base.SearchIndex`), chosen by URL.
 
-The embedded full-text search over the store (:mod:`hotline.store.sqlite`) is
-what exists today; the protocol and the Elasticsearch backend land here.
+``sqlite:///path`` is the embedded index (the store's own FTS5 table when it
+names the store's file); ``http://host:9200[/alias]`` is Elasticsearch. The
+store stays the system of record: indexes are filled from its outbox
+(:mod:`search.sync`) and can always be rebuilt from it.
 """
+
+from __future__ import annotations
+
+from hotline.errors import InvalidInput
+from hotline.store.base import CaseStore
+from search.base import CellCount, SearchIndex
+
+__all__ = ["CellCount", "SearchIndex", "open_index"]
+
+
+def open_index(url: str, store: CaseStore | None = None) -> SearchIndex:
+    """The index a URL names; an embedded URL equal to the store's shares the store's file."""
+    if url.startswith("sqlite:///"):
+        from hotline.store.sqlite import SQLiteStore
+        from search.embedded import EmbeddedIndex
+
+        return EmbeddedIndex(url, store if isinstance(store, SQLiteStore) else None)
+    if url.startswith(("http://", "https://")):
+        from search.elastic import ElasticsearchIndex
+
+        return ElasticsearchIndex(url)
+    raise InvalidInput(f"no search backend for {url!r}; use sqlite:///path or http://host:9200")

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import tempfile
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -8,15 +11,17 @@ from typing import Any
 
 import pytest
 
-# Tests never read the developer's own settings or store.
-for key in [k for k in os.environ if k.startswith("HOTLINE_")]:
+# Tests never read the developer's own settings or store (the download cache is not a setting).
+for key in [k for k in os.environ if k.startswith("HOTLINE_") and k != "HOTLINE_CACHE"]:
     del os.environ[key]
 
+from hotline.case import Case  # noqa: E402
 from hotline.demo.generator import DemoGenerator, Truth  # noqa: E402
-from hotline.ingest import CaseBuilder  # noqa: E402
+from hotline.ingest import CaseBuilder, ColumnMap  # noqa: E402
 from hotline.places import Gazetteer, default_gazetteer  # noqa: E402
 from hotline.store.sqlite import SQLiteStore  # noqa: E402
 from hotline.taxonomy import Taxonomy, default_taxonomy  # noqa: E402
+from search.node import Node, NodeError  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -47,3 +52,34 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
     s = SQLiteStore(f"sqlite:///{tmp_path}/store.db")
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def demo_cases(demo: tuple[list[dict[str, Any]], Truth], gazetteer: Gazetteer, taxonomy: Taxonomy) -> list[Case]:
+    """The demo calls as cases, as an import builds them."""
+    rows, _ = demo
+    builder = CaseBuilder(gazetteer, taxonomy, max_chars=4000, source="demo.csv")
+    columns = ColumnMap().resolve(list(rows[0]))
+    return [builder.build(row, columns) for row in rows]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def es_node() -> Iterator[Node]:
+    """A real Elasticsearch node on 127.0.0.1 for the whole run (downloaded once into the cache)."""
+    home = Path(tempfile.mkdtemp(prefix="hotline-es-test-"))
+    home.chmod(0o755)
+    node = Node(home, port=free_port(), heap="512m")
+    try:
+        node.start()
+    except NodeError as exc:
+        shutil.rmtree(home, ignore_errors=True)
+        pytest.fail(f"cannot start Elasticsearch for the tests: {exc}")
+    yield node
+    node.stop()
+    shutil.rmtree(home, ignore_errors=True)

@@ -7,7 +7,7 @@ index, models, reports) is derived from what the store holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -125,5 +125,19 @@ class CaseStore(Protocol):
     def label_history(self, case_id: str) -> list[LabelChange]: ...
 
     def summary(self) -> Summary: ...
+
+    def delete(self, case_ids: Sequence[str]) -> int: ...
+
+    def pending(self, limit: int = 1000) -> list[tuple[int, str, str]]:
+        """The search index's outbox: (sequence, case id, 'index' or 'delete'), oldest first.
+
+        Every write queues its case in the same transaction, so a search index
+        that was down catches up from here and nothing is lost.
+        """
+        ...
+
+    def pending_count(self) -> int: ...
+
+    def acknowledge(self, seqs: Sequence[int]) -> None: ...
 
     def close(self) -> None: ...

@@ -19,13 +19,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hotline.case import Area, Case, Category, Channel, LabelKind, LabelSource, Location, Status
+from hotline.case import (
+    Area, Case, Category, Channel, LabelKind, LabelSource, Location, Status, format_time, parse_time,
+)
 from hotline.errors import InvalidInput, NotFound, ReadOnly, Unavailable
 from hotline.store.base import CaseQuery, LabelChange, Page, Summary, UpsertResult
 
 log = logging.getLogger(__name__)
-
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: cases, their full-text index and the label audit log.
@@ -90,6 +90,27 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX label_log_case ON label_log(case_id, seq);
     """,
+    # 2: the transactional outbox of the search index. Every write of a case
+    # queues its id in the same transaction, so an index that was down catches
+    # up from here and nothing the store acknowledged is missing from search.
+    """
+    CREATE TABLE index_outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        case_id TEXT NOT NULL,
+        op TEXT NOT NULL DEFAULT 'index'
+    );
+    CREATE TRIGGER cases_outbox_ai AFTER INSERT ON cases BEGIN
+        INSERT INTO index_outbox(case_id, op) VALUES (new.id, 'index');
+    END;
+    CREATE TRIGGER cases_outbox_au AFTER UPDATE OF content_hash ON cases BEGIN
+        INSERT INTO index_outbox(case_id, op) VALUES (new.id, 'index');
+    END;
+    CREATE TRIGGER cases_outbox_ad AFTER DELETE ON cases BEGIN
+        INSERT INTO index_outbox(case_id, op) VALUES (old.id, 'delete');
+    END;
+    INSERT INTO index_outbox(case_id, op) SELECT id, 'index' FROM cases ORDER BY rowid;
+    CREATE VIRTUAL TABLE cases_vocab USING fts5vocab('cases_fts', 'row');
+    """,
 )
 
 _CASE_COLUMNS = (
@@ -112,16 +133,8 @@ def path_from_url(url: str) -> str:
     return path
 
 
-def _fmt(moment: datetime | None) -> str | None:
-    return moment.strftime(TIME_FORMAT) if moment else None
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    return datetime.strptime(text, TIME_FORMAT) if text else None
-
-
 def _source(kind: str | None, by: str | None, at: str | None) -> LabelSource | None:
-    return LabelSource(LabelKind(kind), by or "", _parse_time(at)) if kind else None
+    return LabelSource(LabelKind(kind), by or "", parse_time(at)) if kind else None
 
 
 def _join(departments: Sequence[str]) -> str:
@@ -181,6 +194,10 @@ class SQLiteStore:
                     raise ReadOnly(f"store {self.url} cannot take writes: {message}") from None
                 raise Unavailable(f"store {self.url}: {message}") from None
 
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read-only query; for the embedded search index, which shares this file's schema."""
+        return self._read(sql, params)
+
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
@@ -216,7 +233,7 @@ class SQLiteStore:
         cat, dep = case.category, case.departments_source
         row: dict[str, Any] = {
             "id": case.id,
-            "received_at": _fmt(case.received_at),
+            "received_at": format_time(case.received_at),
             "channel": case.channel.value,
             "title": case.title,
             "text": case.text,
@@ -232,11 +249,11 @@ class SQLiteStore:
             "category_l3": (cat.l3 or None) if cat else None,
             "category_kind": case.category_source.kind.value if case.category_source else None,
             "category_by": case.category_source.by if case.category_source else None,
-            "category_at": _fmt(case.category_source.at) if case.category_source else None,
+            "category_at": format_time(case.category_source.at) if case.category_source else None,
             "departments": _join(case.departments),
             "departments_kind": dep.kind.value if dep else None,
             "departments_by": dep.by if dep else None,
-            "departments_at": _fmt(dep.at) if dep else None,
+            "departments_at": format_time(dep.at) if dep else None,
             "status": case.status.value,
             "event_id": case.event_id,
         }
@@ -251,7 +268,7 @@ class SQLiteStore:
          l1, l2, l3, c_kind, c_by, c_at, departments, d_kind, d_by, d_at, status, event_id) = r
         return Case(
             id=id_,
-            received_at=_parse_time(received),  # type: ignore[arg-type]
+            received_at=parse_time(received),  # type: ignore[arg-type]
             text=text,
             channel=Channel(channel),
             transcript=transcript,
@@ -284,7 +301,7 @@ class SQLiteStore:
     def _upsert_batch(self, batch: list[Case]) -> UpsertResult:
         latest: dict[str, Case] = {case.id: case for case in batch}
         ids = list(latest)
-        now = _fmt(datetime.now())
+        now = format_time(datetime.now())
         result = UpsertResult(unchanged=len(batch) - len(latest))
         with self._write() as db:
             placeholders = ",".join("?" * len(ids))
@@ -336,7 +353,7 @@ class SQLiteStore:
                 raise NotFound(f"no case with id {case_id!r}")
             before = self._case(row)
             after = before.with_label(source, category=category, departments=departments)
-            fresh = self._row(after, _fmt(datetime.now()))  # type: ignore[arg-type]
+            fresh = self._row(after, format_time(datetime.now()))  # type: ignore[arg-type]
             fields = [c for c in _CASE_COLUMNS if c.startswith(("category_", "departments"))] + ["content_hash", "updated_at"]
             db.execute(
                 f"UPDATE cases SET {', '.join(f'{c} = :{c}' for c in fields)} WHERE id = :id",
@@ -347,7 +364,7 @@ class SQLiteStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     case_id,
-                    _fmt(source.at or datetime.now()),
+                    format_time(source.at or datetime.now()),
                     source.kind.value,
                     source.by,
                     category.path if category else None,
@@ -368,7 +385,7 @@ class SQLiteStore:
         return [
             LabelChange(
                 case_id=r[0],
-                source=LabelSource(LabelKind(r[1]), r[2], _parse_time(r[3])),
+                source=LabelSource(LabelKind(r[1]), r[2], parse_time(r[3])),
                 category=Category.parse(r[4]) if r[4] else None,
                 departments=_split(r[5] or ""),
                 previous_category=Category.parse(r[6]) if r[6] else None,
@@ -377,6 +394,29 @@ class SQLiteStore:
             for r in rows
         ]
 
+    # ------------------------------------------------------------ outbox
+    def pending(self, limit: int = 1000) -> list[tuple[int, str, str]]:
+        """The oldest ``limit`` outbox entries: (sequence, case id, 'index' or 'delete')."""
+        return [tuple(r) for r in self._read("SELECT seq, case_id, op FROM index_outbox ORDER BY seq LIMIT ?", (limit,))]  # type: ignore[misc]
+
+    def pending_count(self) -> int:
+        return self._read("SELECT count(*) FROM index_outbox")[0][0]
+
+    def acknowledge(self, seqs: Sequence[int]) -> None:
+        """Forget outbox entries the index has taken."""
+        with self._write() as db:
+            for start in range(0, len(seqs), 500):
+                chunk = list(seqs[start : start + 500])
+                db.execute(f"DELETE FROM index_outbox WHERE seq IN ({','.join('?' * len(chunk))})", chunk)
+
+    def delete(self, case_ids: Sequence[str]) -> int:
+        """Remove cases (and queue their removal from the index); returns how many existed."""
+        removed = 0
+        with self._write() as db:
+            for case_id in case_ids:
+                removed += db.execute("DELETE FROM cases WHERE id = ?", (case_id,)).rowcount
+        return removed
+
     # ------------------------------------------------------------ reads
     def get(self, case_id: str) -> Case:
         rows = self._read(f"{_SELECT} WHERE c.id = ?", (case_id,))
@@ -384,7 +424,7 @@ class SQLiteStore:
             raise NotFound(f"no case with id {case_id!r}")
         return self._case(rows[0])
 
-    def _where(self, query: CaseQuery) -> tuple[str, str, list[Any]]:
+    def where(self, query: CaseQuery) -> tuple[str, str, list[Any]]:
         """(FROM clause, WHERE clause, params) for a query."""
         clauses: list[str] = []
         params: list[Any] = []
@@ -398,10 +438,10 @@ class SQLiteStore:
             params.append(" ".join('"' + tok.replace('"', '""') + '"' for tok in tokens))
         if query.start:
             clauses.append("c.received_at >= ?")
-            params.append(_fmt(query.start))
+            params.append(format_time(query.start))
         if query.end:
             clauses.append("c.received_at <= ?")
-            params.append(_fmt(query.end))
+            params.append(format_time(query.end))
         for column, value in (("district", query.district), ("street", query.street), ("status", query.status),
                               ("channel", query.channel), ("event_id", query.event_id)):
             if value:
@@ -422,7 +462,7 @@ class SQLiteStore:
         return source, (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def search(self, query: CaseQuery) -> Page:
-        source, where, params = self._where(query)
+        source, where, params = self.where(query)
         order = "bm25(cases_fts), c.received_at DESC" if query.text.strip() else "c.received_at DESC, c.id"
         select = _SELECT.replace("FROM cases c", f"FROM {source}")
         rows = self._read(f"{select}{where} ORDER BY {order} LIMIT ? OFFSET ?", [*params, query.limit, query.offset])
@@ -430,7 +470,7 @@ class SQLiteStore:
         return Page([self._case(r) for r in rows], total)
 
     def iter_cases(self, query: CaseQuery | None = None, batch: int = 1000) -> Iterator[Case]:
-        source, where, params = self._where(query or CaseQuery())
+        source, where, params = self.where(query or CaseQuery())
         select = _SELECT.replace("FROM cases c", f"FROM {source}")
         last = ("", "")
         while True:
@@ -445,7 +485,7 @@ class SQLiteStore:
     def summary(self) -> Summary:
         summary = Summary()
         total, first, last = self._read("SELECT count(*), min(received_at), max(received_at) FROM cases")[0]
-        summary.total, summary.first, summary.last = total, _parse_time(first), _parse_time(last)
+        summary.total, summary.first, summary.last = total, parse_time(first), parse_time(last)
         for attr, column in (("by_category", "coalesce(category_l1, '(未分类)')"), ("by_district", "district"),
                              ("by_channel", "channel"), ("by_status", "status")):
             rows = self._read(f"SELECT {column}, count(*) FROM cases GROUP BY 1 ORDER BY 2 DESC")

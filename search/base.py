@@ -1,0 +1,119 @@
+"""The search protocol every backend offers, and the similarity both compute alike.
+
+Backends answer the same questions (filters, dates, paging, similar cases,
+counts per day × area × category) over the same jieba tokens the models see.
+Ranking is each engine's own (FTS5's bm25, Lucene's BM25); *similarity* is
+computed here from tokens and document frequencies the backend reports, so
+the router's threshold and weights mean the same thing on either backend.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol, runtime_checkable
+
+from hotline.case import Case, Neighbour
+from hotline.store.base import CaseQuery, Page
+
+#: Words in more than this share of the cases (我, 小区, 反映) do not tell one incident from another.
+MAX_DOC_SHARE = 0.3
+#: The most informative query words a similar-case query keeps.
+MAX_QUERY_TERMS = 24
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class CellCount:
+    """Cases received on one day in one district about one (level-2) category."""
+
+    day: date
+    district: str
+    category: str
+    count: int
+
+
+@runtime_checkable
+class SearchIndex(Protocol):
+    """A search index over cases, derived from the store (the system of record)."""
+
+    url: str
+
+    def index(self, cases: Iterable[Case]) -> int:
+        """Add or replace cases by id; returns how many were written. Idempotent."""
+        ...
+
+    def delete(self, case_ids: Sequence[str]) -> int: ...
+
+    def get(self, case_id: str) -> Case: ...
+
+    def search(self, query: CaseQuery) -> Page:
+        """Text (all words must match), filters, date range and paging; newest first without text."""
+        ...
+
+    def similar(
+        self,
+        text: str,
+        k: int = 5,
+        district: str = "",
+        since: datetime | None = None,
+        exclude: str = "",
+        min_similarity: float = 0.2,
+    ) -> list[Neighbour]:
+        """The ``k`` cases most like ``text`` (optionally in one district, since a time)."""
+        ...
+
+    def counts(self, query: CaseQuery | None = None) -> list[CellCount]:
+        """Daily counts per district and level-2 category, for cases matching the filters."""
+        ...
+
+    def count(self) -> int: ...
+
+    def refresh(self) -> None:
+        """Make everything indexed so far visible to searches."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def query_terms(tokens: Sequence[str], doc_freq: Mapping[str, int], total: int) -> dict[str, float]:
+    """The informative words of a query with their idf: present in the index, not too common."""
+    weights: dict[str, float] = {}
+    limit = max(1.0, MAX_DOC_SHARE * total) if total >= 50 else float("inf")
+    for token in dict.fromkeys(tokens):
+        df = doc_freq.get(token, 0)
+        if 0 < df <= limit and token.strip():
+            weights[token] = math.log((1 + total) / (1 + df)) + 1.0
+    best = sorted(weights, key=lambda t: -weights[t])[:MAX_QUERY_TERMS]
+    return {t: weights[t] for t in best}
+
+
+def similarity(query: Mapping[str, float], doc_tokens: Iterable[str]) -> float:
+    """Cosine of binary, idf-weighted word sets; words the query lacks weigh its mean idf.
+
+    Only the query's document frequencies are looked up (one round trip to
+    the backend), so a case's other words are weighed as an average query word.
+    """
+    if not query:
+        return 0.0
+    words = set(doc_tokens)
+    shared = [w for w in query if w in words]
+    if not shared:
+        return 0.0
+    mean = sum(query.values()) / len(query)
+    dot = sum(query[w] ** 2 for w in shared)
+    q_norm = math.sqrt(sum(v * v for v in query.values()))
+    d_norm = math.sqrt(dot + (len(words) - len(shared)) * mean * mean)
+    return dot / (q_norm * d_norm)
+
+
+def neighbour(case: Case, score: float) -> Neighbour:
+    return Neighbour(
+        case_id=case.id,
+        similarity=score,
+        departments=case.departments,
+        category=case.category.path if case.category else "",
+        received_at=case.received_at,
+        district=case.area.district,
+    )

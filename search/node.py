@@ -1,0 +1,254 @@
+"""A single local Elasticsearch node: downloaded once from Maven Central, started, health-checked, stopped.
+
+The ``integ-test-zip`` distribution has no bundled JDK and no security
+setup, which suits one node on 127.0.0.1 for tests and for a single
+machine. The zip is cached outside the repository (``$HOTLINE_CACHE`` or
+``~/.cache/hotline``) and unpacked once per version; each node gets its own
+home (config, data, logs). Elasticsearch refuses to run as root, so under
+root the node runs as ``nobody``.
+
+    python -m search.node up [--home DIR] [--port 9200]    # what `make es-up` runs
+    python -m search.node down [--home DIR]
+    python -m search.node status [--home DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+VERSION = "8.19.21"
+MAVEN = "https://repo1.maven.org/maven2/org/elasticsearch/distribution/integ-test-zip/elasticsearch"
+NOBODY = 65534
+
+
+class NodeError(RuntimeError):
+    """The node could not be downloaded, started or stopped."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HOTLINE_CACHE") or Path.home() / ".cache" / "hotline") / "elasticsearch"
+
+
+def java_home() -> str:
+    """A JDK for Elasticsearch 8 (17 or newer): ES_JAVA_HOME, JAVA_HOME, or the system's java."""
+    for key in ("ES_JAVA_HOME", "JAVA_HOME"):
+        if os.environ.get(key):
+            return os.environ[key]
+    java = shutil.which("java")
+    if not java:
+        raise NodeError("no Java found: install OpenJDK 17 or set ES_JAVA_HOME")
+    return str(Path(java).resolve().parents[1])
+
+
+def download(version: str = VERSION) -> Path:
+    """The distribution zip, fetched once and checked against Maven Central's SHA-1."""
+    target = cache_dir() / f"elasticsearch-{version}.zip"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    url = f"{MAVEN}/{version}/elasticsearch-{version}.zip"
+    print(f"downloading {url}", file=sys.stderr)
+    partial = target.with_suffix(".zip.part")
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response, partial.open("wb") as out:
+            shutil.copyfileobj(response, out, 1 << 20)
+        with urllib.request.urlopen(url + ".sha1", timeout=30) as response:
+            expected = response.read().decode().split()[0]
+    except (urllib.error.URLError, OSError) as exc:
+        partial.unlink(missing_ok=True)
+        raise NodeError(f"cannot download Elasticsearch {version}: {exc}") from None
+    digest = hashlib.sha1(partial.read_bytes()).hexdigest()
+    if digest != expected:
+        partial.unlink()
+        raise NodeError(f"Elasticsearch {version} zip is corrupt (sha1 {digest}, expected {expected})")
+    partial.replace(target)
+    return target
+
+
+def distribution(version: str = VERSION) -> Path:
+    """The unpacked distribution, shared by every node; outside $HOME so that ``nobody`` can read it."""
+    root = Path(tempfile.gettempdir()) / "hotline-elasticsearch" / version
+    home = root / f"elasticsearch-{version}"
+    if (home / ".unpacked").exists():
+        return home
+    zip_path = download(version)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root))
+    with zipfile.ZipFile(zip_path) as archive:
+        for info in archive.infolist():
+            extracted = Path(archive.extract(info, staging))
+            mode = (info.external_attr >> 16) & 0o777
+            if mode:
+                extracted.chmod(mode | 0o444 | (0o111 if extracted.is_dir() else 0))
+    shutil.rmtree(home, ignore_errors=True)
+    (staging / f"elasticsearch-{version}").rename(home)
+    shutil.rmtree(staging, ignore_errors=True)
+    (home / ".unpacked").touch()
+    for path in (root.parent, root, home):
+        path.chmod(0o755)
+    return home
+
+
+class Node:
+    """One single-node cluster on 127.0.0.1 with its own home directory."""
+
+    def __init__(self, home: Path, port: int = 9200, heap: str = "512m", version: str = VERSION) -> None:
+        self.home = Path(home).resolve()
+        self.port = port
+        self.heap = heap
+        self.version = version
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "elasticsearch.pid"
+
+    def _configure(self) -> dict[str, str]:
+        dist = distribution(self.version)
+        config = self.home / "config"
+        if config.exists():
+            shutil.rmtree(config)
+        shutil.copytree(dist / "config", config)
+        (config / "elasticsearch.yml").write_text(
+            "\n".join([
+                "cluster.name: hotline",
+                "node.name: hotline-node",
+                "network.host: 127.0.0.1",
+                f"http.port: {self.port}",
+                "transport.port: 0",
+                "discovery.type: single-node",
+                "xpack.security.enabled: false",
+                # A shared machine's disk may be fuller than the default watermarks allow.
+                "cluster.routing.allocation.disk.threshold_enabled: false",
+                f"path.data: {self.home / 'data'}",
+                f"path.logs: {self.home / 'logs'}",
+                "",
+            ]),
+            encoding="utf-8",
+        )
+        for sub in ("data", "logs", "tmp"):
+            (self.home / sub).mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            for path in (self.home, *self.home.rglob("*")):
+                os.chown(path, NOBODY, NOBODY)
+            self.home.chmod(0o755)  # its parents must be open to nobody too: not under /root
+        return {
+            **os.environ,
+            "ES_JAVA_HOME": java_home(),
+            "ES_JAVA_OPTS": f"-Xms{self.heap} -Xmx{self.heap}",
+            "ES_PATH_CONF": str(config),
+            "ES_TMPDIR": str(self.home / "tmp"),
+            "HOME": str(self.home),
+        }
+
+    def running(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/_cluster/health", timeout=2) as response:
+                return json.load(response).get("status") in ("green", "yellow")
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    def start(self, timeout: float = 120.0) -> Node:
+        """Start the node (if not already up) and wait for yellow or green health."""
+        if self.running():
+            return self
+        env = self._configure()
+        command = [str(distribution(self.version) / "bin" / "elasticsearch"), "-d", "-p", str(self.pid_file)]
+        if os.geteuid() == 0:
+            command = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *command]
+        log = (self.home / "logs" / "startup.log").open("ab")
+        result = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
+        if result.returncode != 0:
+            raise NodeError(f"Elasticsearch did not start (exit {result.returncode}): {self._last_error()}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.running():
+                return self
+            time.sleep(0.5)
+        self.stop()
+        raise NodeError(f"Elasticsearch on {self.url} not healthy after {timeout:.0f} s; see {self.home / 'logs'}")
+
+    def _last_error(self) -> str:
+        """The fatal line of the startup log, so the one-line error says why."""
+        try:
+            lines = (self.home / "logs" / "startup.log").read_text("utf-8", "replace").splitlines()
+        except OSError:
+            return f"see {self.home / 'logs'}"
+        fatal = [line for line in lines if "fatal exception" in line or "Exception:" in line]
+        return (fatal[-1].split("]")[-1].strip()[:300] if fatal else "") + f" (logs: {self.home / 'logs'})"
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the node (SIGTERM, then SIGKILL) and wait until its port is closed."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and _alive(pid):
+                time.sleep(0.2)
+            if not _alive(pid):
+                break
+        self.pid_file.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie child counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m search.node", description="A local Elasticsearch node.")
+    parser.add_argument("action", choices=("up", "down", "status", "download"))
+    parser.add_argument("--home", type=Path, default=Path(tempfile.gettempdir()) / "hotline-elasticsearch" / "node",
+                        help="config, data and logs of the node")
+    parser.add_argument("--port", type=int, default=9200)
+    parser.add_argument("--heap", default="512m")
+    args = parser.parse_args(argv)
+    node = Node(args.home, port=args.port, heap=args.heap)
+    try:
+        if args.action == "download":
+            print(download())
+        elif args.action == "up":
+            node.start()
+            print(f"Elasticsearch {VERSION} is up at {node.url} (home {node.home})")
+        elif args.action == "down":
+            node.stop()
+            print("Elasticsearch stopped")
+        else:
+            print(f"{node.url}: {'up' if node.running() else 'down'}")
+            return 0 if node.running() else 1
+    except NodeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Keeping an index in step with the store through the store's outbox.
+
+The store queues every written case in the same transaction as the write;
+:func:`sync` indexes the queued cases and only then forgets the entries. If
+the index fails midway, the entries stay and the next run indexes them
+again; since documents are keyed by case id, a replay overwrites rather
+than duplicates, so each case ends up indexed exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from hotline.errors import NotFound, Unavailable
+from hotline.store.base import CaseStore
+from search.base import SearchIndex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class SyncReport:
+    indexed: int = 0
+    deleted: int = 0
+    pending: int = 0
+    error: str = ""
+
+
+def sync(store: CaseStore, index: SearchIndex, batch: int = 1000, limit: int | None = None) -> SyncReport:
+    """Replay the outbox into ``index`` until it is empty (or ``limit`` entries); stops at the first failure."""
+    report = SyncReport()
+    seen = 0
+    while limit is None or seen < limit:
+        entries = store.pending(batch if limit is None else min(batch, limit - seen))
+        if not entries:
+            break
+        seen += len(entries)
+        last_op = {case_id: op for _, case_id, op in entries}  # the latest entry of a case wins
+        to_index, to_delete = [], []
+        for case_id, op in last_op.items():
+            if op == "delete":
+                to_delete.append(case_id)
+                continue
+            try:
+                to_index.append(store.get(case_id))
+            except NotFound:  # deleted after it was queued; its delete entry follows
+                continue
+        try:
+            if to_index:
+                report.indexed += index.index(to_index)
+            if to_delete:
+                index.delete(to_delete)
+                report.deleted += len(to_delete)
+        except Unavailable as exc:
+            report.error = str(exc)
+            log.warning("index sync stopped, %d entries wait in the outbox: %s", store.pending_count(), exc)
+            break
+        store.acknowledge([seq for seq, _, _ in entries])
+    report.pending = store.pending_count()
+    return report
+
+
+class Syncer:
+    """A background thread that drains the outbox every ``interval`` seconds (the service runs one)."""
+
+    def __init__(self, store: CaseStore, index: SearchIndex, interval: float = 1.0) -> None:
+        self.store = store
+        self.index = index
+        self.interval = interval
+        self.last = SyncReport()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="index-sync", daemon=True)
+
+    def start(self) -> Syncer:
+        self._thread.start()
+        return self
+
+    def poke(self) -> None:
+        """Sync now rather than at the next tick (after an ingest)."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.last = sync(self.store, self.index)
+            except Exception as exc:  # the thread must outlive any one failure
+                log.exception("index sync failed")
+                self.last = SyncReport(error=str(exc))
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=10)

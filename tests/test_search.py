@@ -1,0 +1,246 @@
+"""One conformance suite over both search backends, against a real Elasticsearch node."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from hotline.case import Case
+from hotline.errors import InvalidInput, NotFound, Unavailable
+from hotline.store.base import CaseQuery
+from hotline.store.sqlite import SQLiteStore
+from search import open_index
+from search.base import SearchIndex
+from search.elastic import ElasticsearchIndex
+from search.embedded import EmbeddedIndex
+from search.node import Node
+from search.sync import sync
+
+N_CASES = 4000
+
+
+@pytest.fixture(scope="module")
+def cases(demo_cases: list[Case]) -> list[Case]:
+    return demo_cases[:N_CASES]
+
+
+def _elastic(node: Node) -> ElasticsearchIndex:
+    return ElasticsearchIndex(f"{node.url}/test-{uuid.uuid4().hex[:10]}", timeout=30)
+
+
+def _drop(index: ElasticsearchIndex) -> None:
+    for name in index.versions():
+        index.client.indices.delete(index=name)
+    index.client.indices.delete_index_template(name=f"{index.alias}-template")
+    index.close()
+
+
+@pytest.fixture(scope="module", params=["embedded", "elasticsearch"])
+def index(request: pytest.FixtureRequest, cases: list[Case], tmp_path_factory: pytest.TempPathFactory) -> Iterator[SearchIndex]:
+    """Each backend filled from a store through the outbox, as in service."""
+    store = SQLiteStore(f"sqlite:///{tmp_path_factory.mktemp('search')}/store.db")
+    store.upsert(cases)
+    if request.param == "embedded":
+        idx: SearchIndex = open_index(store.url, store)
+    else:
+        idx = _elastic(request.getfixturevalue("es_node"))
+    report = sync(store, idx)
+    assert report.error == "" and report.pending == 0
+    idx.refresh()
+    yield idx
+    if isinstance(idx, ElasticsearchIndex):
+        _drop(idx)
+    store.close()
+
+
+def _ids(page_items: list[Case]) -> set[str]:
+    return {c.id for c in page_items}
+
+
+def _all(index: SearchIndex, query: CaseQuery) -> set[str]:
+    found: set[str] = set()
+    offset = 0
+    while True:
+        page = index.search(CaseQuery(**{**_fields(query), "limit": 1000, "offset": offset}))
+        found |= _ids(page.items)
+        offset += 1000
+        if offset >= page.total:
+            assert len(found) == page.total
+            return found
+
+
+def _fields(query: CaseQuery) -> dict:
+    return {name: getattr(query, name) for name in query.__slots__}
+
+
+def test_every_case_is_indexed_and_comes_back_whole(index: SearchIndex, cases: list[Case]) -> None:
+    assert index.count() == len(cases)
+    for case in cases[:: len(cases) // 25]:
+        assert index.get(case.id) == case
+    with pytest.raises(NotFound):
+        index.get("no-such-case")
+
+
+@pytest.mark.parametrize("make", [
+    lambda c: CaseQuery(district=c[0].area.district),
+    lambda c: CaseQuery(category=c[1].category.l1),
+    lambda c: CaseQuery(category=c[2].category.path),
+    lambda c: CaseQuery(department=c[3].departments[0]),
+    lambda c: CaseQuery(channel=c[4].channel.value, status=c[4].status.value),
+    lambda c: CaseQuery(start=c[100].received_at, end=c[100].received_at + timedelta(days=2), street=c[100].area.street),
+])
+def test_filters_match_exactly_the_cases_they_name(index: SearchIndex, cases: list[Case], make) -> None:
+    query = make(cases)
+    expected = {c.id for c in cases if _matches(c, query)}
+    assert expected and _all(index, query) == expected
+
+
+def _matches(case: Case, q: CaseQuery) -> bool:
+    cat = case.category
+    return all([
+        not q.district or case.area.district == q.district,
+        not q.street or case.area.street == q.street,
+        not q.channel or case.channel.value == q.channel,
+        not q.status or case.status.value == q.status,
+        not q.department or q.department in case.departments,
+        not q.start or case.received_at >= q.start,
+        not q.end or case.received_at <= q.end,
+        not q.category or (cat is not None and (q.category in (cat.l1, cat.l2, cat.l3) if "/" not in q.category
+                                                else cat.path.startswith(q.category))),
+    ])
+
+
+@pytest.fixture(scope="module")
+def reference(cases: list[Case], tmp_path_factory: pytest.TempPathFactory) -> EmbeddedIndex:
+    """An embedded index in a file of its own: the answers every backend must give."""
+    ref = EmbeddedIndex(f"sqlite:///{tmp_path_factory.mktemp('ref')}/ref.db")
+    ref.index(cases)
+    return ref
+
+
+@pytest.mark.parametrize("text", ["停水", "噪音 晚上", "路灯", "燃气", "工资"])
+def test_text_search_finds_the_same_cases_on_both_backends(index: SearchIndex, text: str, reference: EmbeddedIndex,
+                                                          cases: list[Case]) -> None:
+    expected = _all(reference, CaseQuery(text=text))
+    assert expected and _all(index, CaseQuery(text=text)) == expected
+    district = cases[0].area.district
+    assert _all(index, CaseQuery(text=text, district=district)) == _all(reference, CaseQuery(text=text, district=district))
+
+
+def test_paging_walks_every_match_once_newest_first(index: SearchIndex) -> None:
+    query = CaseQuery(district="海陵区", limit=50)
+    first, second = index.search(query), index.search(CaseQuery(district="海陵区", limit=50, offset=50))
+    assert first.total == second.total > 100
+    assert not _ids(first.items) & _ids(second.items)
+    times = [c.received_at for c in first.items + second.items]
+    assert times == sorted(times, reverse=True)
+
+
+def test_counts_per_day_area_and_category_are_exact(index: SearchIndex, cases: list[Case]) -> None:
+    start, end = cases[0].received_at, cases[0].received_at + timedelta(days=5)
+    expected = Counter(
+        (c.received_at.date(), c.area.district, (c.category.l2 or c.category.l1) if c.category else "")
+        for c in cases if start <= c.received_at <= end
+    )
+    got = index.counts(CaseQuery(start=start, end=end))
+    assert {(r.day, r.district, r.category): r.count for r in got} == dict(expected)
+    assert got == sorted(got)
+
+
+def test_similar_cases_respect_area_time_and_exclusion(index: SearchIndex, cases: list[Case]) -> None:
+    case = next(c for c in cases[500:] if len(c.text) > 40)
+    found = index.similar(case.text, k=5)
+    assert found and found[0].case_id == case.id and found[0].similarity > 0.8
+    assert [n.similarity for n in found] == sorted((n.similarity for n in found), reverse=True)
+    others = index.similar(case.text, k=5, exclude=case.id, district=case.area.district,
+                           since=case.received_at - timedelta(days=10))
+    assert all(n.case_id != case.id and n.district == case.area.district for n in others)
+    assert all(n.received_at >= case.received_at - timedelta(days=10) for n in others)
+    assert all(n.similarity >= 0.2 for n in others)
+    assert index.similar("的 了 呢", k=5) == []
+
+
+def test_both_backends_agree_on_similar_cases(es_node: Node, cases: list[Case], tmp_path: Path) -> None:
+    embedded = EmbeddedIndex(f"sqlite:///{tmp_path}/e.db")
+    elastic = _elastic(es_node)
+    try:
+        embedded.index(cases[:1500])
+        elastic.index(cases[:1500])
+        elastic.refresh()
+        for case in cases[1500:1530]:
+            a = [(n.case_id, round(n.similarity, 6)) for n in embedded.similar(case.text, k=5)]
+            b = [(n.case_id, round(n.similarity, 6)) for n in elastic.similar(case.text, k=5)]
+            assert a == b
+    finally:
+        _drop(elastic)
+
+
+def test_delete_removes_from_search(es_node: Node, cases: list[Case], tmp_path: Path) -> None:
+    for idx in (EmbeddedIndex(f"sqlite:///{tmp_path}/d.db"), _elastic(es_node)):
+        idx.index(cases[:20])
+        assert idx.delete([cases[0].id, "never-indexed"]) == 1
+        idx.refresh()
+        assert idx.count() == 19
+        with pytest.raises(NotFound):
+            idx.get(cases[0].id)
+        if isinstance(idx, ElasticsearchIndex):
+            _drop(idx)
+
+
+def test_bad_urls_and_queries_are_clear_errors(index: SearchIndex) -> None:
+    with pytest.raises(InvalidInput):
+        open_index("ftp://example")
+    with pytest.raises(InvalidInput):
+        open_index("http://127.0.0.1:9200/Bad*Alias")
+    with pytest.raises(InvalidInput):
+        index.search(CaseQuery(text="，。！"))
+
+
+def test_an_unreachable_node_is_unavailable_at_once(store: SQLiteStore, cases: list[Case]) -> None:
+    from tests.conftest import free_port
+
+    down = ElasticsearchIndex(f"http://127.0.0.1:{free_port()}/x", timeout=2)
+    started = datetime.now()
+    with pytest.raises(Unavailable):
+        down.search(CaseQuery())
+    store.upsert(cases[:10])
+    report = sync(store, down)
+    assert report.error and report.pending == 10 and report.indexed == 0
+    assert datetime.now() - started < timedelta(seconds=20)
+
+
+def test_rebuild_switches_the_alias_without_losing_a_case(es_node: Node, store: SQLiteStore, cases: list[Case]) -> None:
+    idx = _elastic(es_node)
+    try:
+        store.upsert(cases[:300])
+        sync(store, idx)
+        assert idx.versions() == [f"{idx.alias}-v1"]
+        assert idx.rebuild(store) == f"{idx.alias}-v2"
+        idx.refresh()
+        assert idx.versions() == [f"{idx.alias}-v2"] and idx.count() == 300
+        store.upsert(cases[300:310])
+        sync(store, idx)
+        idx.refresh()
+        assert idx.count() == 310
+    finally:
+        _drop(idx)
+
+
+def test_migration_queues_existing_cases_for_the_index(tmp_path: Path, cases: list[Case]) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path}/old.db")
+    store.upsert(cases[:5])
+    store.acknowledge([seq for seq, _, _ in store.pending()])
+    store._db.execute("DROP TABLE index_outbox")
+    store._db.execute("DROP TABLE cases_vocab")
+    for trigger in ("cases_outbox_ai", "cases_outbox_au", "cases_outbox_ad"):
+        store._db.execute(f"DROP TRIGGER {trigger}")
+    store._db.execute("PRAGMA user_version = 1")
+    store.close()
+    reopened = SQLiteStore(f"sqlite:///{tmp_path}/old.db")
+    assert reopened.pending_count() == 5
+    reopened.close()
