@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench clean es-up es-down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,7 @@ demo: install
 	$(BIN)/hotline route --model $(MODEL) "$(EXAMPLE)"
 
 ## make test: install (with the transformer extra) and run every test (pytest fails when no test runs).
+## The search tests start their own Elasticsearch node on a free 127.0.0.1 port and stop it at the end.
 test: $(VENV)/.installed-transformer
 	$(BIN)/python -m pytest
 
@@ -42,6 +43,13 @@ bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/demo_data.py
 	$(BIN)/python bench/classify.py
+
+## make es-up / es-down: a local Elasticsearch node on 127.0.0.1:9200 (downloaded once into ~/.cache/hotline).
+es-up: install
+	$(BIN)/python -m search.node up
+
+es-down: install
+	$(BIN)/python -m search.node down
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -144,6 +144,11 @@ class Gazetteer:
         """District name -> the district office that has jurisdiction (属地)."""
         return {d.name: d.office for d in self.districts.values()}
 
+    @cached_property
+    def landmarks(self) -> frozenset[str]:
+        """Roads and communities: places finer than a street, where one incident happens."""
+        return frozenset(p for d in self.districts.values() for p in (*d.roads, *d.communities))
+
     def vocabulary(self) -> list[tuple[str, int]]:
         """Place names as segmenter words."""
         words = set(self._names) | {d.office for d in self.districts.values()} | {self.city}

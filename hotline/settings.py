@@ -27,8 +27,8 @@ class Settings(BaseSettings):
         description="Store URL of the system of record (sqlite:///path).",
     )
     index: str = Field(
-        default="sqlite:///var/hotline.db",
-        description="Search index URL: the embedded sqlite:/// index or http://host:9200 for Elasticsearch.",
+        default="",
+        description="Search index URL: http://host:9200[/alias] for Elasticsearch; empty: the store's own embedded index.",
     )
     models: Path = Field(default=Path("var/models"), description="Model registry directory.")
     api_keys: str = Field(default="", description="API keys with roles: 'key:role,key:role'.")
@@ -48,6 +48,11 @@ class Settings(BaseSettings):
         if value not in ("jieba", "rjieba"):
             raise ValueError(f"HOTLINE_SEGMENTER must be 'jieba' or 'rjieba', not {value!r}")
         return value
+
+    @property
+    def index_url(self) -> str:
+        """The index to use: the configured one, or the store itself."""
+        return self.index or self.store
 
     def api_key_roles(self) -> dict[str, str]:
         """Parse ``api_keys`` into {key: role}; a malformed entry is an error, not a silent skip."""

@@ -22,6 +22,8 @@ from hotline.store.base import CaseQuery, Page
 MAX_DOC_SHARE = 0.3
 #: The most informative query words a similar-case query keeps.
 MAX_QUERY_TERMS = 24
+#: How many postings (cases per word, summed) a similar-case query may touch: its cost on either engine.
+POSTINGS_BUDGET = 8000
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -77,16 +79,27 @@ class SearchIndex(Protocol):
     def close(self) -> None: ...
 
 
-def query_terms(tokens: Sequence[str], doc_freq: Mapping[str, int], total: int) -> dict[str, float]:
-    """The informative words of a query with their idf: present in the index, not too common."""
-    weights: dict[str, float] = {}
+def query_terms(tokens: Sequence[str], doc_freq: Mapping[str, int], total: int,
+                budget: int = POSTINGS_BUDGET) -> dict[str, float]:
+    """The informative words of a query with their idf, rarest first, within a postings budget.
+
+    Rare words (a community, a road, 爆管) are what tells one incident from
+    another; words in many cases cost the most to look up and say the least.
+    The three rarest are always kept; more join while their postings fit the
+    budget, so a query's cost stays flat as the index grows.
+    """
     limit = max(1.0, MAX_DOC_SHARE * total) if total >= 50 else float("inf")
-    for token in dict.fromkeys(tokens):
-        df = doc_freq.get(token, 0)
-        if 0 < df <= limit and token.strip():
-            weights[token] = math.log((1 + total) / (1 + df)) + 1.0
-    best = sorted(weights, key=lambda t: -weights[t])[:MAX_QUERY_TERMS]
-    return {t: weights[t] for t in best}
+    candidates = sorted(
+        (doc_freq[t], t) for t in dict.fromkeys(tokens) if t.strip() and 0 < doc_freq.get(t, 0) <= limit
+    )
+    chosen: dict[str, float] = {}
+    spent = 0
+    for df, token in candidates:
+        if len(chosen) >= MAX_QUERY_TERMS or (len(chosen) >= 3 and spent + df > budget):
+            break
+        chosen[token] = math.log((1 + total) / (1 + df)) + 1.0
+        spent += df
+    return chosen
 
 
 def similarity(query: Mapping[str, float], doc_tokens: Iterable[str]) -> float:

@@ -1,7 +1,7 @@
 """The embedded index: SQLite FTS5 over jieba tokens, in the store's own file or a file of its own.
 
-On one machine the store *is* the index (``HOTLINE_INDEX`` equal to
-``HOTLINE_STORE``): its FTS5 table is kept in the same transaction as every
+On one machine the store *is* the index (``HOTLINE_INDEX`` empty, the
+default, or equal to ``HOTLINE_STORE``): its FTS5 table is kept in the same transaction as every
 write, so there is nothing to catch up. A separate file (another
 ``sqlite:///`` URL) is a full copy kept by the outbox, like Elasticsearch.
 """
@@ -20,6 +20,8 @@ from search.base import CellCount, neighbour, query_terms, similarity
 
 #: Candidates fetched by bm25 before they are scored for similarity.
 CANDIDATES = 50
+#: Seconds a word's document frequency is reused.
+DF_TTL = 60.0
 
 
 def same_file(a: str, b: str) -> bool:
@@ -35,6 +37,7 @@ class EmbeddedIndex:
         self.shared = isinstance(store, SQLiteStore) and same_file(store.url, url)
         self._db = store if self.shared else SQLiteStore(url)  # type: ignore[assignment]
         self._total: tuple[float, int] = (0.0, 0)
+        self._df_cache: dict[str, tuple[float, int]] = {}
 
     # ------------------------------------------------------------ writes
     def index(self, cases: Iterable[Case]) -> int:
@@ -76,6 +79,22 @@ class EmbeddedIndex:
             self._total = (time.monotonic(), total)
         return total
 
+    def _doc_freq(self, tokens: list[str]) -> dict[str, int]:
+        """Cases per word, from FTS5's vocabulary; cached for a minute, since counting a common word's
+        cases reads its whole posting list and the counts move slowly."""
+        now = time.monotonic()
+        found: dict[str, int] = {}
+        for token in dict.fromkeys(tokens):
+            cached = self._df_cache.get(token)
+            if cached is None or now - cached[0] > DF_TTL:
+                rows = self._db.read("SELECT doc FROM cases_vocab WHERE term = ?", (token,))
+                cached = (now, rows[0][0] if rows else 0)
+                if len(self._df_cache) > 200_000:
+                    self._df_cache.clear()
+                self._df_cache[token] = cached
+            found[token] = cached[1]
+        return found
+
     def similar(
         self,
         text: str,
@@ -88,10 +107,7 @@ class EmbeddedIndex:
         tokens = self._db.tokenize(text)
         if not tokens:
             return []
-        unique = list(dict.fromkeys(tokens))
-        marks = ",".join("?" * len(unique))
-        doc_freq = dict(self._db.read(f"SELECT term, doc FROM cases_vocab WHERE term IN ({marks})", unique))
-        terms = query_terms(tokens, doc_freq, self._count_cached())
+        terms = query_terms(tokens, self._doc_freq(tokens), self._count_cached())
         if not terms:
             return []
         clauses, params = ["cases_fts MATCH ?"], [" OR ".join('"' + t.replace('"', '""') + '"' for t in terms)]
@@ -110,8 +126,7 @@ class EmbeddedIndex:
             [*params, max(CANDIDATES, 3 * k)],
         )
         scored = [(similarity(terms, tok.split()), case_id) for case_id, tok in rows]
-        best = sorted((s, i) for s, i in scored if s >= min_similarity)
-        best = sorted(best, key=lambda pair: -pair[0])[:k]
+        best = sorted(((s, i) for s, i in scored if s >= min_similarity), key=lambda pair: (-pair[0], pair[1]))[:k]
         return [neighbour(self._db.get(case_id), score) for score, case_id in best]
 
     def counts(self, query: CaseQuery | None = None) -> list[CellCount]:

@@ -37,6 +37,10 @@ def sync(store: CaseStore, index: SearchIndex, batch: int = 1000, limit: int | N
         if not entries:
             break
         seen += len(entries)
+        if getattr(index, "shared", False):  # the store's own FTS table: written with the cases
+            store.acknowledge([seq for seq, _, _ in entries])
+            report.indexed += len(entries)
+            continue
         last_op = {case_id: op for _, case_id, op in entries}  # the latest entry of a case wins
         to_index, to_delete = [], []
         for case_id, op in last_op.items():
