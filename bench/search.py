@@ -70,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     gazetteer, taxonomy = default_gazetteer(), default_taxonomy()
     days = 180
-    rows, _ = DemoGenerator(gazetteer, taxonomy, seed=11, rate=args.cases / days * 0.93).generate(days, date(2025, 1, 1))
+    rows, _ = DemoGenerator(gazetteer, taxonomy, seed=11, rate=args.cases / days * 1.1).generate(days, date(2025, 1, 1))
     rows = rows[: args.cases]
     builder = CaseBuilder(gazetteer, taxonomy, max_chars=4000, source="bench.csv")
     columns = ColumnMap().resolve(list(rows[0]))

@@ -12,7 +12,6 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -126,17 +125,6 @@ def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _case_json(case: Any) -> dict[str, Any]:
-    data = asdict(case)
-    data["received_at"] = case.received_at.isoformat(sep=" ")
-    data["category"] = case.category.path if case.category else None
-    for key in ("category_source", "departments_source"):
-        source = getattr(case, key)
-        data[key] = None if source is None else {"kind": source.kind.value, "by": source.by,
-                                                 "at": source.at.isoformat(sep=" ") if source.at else None}
-    return data
-
-
 def cmd_cases_search(args: argparse.Namespace, settings: Settings) -> int:
     from hotline.store import CaseQuery
 
@@ -154,7 +142,7 @@ def cmd_cases_search(args: argparse.Namespace, settings: Settings) -> int:
         store.close()
     if args.json:
         for case in page.items:
-            print(json.dumps(_case_json(case), ensure_ascii=False, default=str))
+            print(json.dumps(case.to_dict(), ensure_ascii=False))
         return 0
     print(f"{page.total} cases match; showing {len(page.items)} from {query.offset + 1}")
     for case in page.items:
@@ -171,7 +159,7 @@ def cmd_cases_show(args: argparse.Namespace, settings: Settings) -> int:
         history = store.label_history(args.id)
     finally:
         store.close()
-    data = _case_json(case)
+    data = case.to_dict()
     data["label_history"] = [
         {"kind": h.source.kind.value, "by": h.source.by, "at": str(h.source.at),
          "category": h.category.path if h.category else None, "departments": list(h.departments)}

@@ -10,7 +10,8 @@ the router's threshold and weights mean the same thing on either backend.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol, runtime_checkable
@@ -77,6 +78,61 @@ class SearchIndex(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class CachedCount:
+    """A count (cases in the index, for idf) reused for ``ttl`` seconds: a few seconds stale is harmless."""
+
+    def __init__(self, count: Callable[[], int], ttl: float = 5.0) -> None:
+        self.count = count
+        self.ttl = ttl
+        self._value: tuple[float, int] | None = None
+
+    def __call__(self) -> int:
+        if self._value is None or time.monotonic() - self._value[0] > self.ttl:
+            self._value = (time.monotonic(), self.count())
+        return self._value[1]
+
+    def clear(self) -> None:
+        self._value = None
+
+
+class DocFreqCache:
+    """Document frequencies of words, reused for ``ttl`` seconds.
+
+    Counting a common word's cases is the dearest part of a similar-case
+    query on either engine, and the counts move slowly; one lookup per new
+    word (``lookup`` takes the missing words, returns their counts) and the
+    rest from memory.
+    """
+
+    def __init__(self, lookup: Callable[[list[str]], dict[str, int]], ttl: float = 60.0, size: int = 200_000) -> None:
+        self.lookup = lookup
+        self.ttl = ttl
+        self.size = size
+        self._cache: dict[str, tuple[float, int]] = {}
+
+    def __call__(self, tokens: Sequence[str]) -> dict[str, int]:
+        now = time.monotonic()
+        found: dict[str, int] = {}
+        missing: list[str] = []
+        for token in dict.fromkeys(tokens):
+            cached = self._cache.get(token)
+            if cached is None or now - cached[0] > self.ttl:
+                missing.append(token)
+            else:
+                found[token] = cached[1]
+        if missing:
+            fresh = self.lookup(missing)
+            if len(self._cache) + len(missing) > self.size:
+                self._cache.clear()
+            for token in missing:
+                found[token] = fresh.get(token, 0)
+                self._cache[token] = (now, found[token])
+        return found
+
+    def clear(self) -> None:
+        self._cache.clear()
 
 
 def query_terms(tokens: Sequence[str], doc_freq: Mapping[str, int], total: int,

@@ -15,6 +15,7 @@ model's own similar-case index), never a hang.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -28,7 +29,7 @@ from elasticsearch import helpers
 from hotline.case import Case, Category, Neighbour, format_time
 from hotline.errors import InvalidInput, NotFound, Unavailable
 from hotline.store.base import CaseQuery, CaseStore, Page
-from search.base import CellCount, neighbour, query_terms, similarity
+from search.base import CachedCount, CellCount, DocFreqCache, neighbour, query_terms, similarity
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ class ElasticsearchIndex:
         self.replicas = replicas
         self.chunk_size = chunk_size
         self._ready = False
+        self._doc_freq = DocFreqCache(self._lookup)
+        self._count_cached = CachedCount(self.count)
 
     @property
     def tokenize(self) -> Callable[[str], list[str]]:
@@ -282,17 +285,14 @@ class ElasticsearchIndex:
         hits = found["hits"]
         return Page([self._case(h["_source"]) for h in hits["hits"]], int(hits["total"]["value"]))
 
-    def _doc_freq(self, tokens: list[str]) -> tuple[dict[str, int], int]:
-        """Document frequencies of the query's words and the number of indexed cases, in one request."""
+    def _lookup(self, words: list[str]) -> dict[str, int]:
+        """Document frequencies of words, in one request (term vectors of an artificial document)."""
         found = self._call("term statistics", lambda: self.client.termvectors(
-            index=self.alias, doc={"tokens": " ".join(tokens)}, fields=["tokens"],
-            term_statistics=True, field_statistics=True, positions=False, offsets=False,
+            index=self.alias, doc={"tokens": " ".join(words)}, fields=["tokens"],
+            term_statistics=True, field_statistics=False, positions=False, offsets=False,
         ))
-        vectors = found.get("term_vectors", {}).get("tokens")
-        if not vectors:
-            return {}, 0
-        terms = {t: int(v.get("doc_freq", 0)) for t, v in vectors.get("terms", {}).items()}
-        return terms, int(vectors.get("field_statistics", {}).get("doc_count", 0))
+        terms = found.get("term_vectors", {}).get("tokens", {}).get("terms", {})
+        return {t: int(v.get("doc_freq", 0)) for t, v in terms.items()}
 
     def similar(
         self,
@@ -307,8 +307,7 @@ class ElasticsearchIndex:
         tokens = self.tokenize(text)
         if not tokens:
             return []
-        doc_freq, total = self._doc_freq(tokens)
-        terms = query_terms(tokens, doc_freq, total)
+        terms = query_terms(tokens, self._doc_freq(tokens), self._count_cached())
         if not terms:
             return []
         filters: list[dict[str, Any]] = []
@@ -326,10 +325,15 @@ class ElasticsearchIndex:
         }}
         found = self._call("similar", lambda: self.client.search(
             index=self.alias, query=query, size=max(CANDIDATES, 3 * k), track_total_hits=False,
+            source_includes=["id", "tokens"],
         ))
-        scored = [(similarity(terms, h["_source"]["tokens"].split()), h["_source"]) for h in found["hits"]["hits"]]
-        best = sorted((pair for pair in scored if pair[0] >= min_similarity), key=lambda p: (-p[0], p[1]["id"]))[:k]
-        return [neighbour(self._case(source), score) for score, source in best]
+        scored = [(similarity(terms, h["_source"]["tokens"].split()), h["_id"]) for h in found["hits"]["hits"]]
+        best = sorted((pair for pair in scored if pair[0] >= min_similarity), key=lambda p: (-p[0], p[1]))[:k]
+        if not best:
+            return []
+        docs = self._call("fetch", lambda: self.client.mget(index=self.alias, ids=[i for _, i in best]))["docs"]
+        sources = {d["_id"]: d["_source"] for d in docs if d.get("found")}
+        return [neighbour(self._case(sources[i]), score) for score, i in best if i in sources]
 
     def counts(self, query: CaseQuery | None = None) -> list[CellCount]:
         self.ensure()

@@ -16,7 +16,7 @@ from pathlib import Path
 from hotline.case import Case, Neighbour, format_time
 from hotline.store.base import CaseQuery, Page
 from hotline.store.sqlite import SQLiteStore, path_from_url
-from search.base import CellCount, neighbour, query_terms, similarity
+from search.base import CachedCount, CellCount, DocFreqCache, neighbour, query_terms, similarity
 
 #: Candidates fetched by bm25 before they are scored for similarity.
 CANDIDATES = 50
@@ -36,8 +36,8 @@ class EmbeddedIndex:
         self.url = url
         self.shared = isinstance(store, SQLiteStore) and same_file(store.url, url)
         self._db = store if self.shared else SQLiteStore(url)  # type: ignore[assignment]
-        self._total: tuple[float, int] = (0.0, 0)
-        self._df_cache: dict[str, tuple[float, int]] = {}
+        self._count_cached = CachedCount(self.count)
+        self._doc_freq = DocFreqCache(self._lookup, ttl=DF_TTL)
 
     # ------------------------------------------------------------ writes
     def index(self, cases: Iterable[Case]) -> int:
@@ -46,12 +46,12 @@ class EmbeddedIndex:
         if not self.shared:
             # This file is an index, not a store: nobody consumes its own outbox.
             self._db.acknowledge([seq for seq, _, _ in self._db.pending(limit=len(batch) * 2 + 10)])
-        self._total = (0.0, 0)
+        self._count_cached.clear()
         return len(batch)
 
     def delete(self, case_ids: Sequence[str]) -> int:
         removed = self._db.delete(case_ids)
-        self._total = (0.0, 0)
+        self._count_cached.clear()
         return removed
 
     def refresh(self) -> None:
@@ -71,28 +71,12 @@ class EmbeddedIndex:
     def count(self) -> int:
         return self._db.read("SELECT count(*) FROM cases")[0][0]
 
-    def _count_cached(self) -> int:
-        """The number of cases, for idf: a few seconds stale is harmless and saves a scan per query."""
-        at, total = self._total
-        if time.monotonic() - at > 5.0:
-            total = self.count()
-            self._total = (time.monotonic(), total)
-        return total
-
-    def _doc_freq(self, tokens: list[str]) -> dict[str, int]:
-        """Cases per word, from FTS5's vocabulary; cached for a minute, since counting a common word's
-        cases reads its whole posting list and the counts move slowly."""
-        now = time.monotonic()
-        found: dict[str, int] = {}
-        for token in dict.fromkeys(tokens):
-            cached = self._df_cache.get(token)
-            if cached is None or now - cached[0] > DF_TTL:
-                rows = self._db.read("SELECT doc FROM cases_vocab WHERE term = ?", (token,))
-                cached = (now, rows[0][0] if rows else 0)
-                if len(self._df_cache) > 200_000:
-                    self._df_cache.clear()
-                self._df_cache[token] = cached
-            found[token] = cached[1]
+    def _lookup(self, words: list[str]) -> dict[str, int]:
+        """Cases per word, from FTS5's vocabulary (which reads each word's posting list)."""
+        found = {}
+        for word in words:
+            rows = self._db.read("SELECT doc FROM cases_vocab WHERE term = ?", (word,))
+            found[word] = rows[0][0] if rows else 0
         return found
 
     def similar(

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from hotline.calendar import day_kind
 from hotline.places import District, Gazetteer
 from hotline.taxonomy import Taxonomy
 
@@ -99,17 +100,8 @@ def load_phrasebook() -> dict[str, Any]:
 
 def _holiday_factor(day: date) -> tuple[float, bool]:
     """(dow factor, is public holiday); weekends that are adjusted workdays count as workdays."""
-    try:
-        import chinese_calendar
-
-        on_holiday, name = chinese_calendar.get_holiday_detail(day)
-        if name is not None and on_holiday:
-            return 0.75, True
-        if not on_holiday and day.weekday() >= 5:
-            return _DOW[0], False
-    except (NotImplementedError, ImportError):
-        pass
-    return _DOW[day.weekday()], False
+    weekday, holiday = day_kind(day)
+    return (0.75 if holiday else _DOW[weekday]), holiday
 
 
 def _id_number(rng: random.Random, district_code: str) -> str:

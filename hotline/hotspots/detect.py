@@ -1,0 +1,133 @@
+"""Prospective surge detection over a count table: one alert per flagged (day, area, category).
+
+Methods:
+
+- ``nb`` (default): the negative-binomial baseline (:mod:`hotline.hotspots.baseline`);
+  a cell-day is flagged when the day's count, or the last two days' count,
+  is improbably high (upper-tail p below ``alpha``), or when the CUSUM of its
+  standardised residuals crosses its bound (a slow rise; method ``nb-cusum``);
+- ``ears-c1``, ``ears-c2``, ``ears-c3``: the CDC's EARS, the baseline to beat;
+- ``scan``: Kulldorff's space-time permutation scan per category, for
+  clusters across neighbouring areas; every area of a significant cluster is
+  flagged on the day.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+
+from hotline.errors import InvalidInput
+from hotline.hotspots import ears as ears_module
+from hotline.hotspots.baseline import Baseline, cusum, fit, upper_tail
+from hotline.hotspots.scan import scan
+from hotline.hotspots.series import CountTable
+
+METHODS = ("nb", "ears-c1", "ears-c2", "ears-c3", "scan")
+DEFAULT_METHOD = "nb"
+#: Upper-tail probability below which the default method flags a cell-day (about 1 false alarm per 100 cell-days
+#: on generated and real counts, see BENCHMARKS.md).
+ALPHA = 0.002
+#: A cell-day needs at least this many calls to be an alert: one or two calls are nobody's hotspot.
+MIN_COUNT = 3
+CUSUM_K, CUSUM_H = 0.5, 6.0
+
+
+@dataclass(frozen=True)
+class Alert:
+    date: date
+    area: str
+    category: str
+    observed: int
+    expected: float
+    score: float
+    method: str
+    p_value: float | None = None
+
+    def row(self) -> dict[str, object]:
+        return {"date": self.date.isoformat(), "area": self.area, "category": self.category,
+                "observed": self.observed, "expected": round(self.expected, 3), "score": round(self.score, 3),
+                "method": self.method}
+
+
+def scores(table: CountTable, method: str = DEFAULT_METHOD, baseline: Baseline | None = None
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(score, expected, p-value or NaN, threshold) per cell and day; flag where score >= threshold."""
+    counts = table.counts
+    if method.startswith("ears-"):
+        stat, expected = ears_module.ears(counts, method)
+        return stat, expected, np.full(counts.shape, np.nan), ears_module.THRESHOLDS[method]
+    if method != "nb":
+        raise InvalidInput(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    base = baseline or fit(counts, *table.calendar())
+    mu, size = base.mu, base.size[None, :]
+    p1 = upper_tail(counts, mu, size)
+    two = counts[:, 1:] + counts[:, :-1]
+    mu2 = mu[:, 1:] + mu[:, :-1]
+    size2 = size[:, 1:] * 2  # the sum of two days is less over-dispersed than either
+    p2 = np.full(counts.shape, np.nan)
+    p2[:, 1:] = upper_tail(two, mu2, size2)
+    p = np.fmin(p1, np.where(counts > mu, p2, np.nan))
+    with np.errstate(divide="ignore"):
+        score = -np.log10(np.maximum(p, 1e-300))
+    return score, mu, p, -math.log10(ALPHA)
+
+
+def detect(table: CountTable, start: date, end: date, method: str = DEFAULT_METHOD, alpha: float | None = None,
+           neighbours: Mapping[str, Sequence[str]] | None = None, min_count: int = MIN_COUNT,
+           simulations: int = 99) -> list[Alert]:
+    """Alerts for each day from ``start`` to ``end``; each uses only counts up to the end of its day."""
+    first, last = table.day_index(start), table.day_index(end)
+    if method == "scan":
+        return _scan_alerts(table, first, last, neighbours or {}, min_count, simulations)
+    base = fit(table.counts, *table.calendar()) if method == "nb" else None
+    score, expected, p, threshold = scores(table, method, base)
+    if alpha is not None and method == "nb":
+        threshold = -math.log10(alpha)
+    counts = table.counts
+    flagged = (score >= threshold) & (counts >= min_count)
+    methods = np.full(counts.shape, method, dtype=object)
+    if base is not None:
+        cs = cusum(counts.astype(float), base.mu, base.size, CUSUM_K, CUSUM_H)
+        slow = (cs > CUSUM_H) & (counts >= 1) & ~flagged
+        methods[slow] = "nb-cusum"
+        score = np.where(slow, cs, score)
+        flagged |= slow
+    alerts: list[Alert] = []
+    days = table.days
+    for cell, day in zip(*np.nonzero(flagged[:, first : last + 1]), strict=True):
+        t = first + day
+        area, category = table.cells[cell]
+        alerts.append(Alert(days[t], area, category, int(counts[cell, t]), float(np.nan_to_num(expected[cell, t])),
+                            float(score[cell, t]), str(methods[cell, t]),
+                            None if np.isnan(p[cell, t]) else float(p[cell, t])))
+    return sorted(alerts, key=lambda a: (a.date, -a.score, a.area, a.category))
+
+
+def _scan_alerts(table: CountTable, first: int, last: int, neighbours: Mapping[str, Sequence[str]],
+                 min_count: int, simulations: int, study: int = 28) -> list[Alert]:
+    alerts: list[Alert] = []
+    days = table.days
+    rng = np.random.default_rng(0)
+    for category, rows in table.by_category().items():
+        areas = [table.cells[r][0] for r in rows]
+        position = {a: i for i, a in enumerate(areas)}
+        near = [[position[n] for n in neighbours.get(a, ()) if n in position] for a in areas]
+        sub = table.counts[rows]
+        for t in range(first, last + 1):
+            window = sub[:, max(0, t - study + 1) : t + 1]
+            if window[:, -1].sum() < min_count:
+                continue
+            for cluster in scan(window, near, simulations=simulations, rng=rng):
+                if cluster.observed < min_count:
+                    continue
+                score = -math.log10(cluster.p_value)
+                for z in cluster.zones:
+                    alerts.append(Alert(days[t], areas[z], category, int(window[z, -cluster.days:].sum()),
+                                        cluster.expected * window[z].sum() / max(window[list(cluster.zones)].sum(), 1),
+                                        score, "scan", cluster.p_value))
+    return sorted(alerts, key=lambda a: (a.date, -a.score, a.area, a.category))

@@ -1,0 +1,69 @@
+"""Daily counts per cell (area × category): the table every detector and forecast reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+
+from hotline.calendar import day_features
+from hotline.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class CountTable:
+    """``counts[cell, day]`` for consecutive days; cells are (area, category) pairs."""
+
+    cells: list[tuple[str, str]]
+    start: date
+    counts: np.ndarray
+
+    @classmethod
+    def from_records(cls, records: Iterable[tuple[date, str, str]], start: date | None = None,
+                     end: date | None = None) -> CountTable:
+        """Count (day, area, category) records; days without records count zero."""
+        index: dict[tuple[str, str], int] = {}
+        days: list[int] = []
+        cells: list[int] = []
+        first = last = None
+        for day, area, category in records:
+            cell = index.setdefault((area, category), len(index))
+            ordinal = day.toordinal()
+            days.append(ordinal)
+            cells.append(cell)
+            first = ordinal if first is None or ordinal < first else first
+            last = ordinal if last is None or ordinal > last else last
+        if first is None:
+            raise InvalidInput("no cases to count")
+        lo = start.toordinal() if start else first
+        hi = end.toordinal() if end else last
+        if hi < lo:
+            raise InvalidInput(f"end {date.fromordinal(hi)} is before start {date.fromordinal(lo)}")
+        day_arr, cell_arr = np.asarray(days), np.asarray(cells)
+        keep = (day_arr >= lo) & (day_arr <= hi)
+        counts = np.zeros((len(index), hi - lo + 1), dtype=np.int64)
+        np.add.at(counts, (cell_arr[keep], day_arr[keep] - lo), 1)
+        return cls(list(index), date.fromordinal(lo), counts)
+
+    @property
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=i) for i in range(self.counts.shape[1])]
+
+    def day_index(self, day: date) -> int:
+        i = (day - self.start).days
+        if not 0 <= i < self.counts.shape[1]:
+            raise InvalidInput(f"{day} is outside the data ({self.start} to {self.days[-1]})")
+        return i
+
+    def calendar(self) -> tuple[np.ndarray, np.ndarray]:
+        """Effective weekday and public-holiday flag per day."""
+        return day_features(self.days)
+
+    def by_category(self) -> dict[str, list[int]]:
+        """Rows of each category (for detectors that look across areas)."""
+        groups: dict[str, list[int]] = {}
+        for row, (_, category) in enumerate(self.cells):
+            groups.setdefault(category, []).append(row)
+        return groups
