@@ -33,8 +33,10 @@ demo: install
 	$(BIN)/hotline route --model $(MODEL) "$(EXAMPLE)"
 
 ## make test: install (with the transformer extra) and run every test (pytest fails when no test runs).
-## The search tests start their own Elasticsearch node on a free 127.0.0.1 port and stop it at the end.
+## The search tests start their own Elasticsearch node on a free 127.0.0.1 port and stop it at the end;
+## the page tests drive Debian's headless Chromium (installed here when missing).
 test: $(VENV)/.installed-transformer
+	scripts/install-browser
 	$(BIN)/python -m pytest
 
 ## make bench: the benchmarks whose figures are in BENCHMARKS.md.

@@ -8,11 +8,12 @@ refused operation, 2 for a usage mistake; never a traceback.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,137 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return cmd_summary(args, settings)
 
 
+# ---------------------------------------------------------------- hotspots, forecasts, events, report
+def _cell_records(args: argparse.Namespace, settings: Settings, end: date) -> list[tuple[date, str, str]]:
+    """(day, area, category) of every case up to ``end``: from ``--data`` or from the store."""
+    if args.data:
+        from hotline.ingest import parse_time, read_records
+
+        header, records, _ = read_records(Path(args.data))
+        for name in (args.time_col, args.area_col, args.category_col):
+            if name not in header:
+                raise InvalidInput(f"column {name!r} is not in {args.data}; columns: {header}")
+        found, skipped = [], 0
+        for record in records:
+            values = record.values
+            try:
+                day = parse_time(values.get(args.time_col)).date()
+            except InvalidInput:
+                skipped += 1
+                continue
+            area, category = (str(values.get(c) or "").strip() for c in (args.area_col, args.category_col))
+            if not area or not category:
+                skipped += 1
+                continue
+            if day <= end:
+                found.append((day, area, category))
+        if skipped:
+            print(f"hotline: {skipped} rows without a time, area or category were left out", file=sys.stderr)
+        return found
+    from hotline.reports import cell_category
+    from hotline.store.base import CaseQuery
+
+    store = _open(settings)
+    try:
+        query = CaseQuery(end=datetime.combine(end, datetime.max.time()).replace(microsecond=0))
+        return [(c.received_at.date(), c.area.district or "未知区域", cell_category(c)) for c in store.iter_cases(query)]
+    finally:
+        store.close()
+
+
+def _neighbours() -> dict[str, list[str]]:
+    """Each district's neighbours, nearest first (for the scan)."""
+    from hotline.events import distance_km
+    from hotline.places import default_gazetteer
+
+    districts = default_gazetteer().districts
+    return {name: sorted(d.neighbors, key=lambda n: distance_km(d.center, districts[n].center) if n in districts else 1e9)
+            for name, d in districts.items()}
+
+
+def cmd_hotspots(args: argparse.Namespace, settings: Settings) -> int:
+    from hotline.hotspots.detect import detect
+    from hotline.hotspots.series import CountTable
+
+    if args.end < args.start:
+        raise InvalidInput(f"--end {args.end} is before --start {args.start}")
+    records = _cell_records(args, settings, args.end)
+    table = CountTable.from_records(records, end=args.end)
+    if args.start < table.start:
+        raise InvalidInput(f"--start {args.start} is before the first case ({table.start})")
+    alerts = detect(table, args.start, args.end, method=args.method, alpha=args.alpha, neighbours=_neighbours())
+    out = open(args.out, "w", encoding="utf-8", newline="") if args.out != "-" else sys.stdout
+    try:
+        writer = csv.DictWriter(out, fieldnames=["date", "area", "category", "observed", "expected", "score", "method"])
+        writer.writeheader()
+        writer.writerows(a.row() for a in alerts)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    days = (args.end - args.start).days + 1
+    print(f"{len(alerts)} alerts over {days} days × {len(table.cells)} cells ({args.method})", file=sys.stderr)
+    return 0
+
+
+def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
+    from hotline.hotspots.forecast import forecast, rising
+    from hotline.hotspots.series import CountTable
+
+    table = CountTable.from_records(_cell_records(args, settings, args.end), end=args.end)
+    found = forecast(table, horizon=args.horizon)
+    chosen = rising(found, top=args.top) if args.rising else found
+    print(json.dumps([f.to_dict() for f in chosen], ensure_ascii=False, indent=1))
+    return 0
+
+
+def _period_cases(settings: Settings, start: date, end: date, history_days: int) -> list[Any]:
+    from hotline.store.base import CaseQuery
+
+    store = _open(settings)
+    try:
+        query = CaseQuery(start=datetime.combine(start - timedelta(days=history_days), datetime.min.time()),
+                          end=datetime.combine(end, datetime.max.time()).replace(microsecond=0))
+        return list(store.iter_cases(query))
+    finally:
+        store.close()
+
+
+def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
+    from hotline.events import EventClusterer
+    from hotline.places import default_gazetteer
+    from hotline.text.segment import default_segmenter
+
+    cases = _period_cases(settings, args.start, args.end, 28)
+    history = [f"{c.title} {c.text}" for c in cases if c.received_at.date() < args.start]
+    period = [c for c in cases if c.received_at.date() >= args.start]
+    if not period:
+        raise InvalidInput(f"no cases between {args.start} and {args.end}")
+    clusterer = EventClusterer(default_segmenter(settings.segmenter).tokens, default_gazetteer().landmarks)
+    clusterer.fit(history or [f"{c.title} {c.text}" for c in period])
+    clusterer.assign_many(period)
+    events = clusterer.largest(min_size=args.min_size)
+    print(json.dumps([e.to_dict() for e in events[: args.top]], ensure_ascii=False, indent=1))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from hotline import reports
+    from hotline.places import default_gazetteer
+    from hotline.text.segment import default_segmenter
+
+    cases = _period_cases(settings, args.start, args.end, reports.HISTORY_DAYS)
+    report = reports.build(cases, args.start, args.end, default_segmenter(settings.segmenter).tokens,
+                           default_gazetteer().landmarks)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_suffix(out.suffix + ".part")
+    partial.write_text(reports.render(report), encoding="utf-8")
+    partial.replace(out)
+    print(f"wrote {out}: {report.total} cases, {len(report.alerts)} hotspots, {len(report.events)} events, "
+          f"{len(report.forecasts)} rising cells, {len(report.terms)} new terms")
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 _COLUMN_FLAGS = ("id", "transcript", "text", "title", "time", "channel", "caller", "area", "street", "address",
                  "category", "department", "status")
@@ -263,6 +395,42 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=150.0)
     demo.add_argument("--start", type=_date, default=date(2025, 6, 1))
     demo.set_defaults(handler=cmd_demo)
+    cells = argparse.ArgumentParser(add_help=False, parents=[common])
+    cells.add_argument("--data", metavar="FILE", help="count cases of a file instead of the store")
+    cells.add_argument("--time-col", default="received_at", metavar="C")
+    cells.add_argument("--area-col", default="district", metavar="C")
+    cells.add_argument("--category-col", default="category_l2", metavar="C")
+
+    from hotline.hotspots.detect import DEFAULT_METHOD, METHODS
+
+    hot = commands.add_parser("hotspots", parents=[cells], help="surging (area, category) cells, day by day, prospectively")
+    hot.add_argument("--start", type=_date, required=True, metavar="YYYY-MM-DD")
+    hot.add_argument("--end", type=_date, required=True, metavar="YYYY-MM-DD")
+    hot.add_argument("--out", default="-", metavar="FILE.csv", help="alerts CSV (default: stdout)")
+    hot.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS)
+    hot.add_argument("--alpha", type=float, help="false-alarm level of the nb method (default 0.002)")
+    hot.set_defaults(handler=cmd_hotspots)
+
+    fc = commands.add_parser("forecast", parents=[cells], help="daily counts per cell for the coming days (JSON)")
+    fc.add_argument("--end", type=_date, default=date.today(), metavar="YYYY-MM-DD", help="last day of history")
+    fc.add_argument("--horizon", type=_positive, default=14)
+    fc.add_argument("--rising", action="store_true", help="only the cells expected to rise above normal")
+    fc.add_argument("--top", type=_positive, default=20)
+    fc.set_defaults(handler=cmd_forecast)
+
+    ev = commands.add_parser("events", parents=[common], help="incidents many callers report (JSON)")
+    ev.add_argument("--from", dest="start", type=_date, required=True, metavar="YYYY-MM-DD")
+    ev.add_argument("--to", dest="end", type=_date, required=True, metavar="YYYY-MM-DD")
+    ev.add_argument("--min-size", type=_positive, default=3)
+    ev.add_argument("--top", type=_positive, default=20)
+    ev.set_defaults(handler=cmd_events)
+
+    rep = commands.add_parser("report", parents=[common], help="the supervisors' hotspot report (self-contained HTML)")
+    rep.add_argument("--from", dest="start", type=_date, required=True, metavar="YYYY-MM-DD")
+    rep.add_argument("--to", dest="end", type=_date, required=True, metavar="YYYY-MM-DD")
+    rep.add_argument("--out", required=True, metavar="FILE.html")
+    rep.set_defaults(handler=cmd_report)
+
     _add_plugins(commands, common)
     return parser
 

@@ -93,7 +93,10 @@ def detect(table: CountTable, start: date, end: date, method: str = DEFAULT_METH
     methods = np.full(counts.shape, method, dtype=object)
     if base is not None:
         cs = cusum(counts.astype(float), base.mu, base.size, CUSUM_K, CUSUM_H)
-        slow = (cs > CUSUM_H) & (counts >= 1) & ~flagged
+        recent = counts.copy()  # calls over the last three days: a slow rise still needs a few calls
+        recent[:, 1:] += counts[:, :-1]
+        recent[:, 2:] += counts[:, :-2]
+        slow = (cs > CUSUM_H) & (counts >= 1) & (recent >= min_count) & ~flagged
         methods[slow] = "nb-cusum"
         score = np.where(slow, cs, score)
         flagged |= slow

@@ -42,10 +42,18 @@ class CellForecast:
     season: np.ndarray = field(default_factory=lambda: np.ones(0))
 
     @property
-    def rise(self) -> float:
-        """Expected cases over the forecast week above the normal level."""
+    def peak_week(self) -> slice:
+        """The seven forecast days with the most expected cases."""
         week = min(7, len(self.mean))
-        return float(self.mean[:week].sum() - self.normal * week)
+        sums = np.convolve(self.mean, np.ones(week), mode="valid")
+        first = int(np.argmax(sums))
+        return slice(first, first + week)
+
+    @property
+    def rise(self) -> float:
+        """Expected cases above the normal level over the peak week of the forecast."""
+        window = self.mean[self.peak_week]
+        return float(window.sum() - self.normal * len(window))
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -67,6 +75,8 @@ def forecast(table: CountTable, horizon: int = 14, coverage: float = 0.8, window
         raise InvalidInput(f"horizon must be 1 to 60 days, not {horizon}")
     counts = table.counts.astype(float)
     last = counts.shape[1] - 1 if origin is None else origin
+    if not 0 <= last < counts.shape[1]:
+        raise InvalidInput(f"forecast origin {origin} is outside the {counts.shape[1]} days of data")
     if last + 1 < 14:
         raise InvalidInput("forecasting needs at least 14 days of history")
     days_all = table.days[: last + 1]
@@ -117,10 +127,10 @@ def _season(counts: np.ndarray, horizon: int, smooth: int = 3, reference: int = 
 
 
 def rising(forecasts: list[CellForecast], top: int = 20, min_rise: float = 2.0, min_ratio: float = 1.3) -> list[CellForecast]:
-    """Cells expected to rise above their normal level over the coming week, largest rise first."""
+    """Cells expected to rise above their normal level in a week of the horizon, largest rise first."""
     chosen = [
         f for f in forecasts
-        if f.rise >= min_rise and f.mean[: min(7, len(f.mean))].mean() >= min_ratio * max(f.normal, 0.05)
+        if f.rise >= min_rise and f.mean[f.peak_week].mean() >= min_ratio * max(f.normal, 0.05)
     ]
     return sorted(chosen, key=lambda f: -f.rise)[:top]
 

@@ -63,7 +63,7 @@ class TermHistory:
         return self
 
     def emerging(self, day: date, history: int = 28, min_count: int = 3, min_ratio: float = 3.0,
-                 max_share: float = 0.2, top: int = 20) -> list[Term]:
+                 top: int = 20) -> list[Term]:
         """The terms of ``day`` most above their history (at least ``min_count`` cases and ``min_ratio``×)."""
         today, n_today = self.df.get(day, Counter()), self.docs.get(day, 0)
         if not n_today:
@@ -78,7 +78,7 @@ class TermHistory:
             return []  # without history every word is new
         found: list[Term] = []
         for term, count in today.items():
-            if count < min_count or count > max_share * n_today:
+            if count < min_count:
                 continue
             share = (past.get(term, 0) + 0.5) / (n_past + 1.0)  # half a case of history for every term
             expected = n_today * share

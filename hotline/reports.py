@@ -1,0 +1,302 @@
+"""The supervisors' hotspot report: one self-contained HTML page (inline SVG charts, no scripts or fonts).
+
+What a supervisor needs to act before the calls come: how each category is
+trending, where (area × category) the calls concentrate, which cells are
+surging and with which cases, the largest events, what is forecast to rise,
+and which words are new. :func:`build` computes it from cases;
+:func:`render` writes the page, which opens from a file, an e-mail or the
+service alike.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from hotline.case import Case
+from hotline.errors import InvalidInput
+from hotline.events import Event, EventClusterer
+from hotline.hotspots.detect import Alert, detect
+from hotline.hotspots.forecast import CellForecast, forecast, rising
+from hotline.hotspots.series import CountTable
+from hotline.hotspots.terms import Term, TermHistory
+
+#: Days of history before the report period that the detectors and forecasts learn from.
+HISTORY_DAYS = 91
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
+
+
+@dataclass
+class Report:
+    start: date
+    end: date
+    generated: datetime
+    total: int
+    by_category: dict[str, int]
+    trend_days: list[date]
+    trend: dict[str, list[int]]                      # level-1 category -> daily counts over the period
+    heat_areas: list[str]
+    heat_categories: list[str]
+    heat: dict[tuple[str, str], int]
+    alerts: list[Alert]
+    alert_cases: dict[tuple[str, str, str], list[Case]]
+    events: list[Event]
+    forecasts: list[CellForecast]
+    history_days: list[date]
+    history: dict[tuple[str, str], list[int]]        # recent counts of the forecast cells
+    terms: list[Term]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "from": self.start.isoformat(), "to": self.end.isoformat(), "total": self.total,
+            "by_category": self.by_category,
+            "alerts": [a.row() for a in self.alerts],
+            "events": [e.to_dict() for e in self.events],
+            "forecasts": [f.to_dict() for f in self.forecasts],
+            "terms": [t.to_dict() for t in self.terms],
+            "notes": self.notes,
+        }
+
+
+def cell_category(case: Case) -> str:
+    """The category a hotspot cell is counted under: level 2, else level 1, else 未分类."""
+    if case.category is None:
+        return "未分类"
+    return case.category.l2 or case.category.l1
+
+
+def build(cases: Iterable[Case], start: date, end: date, tokenize: Any, landmarks: Iterable[str] = (),
+          top: int = 15) -> Report:
+    """Compute the report over ``start``–``end`` from cases that include up to ``HISTORY_DAYS`` before it."""
+    if end < start:
+        raise InvalidInput(f"report end {end} is before its start {start}")
+    all_cases = sorted((c for c in cases if c.received_at.date() <= end), key=lambda c: (c.received_at, c.id))
+    period = [c for c in all_cases if c.received_at.date() >= start]
+    if not period:
+        raise InvalidInput(f"no cases between {start} and {end}")
+    notes: list[str] = []
+    first = min(c.received_at.date() for c in all_cases)
+    if (start - first).days < 28:
+        notes.append(f"历史数据仅 {(start - first).days} 天，基线与预测的把握有限。")
+
+    table = CountTable.from_records(((c.received_at.date(), c.area.district or "未知区域", cell_category(c))
+                                     for c in all_cases), end=end)
+    alerts = detect(table, max(start, table.start), end)
+    alerts = sorted(alerts, key=lambda a: -a.score)[:top]
+    by_cell: dict[tuple[str, str, str], list[Case]] = defaultdict(list)
+    wanted = {(a.date.isoformat(), a.area, a.category) for a in alerts}
+    for c in period:
+        key = (c.received_at.date().isoformat(), c.area.district or "未知区域", cell_category(c))
+        if key in wanted and len(by_cell[key]) < 5:
+            by_cell[key].append(c)
+
+    level1 = Counter((c.category.l1 if c.category else "未分类") for c in period)
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    trend: dict[str, list[int]] = {name: [0] * len(days) for name, _ in level1.most_common(8)}
+    for c in period:
+        name = c.category.l1 if c.category else "未分类"
+        if name in trend:
+            trend[name][(c.received_at.date() - start).days] += 1
+
+    heat = Counter((c.area.district or "未知区域", cell_category(c)) for c in period)
+    areas = [a for a, _ in Counter(c.area.district or "未知区域" for c in period).most_common()]
+    categories = [k for k, _ in Counter(cell_category(c) for c in period).most_common(15)]
+
+    clusterer = EventClusterer(tokenize, landmarks)
+    history_texts = [f"{c.title} {c.text}" for c in all_cases if c.received_at.date() < start] or \
+                    [f"{c.title} {c.text}" for c in period]
+    clusterer.fit(history_texts)
+    clusterer.assign_many(period)
+    events = clusterer.largest(min_size=3)[:10]
+
+    forecasts: list[CellForecast] = []
+    history: dict[tuple[str, str], list[int]] = {}
+    history_days = [end - timedelta(days=27 - i) for i in range(28)]
+    if table.counts.shape[1] >= 14:
+        forecasts = rising(forecast(table, horizon=14), top=8)
+        last = table.day_index(end)
+        for f in forecasts:
+            row = table.cells.index((f.area, f.category))
+            history[(f.area, f.category)] = table.counts[row, max(0, last - 27) : last + 1].tolist()
+    else:
+        notes.append("数据不足 14 天，未作预测。")
+
+    terms_history = TermHistory().add_many((c.received_at.date(), c.id, tokenize(f"{c.title} {c.text}"))
+                                           for c in all_cases if c.received_at.date() >= end - timedelta(days=28))
+    terms = terms_history.emerging(end, top=15)
+
+    return Report(
+        start=start, end=end, generated=datetime.now().replace(microsecond=0), total=len(period),
+        by_category=dict(level1.most_common()), trend_days=days, trend=trend, heat_areas=areas,
+        heat_categories=categories, heat=dict(heat), alerts=alerts, alert_cases=dict(by_cell), events=events,
+        forecasts=forecasts, history_days=history_days, history=history, terms=terms, notes=notes,
+    )
+
+
+# ---------------------------------------------------------------- charts (inline SVG)
+def _esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def line_chart(days: Sequence[date], series: dict[str, Sequence[float]], width: int = 760, height: int = 260,
+               title: str = "", band: tuple[Sequence[float], Sequence[float]] | None = None,
+               band_days: Sequence[date] | None = None) -> str:
+    """Lines over days with a legend; an optional shaded band (a forecast interval) over ``band_days``."""
+    left, right, top, bottom = 44, 150, 24, 28
+    plot_w, plot_h = width - left - right, height - top - bottom
+    all_days = list(days) + list(band_days or [])
+    values = [v for s in series.values() for v in s] + (list(band[1]) if band else [])
+    peak = max(values + [1.0])
+    n = max(len(all_days) - 1, 1)
+
+    def x(i: int) -> float:
+        return left + plot_w * i / n
+
+    def y(v: float) -> float:
+        return top + plot_h * (1 - v / peak)
+
+    parts = [f'<svg class="chart" role="img" aria-label="{_esc(title)}" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">']
+    for k in range(5):
+        v = peak * k / 4
+        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e5e5e5"/>')
+        parts.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="11">{v:.0f}</text>')
+    for i in sorted({0, n // 2, n}):
+        if i < len(all_days):
+            parts.append(f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="middle" font-size="11">'
+                         f'{all_days[i]:%m-%d}</text>')
+    if band and band_days:
+        offset = len(days)
+        upper = [f"{x(offset + i):.1f},{y(v):.1f}" for i, v in enumerate(band[1])]
+        lower = [f"{x(offset + i):.1f},{y(v):.1f}" for i, v in reversed(list(enumerate(band[0])))]
+        parts.append(f'<polygon class="band" points="{" ".join(upper + lower)}" fill="#1f77b4" fill-opacity="0.18"/>')
+    for k, (name, values_) in enumerate(series.items()):
+        start = 0 if len(values_) == len(days) or not band_days else len(days)
+        points = " ".join(f"{x(start + i):.1f},{y(v):.1f}" for i, v in enumerate(values_))
+        color = PALETTE[k % len(PALETTE)]
+        dash = ' stroke-dasharray="5 3"' if start else ""
+        parts.append(f'<polyline class="series" points="{points}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
+        parts.append(f'<rect x="{left + plot_w + 12}" y="{top + 16 * k}" width="10" height="10" fill="{color}"/>')
+        parts.append(f'<text x="{left + plot_w + 26}" y="{top + 16 * k + 9}" font-size="12">{_esc(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def bar_chart(items: Sequence[tuple[str, float]], width: int = 760, title: str = "") -> str:
+    """Horizontal bars, largest first."""
+    row, left = 22, 170
+    height = row * len(items) + 10
+    peak = max([v for _, v in items] + [1.0])
+    parts = [f'<svg class="chart" role="img" aria-label="{_esc(title)}" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">']
+    for i, (label, value) in enumerate(items):
+        w = (width - left - 60) * value / peak
+        parts.append(f'<text x="{left - 8}" y="{i * row + 16}" text-anchor="end" font-size="12">{_esc(label)}</text>')
+        parts.append(f'<rect class="bar" x="{left}" y="{i * row + 4}" width="{w:.1f}" height="{row - 8}" fill="#1f77b4"/>')
+        parts.append(f'<text x="{left + w + 6:.1f}" y="{i * row + 16}" font-size="12">{value:g}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _heat_color(value: int, peak: int) -> str:
+    share = value / peak if peak else 0.0
+    light = int(255 - 180 * share)
+    return f"rgb(255,{light},{light})"
+
+
+STYLE = """
+body{font-family:-apple-system,"Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:24px;color:#222;max-width:1100px}
+h1{font-size:22px} h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
+table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ddd;padding:4px 6px;text-align:right}
+th{background:#f5f5f5} td.l,th.l{text-align:left} .muted{color:#777;font-size:12px} .note{color:#a15c00}
+.cases{font-size:12px;color:#444;margin:2px 0 8px 16px} figure{margin:8px 0}
+"""
+
+
+def render(report: Report) -> str:
+    """The report as one HTML page."""
+    out: list[str] = [
+        "<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'>",
+        f"<title>12345 热线热点报告 {report.start}–{report.end}</title><style>{STYLE}</style></head><body>",
+        f"<h1>12345 热线热点报告：{report.start} 至 {report.end}</h1>",
+        f"<p>共 {report.total} 件工单。生成时间 {report.generated}。</p>",
+    ]
+    out.extend(f"<p class='note'>{_esc(n)}</p>" for n in report.notes)
+
+    out.append("<h2>各类别趋势</h2>")
+    out.append(f"<figure id='trend'>{line_chart(report.trend_days, report.trend, title='各一级类别每日工单量')}</figure>")
+    out.append(f"<figure id='categories'>{bar_chart(list(report.by_category.items())[:12], title='类别工单量')}</figure>")
+
+    out.append("<h2>区域 × 类别</h2><table id='heat'><tr><th class='l'>区域</th>")
+    out.extend(f"<th>{_esc(c)}</th>" for c in report.heat_categories)
+    out.append("</tr>")
+    peak = max(report.heat.values(), default=0)
+    for area in report.heat_areas:
+        out.append(f"<tr><td class='l'>{_esc(area)}</td>")
+        for cat in report.heat_categories:
+            v = report.heat.get((area, cat), 0)
+            out.append(f"<td style='background:{_heat_color(v, peak)}'>{v or ''}</td>")
+        out.append("</tr>")
+    out.append("</table>")
+
+    out.append("<h2>激增热点</h2>")
+    if report.alerts:
+        out.append("<table id='alerts'><tr><th>日期</th><th class='l'>区域</th><th class='l'>类别</th><th>实际</th>"
+                   "<th>预期</th><th>得分</th><th class='l'>方法</th></tr>")
+        for a in report.alerts:
+            out.append(f"<tr><td>{a.date}</td><td class='l'>{_esc(a.area)}</td><td class='l'>{_esc(a.category)}</td>"
+                       f"<td>{a.observed}</td><td>{a.expected:.1f}</td><td>{a.score:.1f}</td><td class='l'>{a.method}</td></tr>")
+            for c in report.alert_cases.get((a.date.isoformat(), a.area, a.category), [])[:3]:
+                out.append(f"<tr><td colspan='7' class='l cases'>{_esc(c.id)}：{_esc(c.text[:80])}</td></tr>")
+        out.append("</table>")
+    else:
+        out.append("<p>本期没有显著激增的区域与类别。</p>")
+
+    out.append("<h2>最大事件（多人反映同一事）</h2>")
+    if report.events:
+        out.append(f"<figure id='events'>{bar_chart([(e.title[:14], e.size) for e in report.events], title='事件工单数')}</figure>")
+        out.append("<table><tr><th class='l'>事件</th><th>工单</th><th>首次</th><th>最近</th><th class='l'>关键词</th></tr>")
+        for e in report.events:
+            out.append(f"<tr><td class='l'>{_esc(e.title)}</td><td>{e.size}</td><td>{e.first_seen:%m-%d %H:%M}</td>"
+                       f"<td>{e.last_seen:%m-%d %H:%M}</td><td class='l'>{_esc('、'.join(e.key_terms()))}</td></tr>")
+        out.append("</table>")
+    else:
+        out.append("<p>本期没有三人以上反映的同一事件。</p>")
+
+    out.append("<h2>未来两周预计上升</h2>")
+    if report.forecasts:
+        for i, f in enumerate(report.forecasts[:4]):
+            recent = report.history.get((f.area, f.category), [])
+            chart = line_chart(report.history_days, {"近四周": recent, "预测": list(f.mean)},
+                               band=(list(f.low), list(f.high)), band_days=f.days, height=200,
+                               title=f"{f.area} {f.category} 预测")
+            out.append(f"<figure class='forecast' id='forecast-{i}'><figcaption>{_esc(f.area)} · {_esc(f.category)}："
+                       f"常态 {f.normal:.1f} 件/日，高峰一周预计多出 {f.rise:.0f} 件（阴影为 80% 区间）</figcaption>{chart}</figure>")
+        out.append("<table id='rising'><tr><th class='l'>区域</th><th class='l'>类别</th><th>常态/日</th><th>高峰一周预计</th><th>多出</th></tr>")
+        for f in report.forecasts:
+            out.append(f"<tr><td class='l'>{_esc(f.area)}</td><td class='l'>{_esc(f.category)}</td><td>{f.normal:.1f}</td>"
+                       f"<td>{float(np.sum(f.mean[f.peak_week])):.0f}</td><td>{f.rise:.0f}</td></tr>")
+        out.append("</table>")
+    else:
+        out.append("<p>没有预计明显上升的区域与类别。</p>")
+
+    out.append("<h2>新出现的词语</h2>")
+    if report.terms:
+        out.append(f"<figure id='terms'>{bar_chart([(t.term, t.observed) for t in report.terms[:12]], title='新词出现次数')}</figure>")
+        out.append("<table><tr><th class='l'>词语</th><th>件数</th><th>预期</th><th>倍数</th><th class='l'>示例工单</th></tr>")
+        for t in report.terms:
+            out.append(f"<tr><td class='l'>{_esc(t.term)}</td><td>{t.observed}</td><td>{t.expected:.1f}</td>"
+                       f"<td>{t.ratio:.1f}</td><td class='l'>{_esc('、'.join(t.case_ids[:3]))}</td></tr>")
+        out.append("</table>")
+    else:
+        out.append("<p>最后一天没有突然增多的词语。</p>")
+    out.append("<p class='muted'>检测：负二项基线（星期、节假日、趋势）与 CUSUM；事件：按地点、类别与用词归并。</p>")
+    out.append("</body></html>")
+    return "\n".join(out)

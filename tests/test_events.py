@@ -1,0 +1,82 @@
+"""Event clustering against the generated ground truth, and supervisors' corrections."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from hotline.case import Case
+from hotline.demo.generator import Truth
+from hotline.errors import InvalidInput
+from hotline.events import EventClusterer, adjusted_rand, bcubed
+from hotline.places import Gazetteer
+from hotline.text.segment import default_segmenter
+
+
+@pytest.fixture(scope="module")
+def clustered(demo_cases: list[Case], demo: tuple[list, Truth], gazetteer: Gazetteer) -> tuple[EventClusterer, list[Case], dict]:
+    _, truth = demo
+    history, period = demo_cases[:4000], demo_cases[4000:12000]
+    clusterer = EventClusterer(default_segmenter().tokens, gazetteer.landmarks).fit(f"{c.title} {c.text}" for c in history)
+    found = dict(zip([c.id for c in period], clusterer.assign_many(period), strict=True))
+    true = {c.id: c.id for c in period}
+    for event in truth.events:
+        for case_id in event.case_ids:
+            if case_id in true:
+                true[case_id] = event.id
+    return clusterer, period, {"found": found, "true": true, "truth": truth}
+
+
+def test_calls_about_one_incident_become_one_event(clustered) -> None:
+    _, _, data = clustered
+    precision, recall, f1 = bcubed(data["true"], data["found"])
+    assert f1 >= 0.95 and precision >= 0.93 and recall >= 0.95
+    assert adjusted_rand(data["true"], data["found"]) >= 0.8
+
+
+def test_events_have_a_title_place_and_time_span(clustered) -> None:
+    clusterer, _, data = clustered
+    largest = clusterer.largest(min_size=3)
+    assert largest and largest[0].size >= largest[-1].size >= 3
+    top = largest[0]
+    truth_event = next(e for e in data["truth"].events if top.case_ids[0] in e.case_ids)
+    assert truth_event.place in top.title and top.district == truth_event.district
+    assert top.first_seen <= top.last_seen <= top.first_seen + timedelta(days=5)
+    assert len(top.key_terms()) == 5 and top.to_dict()["size"] == top.size
+
+
+def test_merge_and_split(clustered) -> None:
+    clusterer, period, _ = clustered
+    cases = {c.id: c for c in period}
+    a, b = clusterer.largest(min_size=3)[:2]
+    size_a, size_b = a.size, b.size
+    merged = clusterer.merge(a.id, b.id, cases)
+    assert merged.size == size_a + size_b and b.id not in clusterer.events
+    assert all(clusterer.case_event[c] == merged.id for c in merged.case_ids)
+    moved = merged.case_ids[-size_b:]
+    new = clusterer.split(merged.id, moved, cases)
+    assert sorted(new.case_ids) == sorted(moved)
+    with pytest.raises(InvalidInput):
+        clusterer.split(new.id, new.case_ids, cases)
+    with pytest.raises(InvalidInput):
+        clusterer.merge(new.id, new.id, cases)
+
+
+def test_a_case_is_assigned_once_and_late_cases_are_refused(clustered) -> None:
+    clusterer, period, _ = clustered
+    assert clusterer.assign(period[0]) == clusterer.case_event[period[0].id]
+    old = Case(id="late", received_at=period[-1].received_at - timedelta(days=30), text="小区停水")
+    with pytest.raises(InvalidInput):
+        clusterer.assign(old)
+
+
+def test_bcubed_and_ari_on_small_clusterings() -> None:
+    truth = {"a": "1", "b": "1", "c": "2", "d": "3"}
+    assert bcubed(truth, truth) == (1.0, 1.0, 1.0)
+    assert adjusted_rand(truth, truth) == pytest.approx(1.0)
+    lumped = {k: "x" for k in truth}
+    precision, recall, _ = bcubed(truth, lumped)
+    assert recall == 1.0 and precision == pytest.approx((0.5 * 2 + 0.25 * 2) / 4)
+    with pytest.raises(InvalidInput):
+        bcubed(truth, {"z": "1"})

@@ -1,0 +1,173 @@
+"""Surge detectors, the scan, emerging terms and forecasts: correctness, prospectiveness, the CLI."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hotline.demo.generator import Truth, write_csv
+from hotline.errors import InvalidInput
+from hotline.hotspots import baseline
+from hotline.hotspots.detect import detect
+from hotline.hotspots.ears import MIN_SD, ears
+from hotline.hotspots.forecast import backtest, forecast, rising
+from hotline.hotspots.scan import scan
+from hotline.hotspots.series import CountTable
+from hotline.hotspots.terms import TermHistory
+from tests.test_cli import run
+
+START = date(2025, 3, 3)  # a Monday
+
+
+def poisson_table(rate: np.ndarray, days: int = 200, seed: int = 0, start: date = START) -> CountTable:
+    """Cells with the given daily rates, a working week (weekends at 60%) and Chinese holidays at 70%."""
+    rng = np.random.default_rng(seed)
+    dates = [start + timedelta(days=i) for i in range(days)]
+    from hotline.calendar import day_features
+
+    dow, holiday = day_features(dates)
+    factor = np.where(dow >= 5, 0.6, 1.0) * np.where(holiday, 0.7, 1.0)
+    counts = rng.poisson(np.outer(rate, factor))
+    cells = [(f"区{i}", "类") for i in range(len(rate))]
+    return CountTable(cells, start, counts)
+
+
+def test_ears_follows_the_cdc_definitions() -> None:
+    series = np.array([[2, 4, 2, 4, 2, 4, 2, 4, 2, 4, 12, 3]], dtype=float)
+    c1, mean1 = ears(series, "ears-c1")
+    assert np.isnan(c1[0, 6]) and not np.isnan(c1[0, 7])
+    base = series[0, 3:10]
+    assert mean1[0, 10] == pytest.approx(base.mean())
+    assert c1[0, 10] == pytest.approx((12 - base.mean()) / base.std(ddof=1))
+    c2, mean2 = ears(series, "ears-c2")
+    assert np.isnan(c2[0, 8]) and mean2[0, 10] == pytest.approx(series[0, 1:8].mean())
+    c3, _ = ears(series, "ears-c3")
+    assert c3[0, 11] == pytest.approx(sum(max(0.0, c2[0, t] - 1) for t in (9, 10, 11)))
+    flat, _ = ears(np.zeros((1, 12)), "ears-c2")
+    assert flat[0, 11] == 0.0 and MIN_SD > 0  # no division by a zero deviation
+
+
+def test_baseline_learns_level_week_and_holidays() -> None:
+    table = poisson_table(np.array([20.0, 5.0, 0.5]), days=300)
+    dow, holiday = table.calendar()
+    fitted = baseline.fit(table.counts, dow, holiday)
+    last = fitted.weekday[-1]
+    assert last[5] / last[0] == pytest.approx(0.6, abs=0.08)
+    assert fitted.holiday[-1] == pytest.approx(0.7, abs=0.12)
+    normal = ~holiday[-100:] & (dow[-100:] < 5)
+    level = np.nanmean(fitted.mu[:, -100:][:, normal], axis=1)
+    assert level == pytest.approx([20 * 1.0, 5, 0.5], rel=0.15)
+
+
+def test_pure_noise_gives_about_one_false_alarm_per_hundred_cell_days_or_less() -> None:
+    table = poisson_table(np.array([0.3, 1, 3, 8, 20, 50] * 5), days=250, seed=3)
+    alerts = detect(table, table.days[60], table.days[-1])
+    cell_days = len(table.cells) * (len(table.days) - 60)
+    assert len(alerts) / cell_days <= 0.012
+
+
+def test_an_injected_surge_is_flagged_on_its_first_day() -> None:
+    table = poisson_table(np.array([2.0, 2.0, 6.0]), days=120, seed=5)
+    counts = table.counts.copy()
+    counts[1, 100] += 9
+    counts[1, 101] += 9
+    surged = CountTable(table.cells, table.start, counts)
+    alerts = detect(surged, surged.days[90], surged.days[-1])
+    hit = [a for a in alerts if a.area == "区1"]
+    assert hit and hit[0].date == surged.days[100] and hit[0].observed == counts[1, 100]
+    assert hit[0].expected < 3 and hit[0].p_value is not None and hit[0].p_value < 0.002
+
+
+@pytest.mark.parametrize("method", ["nb", "ears-c2", "scan"])
+def test_detection_on_a_day_uses_only_what_was_known_that_day(method: str) -> None:
+    table = poisson_table(np.array([1.0, 3.0, 6.0, 2.0]), days=110, seed=8)
+    cells = [("海陵区", "供水"), ("高港区", "供水"), ("姜堰区", "供水"), ("海陵区", "噪声扰民")]
+    table = CountTable(cells, table.start, table.counts)
+    neighbours = {"海陵区": ["高港区", "姜堰区"], "高港区": ["海陵区"], "姜堰区": ["海陵区"]}
+    days = table.days
+    full = detect(table, days[80], days[-1], method=method, neighbours=neighbours, simulations=19)
+    for cut in (85, 95, 105):
+        truncated = CountTable(cells, table.start, table.counts[:, : cut + 1])
+        seen = detect(truncated, days[cut], days[cut], method=method, neighbours=neighbours, simulations=19)
+        assert seen == [a for a in full if a.date == days[cut]]
+
+
+def test_the_scan_finds_a_cluster_across_neighbouring_areas() -> None:
+    rng = np.random.default_rng(1)
+    table = rng.poisson(3.0, size=(6, 28))
+    table[[1, 2], -2:] += 6  # two neighbours, the last two days: small in each, clear together
+    neighbours = [[1], [0, 2], [1, 3], [2, 4], [3, 5], [4]]
+    clusters = scan(table, neighbours, simulations=199, rng=np.random.default_rng(0))
+    assert clusters and set(clusters[0].zones) >= {1, 2} and clusters[0].days <= 3
+    assert clusters[0].p_value <= 0.01 and clusters[0].observed > clusters[0].expected
+    null = scan(rng.poisson(3.0, size=(6, 28)), neighbours, simulations=99, rng=np.random.default_rng(0))
+    assert len(null) <= 1
+
+
+def test_emerging_terms_burst_against_their_history() -> None:
+    history = TermHistory()
+    day = date(2025, 7, 1)
+    for back in range(1, 29):
+        for i in range(20):
+            history.add(day - timedelta(days=back), f"old{back}-{i}", ["小区", "停水", "物业"])
+    for i in range(20):
+        words = ["小区", "停水"] + (["充电桩", "收费"] if i < 6 else [])
+        history.add(day, f"new{i}", words)
+    found = history.emerging(day)
+    terms = [t.term for t in found]
+    assert "充电桩收费" in terms and "停水" not in terms and "小区" not in terms
+    top = found[0]
+    assert top.observed == 6 and top.ratio >= 3 and top.case_ids[:2] == ["new0", "new1"]
+    assert "充电桩" not in terms  # the phrase explains its words
+
+
+def test_forecasts_beat_seasonal_naive_with_calibrated_intervals(demo: tuple[list, Truth]) -> None:
+    rows, _ = demo
+    table = CountTable.from_records((date.fromisoformat(r["received_at"][:10]), r["district"] or "未知", r["category_l1"])
+                                    for r in rows)
+    result = backtest(table, horizon=14, step=7, first=56)
+    assert result.origins >= 2
+    assert result.mase < result.mase_seasonal_naive
+    assert 0.7 <= result.coverage <= 0.9
+
+
+def test_last_years_season_raises_the_forecast() -> None:
+    days = 720
+    rate = np.full((2, days), 2.0)
+    season = [i for i in range(days) if 330 <= i % 364 <= 350]
+    rate[0, season] = 12.0  # cell 0 surges in the same weeks every year
+    rng = np.random.default_rng(2)
+    table = CountTable([("区0", "供暖"), ("区1", "其他")], START, rng.poisson(rate))
+    found = forecast(table, horizon=14, origin=364 + 320)
+    assert found[0].season.max() > 2 and found[1].season.max() < 1.5
+    assert [f.area for f in rising(found)] == ["区0"]
+    assert np.all(found[0].low <= found[0].mean) and np.all(found[0].mean <= found[0].high + 1e-9)
+    with pytest.raises(InvalidInput):
+        forecast(table, horizon=0)
+
+
+def test_hotspots_cli_writes_the_prospective_alert_file(tmp_path: Path, demo: tuple[list, Truth]) -> None:
+    rows, _ = demo
+    data = tmp_path / "calls.csv"
+    write_csv(rows, data)
+    out = tmp_path / "alerts.csv"
+    result = run(["hotspots", "--data", str(data), "--time-col", "received_at", "--area-col", "district",
+                  "--category-col", "category_l2", "--start", "2025-07-15", "--end", "2025-08-15", "--out", str(out)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    with out.open(encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == ["date", "area", "category", "observed", "expected", "score", "method"]
+        alerts = list(reader)
+    assert alerts and all("2025-07-15" <= a["date"] <= "2025-08-15" for a in alerts)
+    assert {a["method"] for a in alerts} <= {"nb", "nb-cusum"}
+    baseline_run = run(["hotspots", "--data", str(data), "--start", "2025-07-15", "--end", "2025-07-20",
+                        "--method", "ears-c2"], tmp_path)
+    assert baseline_run.returncode == 0 and ",ears-c2" in baseline_run.stdout
+    bad = run(["hotspots", "--data", str(data), "--time-col", "nope", "--start", "2025-07-15", "--end", "2025-07-20"], tmp_path)
+    assert bad.returncode == 2 and "nope" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    backwards = run(["hotspots", "--data", str(data), "--start", "2025-07-20", "--end", "2025-07-15"], tmp_path)
+    assert backwards.returncode == 2

@@ -1,0 +1,82 @@
+"""The supervisors' report: built from cases, self-contained, and its charts render in a real browser."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from hotline import reports
+from hotline.case import Case
+from hotline.errors import InvalidInput
+from hotline.places import Gazetteer
+from hotline.text import pii
+from hotline.text.segment import default_segmenter
+from tests.browser import chromium
+from tests.test_cli import run
+
+
+@pytest.fixture(scope="module")
+def page(demo_cases: list[Case], gazetteer: Gazetteer) -> tuple[reports.Report, str]:
+    report = reports.build(demo_cases, date(2025, 8, 1), date(2025, 8, 28), default_segmenter().tokens,
+                           gazetteer.landmarks)
+    return report, reports.render(report)
+
+
+def test_the_report_holds_every_section(page: tuple[reports.Report, str]) -> None:
+    report, html = page
+    assert report.total > 3000 and report.alerts and report.events and report.trend
+    for section in ("各类别趋势", "区域 × 类别", "激增热点", "最大事件", "未来两周预计上升", "新出现的词语"):
+        assert section in html
+    assert report.alerts[0].score >= report.alerts[-1].score
+    data = report.to_dict()
+    assert data["total"] == report.total and len(data["events"]) == len(report.events)
+
+
+def test_the_report_is_self_contained(page: tuple[reports.Report, str]) -> None:
+    _, html = page
+    assert "<script" not in html and "@font-face" not in html
+    assert not re.search(r"(src|href)\s*=\s*['\"]?(https?:)?//", html)
+    assert not [span for span in pii.find(html) if span.kind in ("mobile", "id")]  # callers stay masked
+
+
+def test_charts_render_in_headless_chromium(page: tuple[reports.Report, str], tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    _, html = page
+    path = tmp_path / "report.html"
+    path.write_text(html, encoding="utf-8")
+    with chromium() as driver:
+        driver.get(path.as_uri())
+        charts = driver.find_elements(By.CSS_SELECTOR, "svg.chart")
+        assert len(charts) >= 4
+        for chart in charts:
+            assert chart.size["width"] > 100 and chart.size["height"] > 50
+        lines = driver.find_elements(By.CSS_SELECTOR, "#trend polyline.series")
+        assert len(lines) == len(page[0].trend)
+        assert driver.execute_script("return document.querySelector('#trend polyline').getTotalLength()") > 100
+        bars = driver.find_elements(By.CSS_SELECTOR, "#categories rect.bar")
+        assert bars and all(b.size["width"] > 0 for b in bars)
+        assert driver.find_elements(By.CSS_SELECTOR, "#heat td[style*='background']")
+
+
+def test_report_cli_writes_the_page_from_the_store(tmp_path: Path) -> None:
+    assert run(["generate", "--days", "45", "--start", "2025-06-01", "--seed", "3", "--out", "calls.csv"], tmp_path).returncode == 0
+    assert run(["ingest", "calls.csv"], tmp_path).returncode == 0
+    result = run(["report", "--from", "2025-07-01", "--to", "2025-07-15", "--out", "out/report.html"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "2025-07-01 至 2025-07-15" in html and "<svg" in html
+    empty = run(["report", "--from", "2030-01-01", "--to", "2030-01-02", "--out", "x.html"], tmp_path)
+    assert empty.returncode == 2 and "no cases" in empty.stderr and not (tmp_path / "x.html").exists()
+    events = run(["events", "--from", "2025-07-01", "--to", "2025-07-15"], tmp_path)
+    assert events.returncode == 0 and '"title"' in events.stdout
+
+
+def test_a_period_without_cases_is_a_clear_error(demo_cases: list[Case]) -> None:
+    with pytest.raises(InvalidInput):
+        reports.build(demo_cases, date(2030, 1, 1), date(2030, 1, 2), default_segmenter().tokens)
+    with pytest.raises(InvalidInput):
+        reports.build(demo_cases, date(2025, 8, 2), date(2025, 8, 1), default_segmenter().tokens)
