@@ -32,9 +32,12 @@ DEFAULT_METHOD = "nb"
 #: Upper-tail probability below which the default method flags a cell-day (about 1 false alarm per 100 cell-days
 #: on generated and real counts, see BENCHMARKS.md).
 ALPHA = 0.002
-#: A cell-day needs at least this many calls to be an alert: one or two calls are nobody's hotspot.
-MIN_COUNT = 3
+#: A cell-day needs at least this many calls over it and the day before to be an alert: a single call is
+#: nobody's hotspot (3 lost a third of the small outbreaks in the sparse real counts, see BENCHMARKS.md).
+MIN_COUNT = 2
 CUSUM_K, CUSUM_H = 0.5, 6.0
+#: The longest run of days tested together (an outbreak reported over three days is still one outbreak).
+WINDOW_DAYS = 3
 
 
 @dataclass(frozen=True)
@@ -65,13 +68,15 @@ def scores(table: CountTable, method: str = DEFAULT_METHOD, baseline: Baseline |
         raise InvalidInput(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     base = baseline or fit(counts, *table.calendar())
     mu, size = base.mu, base.size[None, :]
-    p1 = upper_tail(counts, mu, size)
-    two = counts[:, 1:] + counts[:, :-1]
-    mu2 = mu[:, 1:] + mu[:, :-1]
-    size2 = size[:, 1:] * 2  # the sum of two days is less over-dispersed than either
-    p2 = np.full(counts.shape, np.nan)
-    p2[:, 1:] = upper_tail(two, mu2, size2)
-    p = np.fmin(p1, np.where(counts > mu, p2, np.nan))
+    p = upper_tail(counts, mu, size)
+    for width in range(2, WINDOW_DAYS + 1):  # the last 2 … WINDOW_DAYS days together: an outbreak spread thin
+        total, expected = counts.astype(float).copy(), mu.copy()
+        for back in range(1, width):
+            total[:, back:] += counts[:, :-back]
+            expected[:, back:] += mu[:, :-back]
+            expected[:, :back] = np.nan
+        pw = upper_tail(total, expected, size * width)  # a sum of days is less over-dispersed than one day
+        p = np.fmin(p, np.where(counts > mu, pw, np.nan))
     with np.errstate(divide="ignore"):
         score = -np.log10(np.maximum(p, 1e-300))
     return score, mu, p, -math.log10(ALPHA)
@@ -89,12 +94,15 @@ def detect(table: CountTable, start: date, end: date, method: str = DEFAULT_METH
     if alpha is not None and method == "nb":
         threshold = -math.log10(alpha)
     counts = table.counts
-    flagged = (score >= threshold) & (counts >= min_count)
+    two = counts.copy()
+    two[:, 1:] += counts[:, :-1]
+    flagged = (score >= threshold) & (counts >= 1)
+    if method == "nb":  # EARS stays as the CDC defines it
+        flagged &= two >= min_count
     methods = np.full(counts.shape, method, dtype=object)
     if base is not None:
         cs = cusum(counts.astype(float), base.mu, base.size, CUSUM_K, CUSUM_H)
-        recent = counts.copy()  # calls over the last three days: a slow rise still needs a few calls
-        recent[:, 1:] += counts[:, :-1]
+        recent = two.copy()  # calls over the last three days: a slow rise still needs a few calls
         recent[:, 2:] += counts[:, :-2]
         slow = (cs > CUSUM_H) & (counts >= 1) & (recent >= min_count) & ~flagged
         methods[slow] = "nb-cusum"
