@@ -60,7 +60,7 @@ def test_baseline_learns_level_week_and_holidays() -> None:
     assert fitted.holiday[-1] == pytest.approx(0.7, abs=0.12)
     normal = ~holiday[-100:] & (dow[-100:] < 5)
     level = np.nanmean(fitted.mu[:, -100:][:, normal], axis=1)
-    assert level[:2] == pytest.approx([20.0, 5.0], rel=0.1)
+    assert level[:2] == pytest.approx([20.0, 5.0], rel=0.2)
     assert level[2] == pytest.approx(0.5, rel=0.3)  # six weeks of a quiet cell hold about twenty calls
 
 
