@@ -68,42 +68,53 @@ def dispatch_threshold(correct: np.ndarray, confidence: np.ndarray, precision: f
     return float(confidence[order][last]), float((last + 1) / len(order))
 
 
-def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+def fit_model(data: Any, kind: str = "linear", C: float = 0.5, holdout: float = 0.1, seed: int = 0,
+              segmenter: str = "rjieba", departments: bool = True, base_model: str | None = None, epochs: int = 3,
+              batch_size: int = 16, learning_rate: float = 5e-5, source: str = "", params: dict[str, Any] | None = None,
+              progress: bool = False) -> tuple[Any, dict[str, Any], Any, np.ndarray]:
+    """Train on ``data`` (:class:`~classifiers.dataset.Examples`) holding out a share to measure the model.
+
+    Returns (linear model or None, transformer parts, manifest, held-out row
+    indices). The manifest carries the held-out metrics, the auto-dispatch
+    threshold (the lowest confidence at which 98% of held-out answers are
+    right) and what the model was trained on.
+    """
     from sklearn.model_selection import train_test_split
 
     from classifiers import persist
-    from classifiers.dataset import load_examples
     from classifiers.model import CaseModel
     from hotline.places import default_gazetteer
 
-    if args.model != "linear" and not args.base_model:
-        raise InvalidInput(f"--model {args.model} needs --base-model DIR (a local pretrained model directory)")
+    if kind != "linear" and not base_model:
+        raise InvalidInput(f"--model {kind} needs --base-model DIR (a local pretrained model directory)")
     started = time.perf_counter()
-    gazetteer = default_gazetteer()
-    data = load_examples(Path(args.data), args.text_col, args.label_col, args.department_col, gazetteer)
     index = np.arange(len(data.texts))
     labels = np.asarray(data.labels, dtype=object)
     counts = Counter(data.labels)
-    stratify = labels if min(counts.values()) >= 2 and args.holdout > 0 else None
-    train, test = (train_test_split(index, test_size=args.holdout, random_state=args.seed, stratify=stratify)
-                   if args.holdout > 0 else (index, index[:0]))
+    if len(counts) < 2:
+        raise InvalidInput(f"training needs at least two classes, found {len(counts)}")
+    stratify = labels if min(counts.values()) >= 2 and holdout > 0 else None
+    train, test = (train_test_split(index, test_size=holdout, random_state=seed, stratify=stratify)
+                   if holdout > 0 else (index, index[:0]))
     pick = lambda seq: [seq[i] for i in train]  # noqa: E731
-    print(f"training on {len(train)} of {len(data.texts)} examples ({data.skipped} skipped), "
-          f"{len(counts)} classes; holding out {len(test)}", file=sys.stderr)
+    if progress:
+        print(f"training on {len(train)} of {len(data.texts)} examples ({data.skipped} skipped), "
+              f"{len(counts)} classes; holding out {len(test)}", file=sys.stderr)
+    with_departments = departments and any(data.departments)
     model = None
-    if args.model in ("linear", "ensemble"):
-        model = CaseModel(C=args.C, segmenter=settings.segmenter).fit(
+    if kind in ("linear", "ensemble"):
+        model = CaseModel(C=C, segmenter=segmenter).fit(
             pick(data.texts), pick(data.labels),
-            departments=pick(data.departments) if args.department_col else None,
+            departments=pick(data.departments) if with_departments else None,
             ids=pick(data.ids), times=pick(data.times), districts=pick(data.districts),
-            district_offices=list(gazetteer.offices().values()),
+            district_offices=list(default_gazetteer().offices().values()),
         )
     parts = {}
-    if args.model in ("transformer", "ensemble"):
+    if kind in ("transformer", "ensemble"):
         from classifiers.transformer import TransformerClassifier
 
         parts[TRANSFORMER_DIR] = TransformerClassifier(
-            base_model=args.base_model, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+            base_model=base_model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
         ).fit(pick(data.texts), pick(data.labels))
     classifier = _category_classifier(model, parts.get(TRANSFORMER_DIR))
     metrics: dict[str, Any] = {}
@@ -124,15 +135,31 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             metrics.update(department_accuracy=float(d_correct.mean()), department_threshold_98=threshold,
                            department_coverage_98=coverage)
     manifest = persist.Manifest.new(
-        args.model, data_hash=persist.data_hash(data.texts, data.labels), data_size=len(data.texts),
-        params={"C": args.C, "holdout": args.holdout, "seed": args.seed, "label_col": args.label_col,
-                "department_col": args.department_col, "segmenter": settings.segmenter,
-                "base_model": args.base_model, "epochs": args.epochs},
-        metrics=metrics, extra={"auto_dispatch_threshold": threshold, "source": str(args.data),
-                                "train_seconds": round(time.perf_counter() - started, 1)},
+        kind, data_hash=persist.data_hash(data.texts, data.labels), data_size=len(data.texts),
+        params={"C": C, "holdout": holdout, "seed": seed, "segmenter": segmenter, "base_model": base_model,
+                "epochs": epochs, **(params or {})},
+        metrics=metrics,
+        extra={"auto_dispatch_threshold": threshold, "source": source,
+               "holdout_hash": persist.data_hash([data.texts[i] for i in test], [data.labels[i] for i in test]),
+               "train_seconds": round(time.perf_counter() - started, 1)},
+    )
+    return model, parts, manifest, test
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from classifiers import persist
+    from classifiers.dataset import load_examples
+    from hotline.places import default_gazetteer
+
+    data = load_examples(Path(args.data), args.text_col, args.label_col, args.department_col, default_gazetteer())
+    model, parts, manifest, _ = fit_model(
+        data, args.model, C=args.C, holdout=args.holdout, seed=args.seed, segmenter=settings.segmenter,
+        departments=bool(args.department_col), base_model=args.base_model, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.learning_rate, source=str(args.data),
+        params={"label_col": args.label_col, "department_col": args.department_col}, progress=True,
     )
     persist.save(Path(args.out), model, manifest, parts)
-    print(json.dumps({"model": str(args.out), "version": manifest.version, **metrics}, ensure_ascii=False))
+    print(json.dumps({"model": str(args.out), "version": manifest.version, **manifest.metrics}, ensure_ascii=False))
     return 0
 
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import platform
+import secrets
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -54,7 +55,7 @@ class Manifest:
             except metadata.PackageNotFoundError:
                 continue
         libraries["python"] = platform.python_version()
-        return cls(kind=kind, version=kw.pop("version", f"{kind}-{now:%Y%m%d-%H%M%S}"), created=now.isoformat(),
+        return cls(kind=kind, version=kw.pop("version", f"{kind}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"), created=now.isoformat(),
                    libraries=libraries, **kw)
 
 

@@ -1,0 +1,140 @@
+"""``hotline models list|show|compare|promote|rollback`` and ``hotline retrain``."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from hotline.errors import InvalidInput
+from hotline.settings import Settings
+
+
+def _registry(settings: Settings) -> Any:
+    from training.registry import Registry
+
+    return Registry(settings.models)
+
+
+def _user() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    entries = _registry(settings).entries()
+    if args.json:
+        print(json.dumps([e.to_dict() for e in entries], ensure_ascii=False, indent=1))
+        return 0
+    if not entries:
+        print(f"no models in {settings.models}; train one with `hotline retrain`")
+    for e in entries:
+        m = e.metrics
+        print(f"{e.version:<34} {e.state:<9} macro-F1 {m.get('macro_f1', float('nan')):.4f}  "
+              f"accuracy {m.get('accuracy', float('nan')):.4f}  {e.manifest.get('data_size', 0)} examples  "
+              f"{e.manifest.get('created', '')}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    entry = _registry(settings).get(args.version)
+    print(json.dumps(entry.to_dict(), ensure_ascii=False, indent=1))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
+    registry = _registry(settings)
+    a, b = registry.get(args.a), registry.get(args.b)
+    keys = sorted(set(a.metrics) | set(b.metrics))
+    rows = {k: {"a": a.metrics.get(k), "b": b.metrics.get(k)} for k in keys}
+    same = a.manifest.get("extra", {}).get("holdout_hash") == b.manifest.get("extra", {}).get("holdout_hash")
+    print(json.dumps({"a": a.version, "b": b.version, "same_evaluation_data": same, "metrics": rows,
+                      "b_compared_with": b.manifest.get("extra", {}).get("compared_with")}, ensure_ascii=False, indent=1))
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
+    entry = _registry(settings).promote(args.version, by=_user(), force=args.force)
+    print(f"{entry.version} is now the active model")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    entry = _registry(settings).rollback(by=_user())
+    print(f"rolled back: {entry.version} is the active model again")
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
+    from hotline.store import open_store
+    from training.retrain import RetrainRequest, retrain
+
+    if args.data is None and args.no_store:
+        raise InvalidInput("nothing to train on: give --data or leave the store in")
+    request = RetrainRequest(
+        data=Path(args.data) if args.data else None, text_col=args.text_col, label_col=args.label_col,
+        department_col=args.department_col or None, since=datetime.combine(args.since, datetime.min.time()) if args.since else None,
+        use_store=not args.no_store, kind=args.model, base_model=args.base_model, segmenter=settings.segmenter,
+        holdout=args.holdout, seed=args.seed,
+    )
+    store = None if args.no_store else open_store(settings.store)
+    try:
+        registry = _registry(settings)
+        entry = retrain(registry, request, store, by=_user())
+        if args.promote and registry.active() is None:
+            entry = registry.promote(entry.version, by=_user())
+    finally:
+        if store is not None:
+            store.close()
+    compared = entry.manifest.get("extra", {}).get("compared_with")
+    print(json.dumps({"version": entry.version, "state": entry.state, **entry.metrics,
+                      "compared_with": compared}, ensure_ascii=False))
+    return 0
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    models = commands.add_parser("models", help="the model registry: list, show, compare, promote, rollback")
+    actions = models.add_subparsers(dest="models_action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", parents=[common], help="every version with its state and metrics")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_list)
+    show = actions.add_parser("show", parents=[common], help="one version's manifest")
+    show.add_argument("version")
+    show.set_defaults(handler=cmd_show)
+    compare = actions.add_parser("compare", parents=[common], help="two versions' metrics side by side")
+    compare.add_argument("a")
+    compare.add_argument("b")
+    compare.set_defaults(handler=cmd_compare)
+    promote = actions.add_parser("promote", parents=[common], help="make a version the active model")
+    promote.add_argument("version")
+    promote.add_argument("--force", action="store_true", help="promote even if it scored worse than the active model")
+    promote.set_defaults(handler=cmd_promote)
+    rollback = actions.add_parser("rollback", parents=[common], help="return to the previous active model")
+    rollback.set_defaults(handler=cmd_rollback)
+
+    retrain = commands.add_parser("retrain", parents=[common],
+                                  help="train a candidate from a file and/or the store's labels, compared with the active model")
+    retrain.add_argument("--data", metavar="FILE")
+    retrain.add_argument("--text-col", default="transcript", metavar="C")
+    retrain.add_argument("--label-col", default="category_l1,category_l2", metavar="C")
+    retrain.add_argument("--department-col", default="department", metavar="C")
+    retrain.add_argument("--since", type=_date, metavar="YYYY-MM-DD", help="only store labels from this day on")
+    retrain.add_argument("--no-store", action="store_true", help="train on the file alone")
+    retrain.add_argument("--model", default="linear", choices=["linear", "transformer", "ensemble"])
+    retrain.add_argument("--base-model", metavar="PATH")
+    retrain.add_argument("--holdout", type=float, default=0.1)
+    retrain.add_argument("--seed", type=int, default=0)
+    retrain.add_argument("--promote", action="store_true", help="activate it when no model is active yet")
+    retrain.set_defaults(handler=cmd_retrain)

@@ -1,0 +1,193 @@
+"""The model registry: versioned model directories, their states, atomic promotion and rollback.
+
+Layout under ``HOTLINE_MODELS``::
+
+    versions/<version>/      one trained model (manifest.json, model.skops, …)
+    current -> versions/<v>  the active model: a symlink swapped atomically on promotion
+    registry.json            states (candidate, active, retired) and the promotion history
+    audit.jsonl              who registered, promoted or rolled back what, and when
+
+Everything that serves or routes reads ``current``; promotion replaces the
+link in one ``rename``, so a reader sees the old model or the new one, never
+a mix. Models are only ever loaded from ``versions/`` (skops refuses foreign
+types besides), never from a path a request names.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from hotline.errors import Conflict, InvalidInput, NotFound
+
+CANDIDATE, ACTIVE, RETIRED = "candidate", "active", "retired"
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
+
+
+@dataclass(frozen=True)
+class Entry:
+    version: str
+    state: str
+    manifest: dict[str, Any]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.manifest.get("metrics", {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "state": self.state, "kind": self.manifest.get("kind"),
+                "created": self.manifest.get("created"), "data_size": self.manifest.get("data_size"),
+                "data_hash": self.manifest.get("data_hash"), "metrics": self.metrics,
+                "compared_with": self.manifest.get("extra", {}).get("compared_with"),
+                "params": self.manifest.get("params", {}), "libraries": self.manifest.get("libraries", {})}
+
+
+class Registry:
+    """Versions of the routing model in one directory; safe across processes (file lock)."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.versions = self.root / "versions"
+        self.current = self.root / "current"
+        self._state_file = self.root / "registry.json"
+        self._audit_file = self.root / "audit.jsonl"
+
+    # ------------------------------------------------------------ state
+    @contextmanager
+    def _locked(self) -> Iterator[dict[str, Any]]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            state = self._read()
+            yield state
+            tmp = self._state_file.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(state, ensure_ascii=False, indent=2), encoding="utf-8")
+            os.replace(tmp, self._state_file)
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            return json.loads(self._state_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"states": {}, "history": []}
+
+    def _audit(self, action: str, version: str, by: str, **extra: Any) -> None:
+        entry = {"at": datetime.now().isoformat(sep=" ", timespec="seconds"), "action": action, "version": version,
+                 "by": by, **extra}
+        with self._audit_file.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+    def audit(self) -> list[dict[str, Any]]:
+        try:
+            return [json.loads(line) for line in self._audit_file.read_text(encoding="utf-8").splitlines() if line]
+        except FileNotFoundError:
+            return []
+
+    # ------------------------------------------------------------ reads
+    def path(self, version: str) -> Path:
+        if not _VERSION.match(version):
+            raise InvalidInput(f"{version!r} is not a model version")
+        path = self.versions / version
+        if not (path / "manifest.json").is_file():
+            raise NotFound(f"no model version {version!r}")
+        return path
+
+    def entries(self) -> list[Entry]:
+        states = self._read()["states"]
+        found = []
+        if self.versions.is_dir():
+            for path in sorted(self.versions.iterdir()):
+                manifest_file = path / "manifest.json"
+                if path.name.startswith(".") or not manifest_file.is_file():
+                    continue
+                manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+                found.append(Entry(path.name, states.get(path.name, CANDIDATE), manifest))
+        return sorted(found, key=lambda e: e.manifest.get("created", ""), reverse=True)
+
+    def get(self, version: str) -> Entry:
+        path = self.path(version)
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        return Entry(version, self._read()["states"].get(version, CANDIDATE), manifest)
+
+    def active(self) -> str | None:
+        return self._read().get("active")
+
+    # ------------------------------------------------------------ changes
+    def register(self, model_dir: Path, by: str = "system") -> Entry:
+        """Move a freshly trained model directory into the registry as a candidate."""
+        manifest_file = Path(model_dir) / "manifest.json"
+        if not manifest_file.is_file():
+            raise InvalidInput(f"{model_dir} is not a trained model (no manifest.json)")
+        version = json.loads(manifest_file.read_text(encoding="utf-8"))["version"]
+        target = self.versions / version
+        if target.exists():
+            raise Conflict(f"model version {version} is already registered")
+        self.versions.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(model_dir), str(target))
+        with self._locked() as state:
+            state["states"][version] = CANDIDATE
+        self._audit("register", version, by)
+        return self.get(version)
+
+    def promote(self, version: str, by: str, force: bool = False) -> Entry:
+        """Make ``version`` the active model, atomically.
+
+        A candidate measured worse than the active model on the same held-out
+        data is refused unless ``force``; so is one never compared with it.
+        """
+        candidate = self.get(version)
+        with self._locked() as state:
+            active = state.get("active")
+            if active == version:
+                raise Conflict(f"{version} is already the active model")
+            if active and not force:
+                compared = candidate.manifest.get("extra", {}).get("compared_with") or {}
+                if compared.get("version") != active:
+                    raise Conflict(f"{version} was not evaluated against the active model {active}; "
+                                   "retrain to compare them or force the promotion")
+                if compared.get("candidate_macro_f1", 0.0) < compared.get("active_macro_f1", 0.0):
+                    raise Conflict(f"{version} scores macro-F1 {compared['candidate_macro_f1']:.4f}, below the active "
+                                   f"{active} ({compared['active_macro_f1']:.4f}) on the same data; force to promote anyway")
+            self._point_current(version)
+            if active:
+                state["states"][active] = RETIRED
+                state["history"].append(active)
+            state["states"][version] = ACTIVE
+            state["active"] = version
+        self._audit("promote", version, by, replaced=active, forced=force)
+        return self.get(version)
+
+    def rollback(self, by: str) -> Entry:
+        """Return to the model that was active before the current one."""
+        with self._locked() as state:
+            if not state.get("history"):
+                raise Conflict("there is no earlier model to roll back to")
+            previous = state["history"].pop()
+            self.path(previous)
+            current = state.get("active")
+            self._point_current(previous)
+            if current:
+                state["states"][current] = RETIRED
+            state["states"][previous] = ACTIVE
+            state["active"] = previous
+        self._audit("rollback", previous, by, replaced=current)
+        return self.get(previous)
+
+    def _point_current(self, version: str) -> None:
+        link = self.root / f".current-{os.getpid()}"
+        link.unlink(missing_ok=True)
+        link.symlink_to(Path("versions") / version)
+        if self.current.exists() and not self.current.is_symlink():
+            # A model trained before the registry existed: keep it as a version of its own.
+            legacy = self.versions / f"legacy-{datetime.now():%Y%m%d%H%M%S}"
+            self.versions.mkdir(parents=True, exist_ok=True)
+            self.current.rename(legacy)
+        os.replace(link, self.current)
