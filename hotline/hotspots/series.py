@@ -47,6 +47,20 @@ class CountTable:
         np.add.at(counts, (cell_arr[keep], day_arr[keep] - lo), 1)
         return cls(list(index), date.fromordinal(lo), counts)
 
+    @classmethod
+    def from_counts(cls, rows: Iterable[tuple[date, str, str, int]], start: date | None = None,
+                    end: date | None = None) -> CountTable:
+        """A table from already counted (day, area, category, count) rows, as a search index reports them."""
+        rows = list(rows)
+        table = cls.from_records(((d, a, c) for d, a, c, _ in rows), start, end)
+        counts = np.zeros_like(table.counts)
+        index = {cell: i for i, cell in enumerate(table.cells)}
+        for day, area, category, n in rows:
+            t = (day - table.start).days
+            if 0 <= t < counts.shape[1]:
+                counts[index[(area, category)], t] += n
+        return cls(table.cells, table.start, counts)
+
     @property
     def days(self) -> list[date]:
         return [self.start + timedelta(days=i) for i in range(self.counts.shape[1])]

@@ -1,0 +1,355 @@
+"""The FastAPI service: routing for agents, hotspots for supervisors, the model registry for maintainers.
+
+``create_app(settings)`` opens the store, the search index and the active
+model once; a background thread keeps the index in step with the store
+(outbox). All errors leave as ``application/problem+json``; bodies over the
+limit get 413. Versioned JSON API under ``/v1``; Open311 GeoReport v2 under
+``/open311/v2``; the web pages at ``/``, ``/supervisor`` and ``/models``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from api import open311, pages, problems, schemas
+from api.auth import Principal, require
+from api.services import Services
+from hotline.case import Area, Category, LabelKind, LabelSource
+from hotline.errors import InvalidInput, NotFound, TooLarge
+from hotline.ingest import CaseBuilder
+from hotline.settings import Settings, get_settings
+from hotline.store.base import MAX_PAGE, CaseQuery
+
+log = logging.getLogger("hotline.api")
+
+#: Request bodies over this many bytes are refused (a batch of cases, not a data dump).
+BODY_LIMIT = 2 * 1024 * 1024
+MAX_BATCH = 500
+MAX_REPORT_DAYS = 92
+
+ANY = require()
+AGENTS = require("agent", "admin")
+SUPERVISORS = require("supervisor", "admin")
+ADMIN = require("admin")
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services is not None:  # whoever made them starts and closes them
+            yield
+            return
+        svc = Services(settings)
+        app.state.services = svc
+        svc.start()
+        yield
+        svc.close()
+
+    app = FastAPI(
+        title="hotline", version="1", lifespan=lifespan,
+        description="12345 hotline intelligence: routing, cases, hotspots, events, forecasts, models.",
+    )
+    if services is not None:  # an app built around ready services also works without its lifespan (schema tests)
+        app.state.services = services
+    problems.install(app)
+    app.add_middleware(problems.BodyLimit, limit=BODY_LIMIT)
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        metrics = request.app.state.services.metrics
+        metrics.requests.labels(request.method, name, str(response.status_code)).inc()
+        metrics.latency.labels(name).observe(time.perf_counter() - started)
+        return response
+
+    _routes(app)
+    open311.install(app)
+    pages.install(app)
+    return app
+
+
+def svc(request: Request) -> Services:
+    return request.app.state.services
+
+
+def _case_out(case: Any, principal: Principal) -> dict[str, Any]:
+    return case.to_dict(caller=principal.sees_caller)
+
+
+def _builder(services: Services, source: str) -> CaseBuilder:
+    return CaseBuilder(services.gazetteer, services.taxonomy, services.settings.max_text_chars, source=source)
+
+
+def build_case(services: Services, item: schemas.CaseIn, source: str) -> Any:
+    """A case from an API body, through the same builder (cleaning, masking, area) as a file import."""
+    values = item.model_dump(exclude_none=True)
+    if "departments" in values:
+        values["departments"] = "|".join(values["departments"])
+    if "received_at" in values:
+        values["received_at"] = values["received_at"].replace(tzinfo=None, microsecond=0)
+    names = {"id": "id", "time": "received_at", "text": "text", "transcript": "transcript", "title": "title",
+             "channel": "channel", "caller": "caller", "district": "district", "street": "street",
+             "address": "address", "lat": "lat", "lon": "lon", "category": "category",
+             "department": "departments", "status": "status"}
+    columns = {field: key for field, key in names.items() if key in values}
+    if "text" not in columns and "transcript" not in columns:
+        raise InvalidInput("a case needs text or a transcript")
+    return _builder(services, source).build({k: ("" if v is None else str(v)) if not isinstance(v, datetime) else v
+                                             for k, v in values.items()}, columns)
+
+
+def _day_range(services: Services, start: date | None, end: date | None, default_days: int) -> tuple[date, date]:
+    if end is None:
+        last = services.store.summary().last
+        if last is None:
+            raise NotFound("the store holds no cases yet")
+        end = last.date()
+    start = start or end - timedelta(days=default_days - 1)
+    if start > end:
+        raise InvalidInput(f"start {start} is after end {end}")
+    return start, end
+
+
+def _table(services: Services, end: date) -> Any:
+    from hotline.hotspots.series import CountTable
+
+    rows = services.index.counts(CaseQuery(end=datetime.combine(end, datetime.max.time()).replace(microsecond=0)))
+    if not rows:
+        raise NotFound(f"no cases up to {end}")
+    return CountTable.from_counts(((r.day, r.district or "未知区域", r.category or "未分类", r.count) for r in rows),
+                                  end=end)
+
+
+def _routes(app: FastAPI) -> None:  # noqa: C901 (one place lists every route)
+    # ------------------------------------------------------------ routing
+    @app.post("/v1/route", response_model=schemas.Routing, tags=["agents"],
+              summary="Category, departments, reasons and similar cases for a transcript")
+    def route(body: schemas.RouteRequest, request: Request, principal: Principal = Depends(ANY)) -> dict[str, Any]:
+        services = svc(request)
+        if len(body.text) > services.settings.max_text_chars:
+            raise TooLarge(f"text of {len(body.text)} characters; the limit is {services.settings.max_text_chars}")
+        started = time.perf_counter()
+        router = services.models.get()
+        routing = router.route(body.text, area=Area(body.district) if body.district else None,
+                               at=body.received_at.replace(tzinfo=None) if body.received_at else None)
+        services.metrics.routed.labels(str(routing.auto_dispatch).lower()).inc()
+        return {**routing.to_dict(), "elapsed_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+    # ------------------------------------------------------------ cases
+    @app.post("/v1/cases", response_model=schemas.UpsertOut, tags=["cases"],
+              summary="Add or update cases (one or many), idempotent by id")
+    def add_cases(request: Request, body: Annotated[schemas.CaseIn | list[schemas.CaseIn], Body()],
+                  principal: Principal = Depends(AGENTS)) -> dict[str, Any]:
+        services = svc(request)
+        items = body if isinstance(body, list) else [body]
+        if not items:
+            raise InvalidInput("no cases in the request")
+        if len(items) > MAX_BATCH:
+            raise TooLarge(f"{len(items)} cases in one request; send at most {MAX_BATCH}")
+        cases = [build_case(services, item, f"api:{principal.name}") for item in items]
+        result = services.store.upsert(cases)
+        services.syncer.poke()
+        return {"inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged,
+                "ids": [c.id for c in cases]}
+
+    @app.get("/v1/cases", response_model=schemas.CasePage, tags=["cases"], summary="Search cases")
+    def search_cases(
+        request: Request,
+        text: Annotated[str, Query(max_length=200)] = "",
+        district: Annotated[str, Query(max_length=50)] = "",
+        street: Annotated[str, Query(max_length=50)] = "",
+        category: Annotated[str, Query(max_length=200)] = "",
+        department: Annotated[str, Query(max_length=100)] = "",
+        status: Annotated[str, Query(max_length=20)] = "",
+        channel: Annotated[str, Query(max_length=20)] = "",
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+        offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
+        principal: Principal = Depends(ANY),
+    ) -> dict[str, Any]:
+        query = CaseQuery(text=text, district=district, street=street, category=category, department=department,
+                          status=status, channel=channel, limit=limit, offset=offset,
+                          start=start.replace(tzinfo=None) if start else None,
+                          end=end.replace(tzinfo=None) if end else None)
+        page = svc(request).index.search(query)
+        return {"items": [_case_out(c, principal) for c in page.items], "total": page.total, "limit": limit,
+                "offset": offset}
+
+    @app.get("/v1/cases/{case_id}", response_model=schemas.CaseOut, tags=["cases"], summary="One case")
+    def get_case(case_id: str, request: Request, principal: Principal = Depends(ANY)) -> dict[str, Any]:
+        return _case_out(svc(request).store.get(case_id), principal)
+
+    @app.get("/v1/cases/{case_id}/similar", response_model=list[schemas.Similar], tags=["cases"],
+             summary="Past cases most like this one")
+    def similar_cases(case_id: str, request: Request, k: Annotated[int, Query(ge=1, le=50)] = 10,
+                      same_district: bool = False, principal: Principal = Depends(ANY)) -> list[dict[str, Any]]:
+        services = svc(request)
+        case = services.store.get(case_id)
+        found = services.index.similar(case.text, k=k, exclude=case.id,
+                                       district=case.area.district if same_district else "")
+        return [{"case_id": n.case_id, "similarity": round(n.similarity, 4), "departments": list(n.departments),
+                 "category": n.category, "received_at": n.received_at.isoformat(sep=" ") if n.received_at else None}
+                for n in found]
+
+    @app.post("/v1/cases/{case_id}/label", response_model=schemas.CaseOut, tags=["agents"],
+              summary="An agent confirms the category and departments (a training label, audited)")
+    def label_case(case_id: str, body: schemas.LabelIn, request: Request,
+                   principal: Principal = Depends(AGENTS)) -> dict[str, Any]:
+        if body.category is None and body.departments is None:
+            raise InvalidInput("give a category, departments or both")
+        services = svc(request)
+        category = Category.parse(body.category) if body.category else None
+        departments = tuple(d.strip() for d in body.departments if d.strip()) if body.departments else None
+        if body.departments is not None and not departments:
+            raise InvalidInput("departments must not be blank")
+        source = LabelSource(LabelKind.CONFIRMED, principal.name, datetime.now().replace(microsecond=0))
+        case = services.store.set_label(case_id, source, category=category, departments=departments)
+        services.syncer.poke()
+        return _case_out(case, principal)
+
+    @app.get("/v1/cases/{case_id}/labels", tags=["cases"], summary="The audit log of a case's labels")
+    def label_history(case_id: str, request: Request, principal: Principal = Depends(ANY)) -> list[dict[str, Any]]:
+        services = svc(request)
+        services.store.get(case_id)
+        return [{"kind": h.source.kind.value, "by": h.source.by, "at": str(h.source.at),
+                 "category": h.category.path if h.category else None, "departments": list(h.departments),
+                 "previous_category": h.previous_category.path if h.previous_category else None}
+                for h in services.store.label_history(case_id)]
+
+    # ------------------------------------------------------------ supervisors
+    @app.get("/v1/hotspots", response_model=list[schemas.AlertOut], tags=["supervisors"],
+             summary="Surging (area, category) cells per day, prospectively")
+    def hotspots(request: Request, start: date | None = None, end: date | None = None,
+                 method: Annotated[str, Query(pattern="^(nb|ears-c1|ears-c2|ears-c3)$")] = "nb",
+                 principal: Principal = Depends(SUPERVISORS)) -> list[dict[str, Any]]:
+        from hotline.hotspots.detect import detect
+
+        services = svc(request)
+        start, end = _day_range(services, start, end, 7)
+        table = _table(services, end)
+        alerts = detect(table, max(start, table.start), end, method=method)
+        return [a.row() for a in sorted(alerts, key=lambda a: (a.date, -a.score))]
+
+    @app.get("/v1/events", response_model=list[schemas.EventOut], tags=["supervisors"],
+             summary="Incidents many callers report (clustered cases)")
+    def events(request: Request, start: date | None = None, end: date | None = None,
+               min_size: Annotated[int, Query(ge=2, le=1000)] = 3, top: Annotated[int, Query(ge=1, le=200)] = 20,
+               principal: Principal = Depends(SUPERVISORS)) -> list[dict[str, Any]]:
+        from hotline.events import EventClusterer
+        from hotline.text.segment import default_segmenter
+
+        services = svc(request)
+        start, end = _day_range(services, start, end, 3)
+        if (end - start).days > 31:
+            raise InvalidInput("events are clustered over at most 31 days at a time")
+        cases = list(services.store.iter_cases(CaseQuery(
+            start=datetime.combine(start - timedelta(days=28), datetime.min.time()),
+            end=datetime.combine(end, datetime.max.time()).replace(microsecond=0))))
+        period = [c for c in cases if c.received_at.date() >= start]
+        if not period:
+            return []
+        history = [f"{c.title} {c.text}" for c in cases if c.received_at.date() < start]
+        clusterer = EventClusterer(default_segmenter(services.settings.segmenter).tokens, services.gazetteer.landmarks)
+        clusterer.fit(history or [f"{c.title} {c.text}" for c in period])
+        clusterer.assign_many(period)
+        return [e.to_dict() for e in clusterer.largest(min_size=min_size)[:top]]
+
+    @app.get("/v1/forecast", response_model=list[schemas.ForecastOut], tags=["supervisors"],
+             summary="Daily counts per cell for the coming days, with 80% intervals")
+    def forecast(request: Request, end: date | None = None, horizon: Annotated[int, Query(ge=1, le=60)] = 14,
+                 rising: bool = True, top: Annotated[int, Query(ge=1, le=500)] = 20,
+                 principal: Principal = Depends(SUPERVISORS)) -> list[dict[str, Any]]:
+        from hotline.hotspots import forecast as fc
+
+        services = svc(request)
+        _, end = _day_range(services, None, end, 1)
+        found = fc.forecast(_table(services, end), horizon=horizon)
+        chosen = fc.rising(found, top=top) if rising else sorted(found, key=lambda f: -f.rise)[:top]
+        return [f.to_dict() for f in chosen]
+
+    @app.get("/v1/reports/hotspots", response_class=HTMLResponse, tags=["supervisors"],
+             summary="The hotspot report as a self-contained HTML page")
+    def report(request: Request, start: date | None = None, end: date | None = None,
+               principal: Principal = Depends(SUPERVISORS)) -> HTMLResponse:
+        from hotline import reports
+        from hotline.text.segment import default_segmenter
+
+        services = svc(request)
+        start, end = _day_range(services, start, end, 7)
+        if (end - start).days >= MAX_REPORT_DAYS:
+            raise InvalidInput(f"a report covers at most {MAX_REPORT_DAYS} days")
+        cases = services.store.iter_cases(CaseQuery(
+            start=datetime.combine(start - timedelta(days=reports.HISTORY_DAYS), datetime.min.time()),
+            end=datetime.combine(end, datetime.max.time()).replace(microsecond=0)))
+        built = reports.build(cases, start, end, default_segmenter(services.settings.segmenter).tokens,
+                              services.gazetteer.landmarks)
+        return HTMLResponse(reports.render(built))
+
+    # ------------------------------------------------------------ models
+    @app.get("/v1/models", response_model=list[schemas.ModelOut], tags=["models"], summary="Every model version")
+    def models(request: Request, principal: Principal = Depends(SUPERVISORS)) -> list[dict[str, Any]]:
+        return [e.to_dict() for e in svc(request).registry.entries()]
+
+    @app.post("/v1/models/train", response_model=schemas.JobOut, status_code=202, tags=["models"],
+              summary="Retrain from the store's labels in the background (a candidate; the first model is activated)")
+    def train(request: Request, body: schemas.TrainIn | None = None,
+              principal: Principal = Depends(ADMIN)) -> dict[str, Any]:
+        services = svc(request)
+        since = body.since.replace(tzinfo=None) if body and body.since else None
+        job = services.jobs.start("train", lambda: services.train(principal.name, since),
+                                  {"since": since.isoformat() if since else None, "by": principal.name})
+        return job.to_dict()
+
+    @app.get("/v1/models/jobs/{job_id}", response_model=schemas.JobOut, tags=["models"], summary="A training job")
+    def job(job_id: str, request: Request, principal: Principal = Depends(ADMIN)) -> dict[str, Any]:
+        return svc(request).jobs.get(job_id).to_dict()
+
+    @app.post("/v1/models/{version}/promote", response_model=schemas.ModelOut, tags=["models"],
+              summary="Activate a version (refused if it scored worse than the active one, unless forced)")
+    def promote(version: str, request: Request, force: bool = False,
+                principal: Principal = Depends(ADMIN)) -> dict[str, Any]:
+        services = svc(request)
+        entry = services.registry.promote(version, by=principal.name, force=force)
+        services.models.reload()
+        services.metrics.model.clear()
+        services.metrics.model.labels(entry.version).set(1)
+        return entry.to_dict()
+
+    @app.post("/v1/models/rollback", response_model=schemas.ModelOut, tags=["models"],
+              summary="Return to the previously active version")
+    def rollback(request: Request, principal: Principal = Depends(ADMIN)) -> dict[str, Any]:
+        services = svc(request)
+        entry = services.registry.rollback(by=principal.name)
+        services.models.reload()
+        return entry.to_dict()
+
+    # ------------------------------------------------------------ operations
+    @app.get("/health", response_model=schemas.Health, tags=["operations"], summary="Liveness and what is loaded")
+    def health(request: Request) -> dict[str, Any]:
+        services = svc(request)
+        return {"status": "ok" if services.models.router is not None else "no-model",
+                "model_version": services.models.version, "cases": services.index.count(),
+                "index_outbox": services.store.pending_count(), "index": services.index.url.split("@")[-1]}
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"], summary="Prometheus metrics")
+    def metrics(request: Request) -> Response:
+        services = svc(request)
+        services.metrics.outbox.set(services.store.pending_count())
+        return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+

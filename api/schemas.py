@@ -1,0 +1,207 @@
+"""Request and response bodies of the JSON API (they make the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RouteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, description="transcript (坐席/市民 dialogue, ASR JSON) or written message")
+    received_at: datetime | None = Field(default=None, description="when the call came in (default: now)")
+    district: str | None = Field(default=None, max_length=50, description="district, when known from elsewhere")
+
+
+class Category(BaseModel):
+    category: str
+    probability: float
+
+
+class Department(BaseModel):
+    department: str
+    probability: float
+    reasons: list[str]
+
+
+class Term(BaseModel):
+    term: str
+    weight: float
+
+
+class Similar(BaseModel):
+    case_id: str
+    similarity: float
+    departments: list[str]
+    category: str
+    received_at: str | None
+
+
+class Area(BaseModel):
+    district: str
+    street: str
+
+
+class Routing(BaseModel):
+    text: str = Field(description="the caller's account, masked")
+    area: Area
+    category: str
+    category_probability: float
+    categories: list[Category]
+    departments: list[Department]
+    terms: list[Term]
+    similar: list[Similar]
+    rules: list[str]
+    urgent: bool
+    auto_dispatch: bool
+    needs_person: list[str]
+    model_version: str
+    elapsed_ms: float
+
+
+class CaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(default=None, max_length=100, description="case id; without one it is derived from time and text")
+    received_at: datetime | None = None
+    text: str | None = Field(default=None, description="the message or the caller's account")
+    transcript: str | None = Field(default=None, description="a call transcript (the caller's account is taken from it)")
+    title: str | None = Field(default=None, max_length=500)
+    channel: str | None = Field(default=None, max_length=20)
+    caller: str | None = Field(default=None, max_length=100, description="masked on arrival")
+    district: str | None = Field(default=None, max_length=50)
+    street: str | None = Field(default=None, max_length=50)
+    address: str | None = Field(default=None, max_length=500)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    category: str | None = Field(default=None, max_length=200, description="一级/二级/三级")
+    departments: list[str] | None = Field(default=None, max_length=10)
+    status: str | None = Field(default=None, max_length=20)
+
+
+class LabelSourceOut(BaseModel):
+    kind: str
+    by: str
+    at: str | None
+
+
+class Location(BaseModel):
+    lat: float
+    lon: float
+
+
+class CaseOut(BaseModel):
+    id: str
+    received_at: str
+    channel: str
+    title: str
+    text: str
+    transcript: str
+    caller: str | None = Field(default=None, description="only for roles that may see it")
+    district: str
+    street: str
+    address: str
+    location: Location | None
+    category: str | None
+    category_source: LabelSourceOut | None
+    departments: list[str]
+    departments_source: LabelSourceOut | None
+    status: str
+    event_id: str | None
+
+
+class CasePage(BaseModel):
+    items: list[CaseOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class UpsertOut(BaseModel):
+    inserted: int
+    updated: int
+    unchanged: int
+    ids: list[str]
+
+
+class LabelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    category: str | None = Field(default=None, min_length=1, max_length=200)
+    departments: list[str] | None = Field(default=None, min_length=1, max_length=10)
+
+
+class AlertOut(BaseModel):
+    date: str
+    area: str
+    category: str
+    observed: int
+    expected: float
+    score: float
+    method: str
+
+
+class EventOut(BaseModel):
+    id: str
+    title: str
+    size: int
+    district: str
+    street: str
+    place: str
+    category: str
+    key_terms: list[str]
+    first_seen: str
+    last_seen: str
+    case_ids: list[str]
+
+
+class ForecastDay(BaseModel):
+    date: str
+    mean: float
+    low: int
+    high: int
+
+
+class ForecastOut(BaseModel):
+    area: str
+    category: str
+    normal: float
+    rise: float
+    days: list[ForecastDay]
+
+
+class ModelOut(BaseModel):
+    version: str
+    state: str
+    kind: str | None
+    created: str | None
+    data_size: int | None
+    data_hash: str | None
+    metrics: dict[str, Any]
+    compared_with: dict[str, Any] | None
+    params: dict[str, Any]
+    libraries: dict[str, str]
+
+
+class TrainIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    since: datetime | None = Field(default=None, description="only labels from this time on")
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str
+    status: str
+    started: str
+    finished: str
+    version: str | None
+    error: str | None
+    params: dict[str, Any]
+
+
+class Health(BaseModel):
+    status: str
+    model_version: str | None
+    cases: int
+    index_outbox: int
+    index: str

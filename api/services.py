@@ -1,0 +1,161 @@
+"""What the running service holds: store, search index, the active model (hot-swappable), jobs, keys, metrics."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from api.auth import generated_keys
+from hotline.errors import Conflict, HotlineError, NotFound, Unavailable
+from hotline.places import Gazetteer, default_gazetteer
+from hotline.settings import Settings
+from hotline.store import CaseStore, open_store
+from hotline.taxonomy import Taxonomy, default_taxonomy
+from search import SearchIndex, open_index
+from search.sync import Syncer
+from training.registry import Registry
+
+log = logging.getLogger("hotline.api")
+
+
+class Metrics:
+    """Prometheus metrics of one app (its own registry, so several apps can live in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("hotline_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("hotline_request_seconds", "HTTP request latency", ["route"], registry=self.registry,
+                                 buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
+        self.routed = Counter("hotline_routed_cases", "Cases routed", ["auto_dispatch"], registry=self.registry)
+        self.outbox = Gauge("hotline_index_outbox", "Cases waiting for the search index", registry=self.registry)
+        self.model = Gauge("hotline_model_info", "The active model", ["version"], registry=self.registry)
+
+
+class ModelHolder:
+    """The active router; promotion swaps it between requests, so no request sees half a model."""
+
+    def __init__(self, registry: Registry, taxonomy: Taxonomy, gazetteer: Gazetteer) -> None:
+        self.registry = registry
+        self.taxonomy = taxonomy
+        self.gazetteer = gazetteer
+        self.router: Any = None
+        self.version: str | None = None
+        self._lock = threading.Lock()
+
+    def reload(self) -> str | None:
+        """Load what ``current`` names (if it changed) and swap it in."""
+        from classifiers.cli import make_router
+
+        with self._lock:
+            current = self.registry.current
+            if not current.exists():
+                return None
+            target = current.resolve().name
+            if target == self.version and self.router is not None:
+                return self.version
+            router = make_router(current)  # loaded fully before it replaces the old one
+            self.router, self.version = router, router.model_version or target
+            log.info("serving model %s", self.version)
+            return self.version
+
+    def get(self) -> Any:
+        router = self.router
+        if router is None:
+            raise Unavailable("no active model yet: train one (POST /v1/models/train) and promote it")
+        return router
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str
+    status: str = "queued"            # queued, running, succeeded, failed
+    started: str = ""
+    finished: str = ""
+    version: str | None = None
+    error: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Jobs:
+    """Background training jobs; one at a time (training takes both cores)."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    def start(self, kind: str, work: Any, params: dict[str, Any]) -> Job:
+        with self._lock:
+            if any(j.status in ("queued", "running") for j in self.jobs.values()):
+                raise Conflict("a training job is already running")
+            job = Job(uuid.uuid4().hex[:12], kind, params=params)
+            self.jobs[job.id] = job
+
+        def run() -> None:
+            job.status, job.started = "running", datetime.now().isoformat(sep=" ", timespec="seconds")
+            try:
+                job.version = work()
+                job.status = "succeeded"
+            except HotlineError as exc:
+                job.status, job.error = "failed", str(exc)
+            except Exception as exc:  # the job reports; the service stays up
+                log.exception("training job %s failed", job.id)
+                job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
+            job.finished = datetime.now().isoformat(sep=" ", timespec="seconds")
+
+        threading.Thread(target=run, name=f"job-{job.id}", daemon=True).start()
+        return job
+
+    def get(self, job_id: str) -> Job:
+        try:
+            return self.jobs[job_id]
+        except KeyError:
+            raise NotFound(f"no job {job_id!r}") from None
+
+
+class Services:
+    """Everything a request may need, opened once per process."""
+
+    def __init__(self, settings: Settings, keys: dict[str, str] | None = None, sync_interval: float = 1.0) -> None:
+        self.settings = settings
+        self.store: CaseStore = open_store(settings.store)
+        self.index: SearchIndex = open_index(settings.index_url, self.store)
+        self.taxonomy = default_taxonomy()
+        self.gazetteer = default_gazetteer()
+        self.registry = Registry(settings.models)
+        self.models = ModelHolder(self.registry, self.taxonomy, self.gazetteer)
+        self.jobs = Jobs()
+        self.metrics = Metrics()
+        self.keys = keys if keys is not None else (settings.api_key_roles() or
+                                                   generated_keys(Path(settings.models).parent / "api-keys.json"))
+        self.syncer = Syncer(self.store, self.index, interval=sync_interval)
+
+    def start(self) -> None:
+        self.models.reload()
+        self.syncer.start()
+
+    def close(self) -> None:
+        self.syncer.stop()
+        self.index.close()
+        self.store.close()
+
+    def train(self, by: str, since: datetime | None = None, promote_if_first: bool = True) -> str:
+        """Retrain from the store's labels; the first model is activated, later ones wait as candidates."""
+        from training.retrain import RetrainRequest, retrain
+
+        request = RetrainRequest(since=since, segmenter=self.settings.segmenter)
+        entry = retrain(self.registry, request, self.store, by=by)
+        if promote_if_first and self.registry.active() is None:
+            self.registry.promote(entry.version, by=by)
+            self.models.reload()
+        return entry.version

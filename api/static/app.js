@@ -1,0 +1,37 @@
+// Shared by the three pages: the API key, fetch with problem+json errors, small renderers.
+"use strict";
+const Hotline = (() => {
+  const keyInput = () => document.getElementById("api-key");
+  function key() { return (keyInput() && keyInput().value.trim()) || localStorage.getItem("hotline-key") || ""; }
+  function remember() {
+    const input = keyInput();
+    if (!input) return;
+    input.value = localStorage.getItem("hotline-key") || "";
+    input.addEventListener("change", () => localStorage.setItem("hotline-key", input.value.trim()));
+  }
+  async function call(method, path, body) {
+    const options = {method, headers: {"X-API-Key": key()}};
+    if (body !== undefined) { options.headers["Content-Type"] = "application/json"; options.body = JSON.stringify(body); }
+    const response = await fetch(path, options);
+    const type = response.headers.get("content-type") || "";
+    const data = type.includes("json") ? await response.json() : await response.text();
+    if (!response.ok) {
+      const message = (data && data.detail) || (data && data.title) || response.statusText;
+      throw new Error(`${response.status} ${message}`);
+    }
+    return data;
+  }
+  function esc(text) {
+    return String(text ?? "").replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+  }
+  function pct(p) { return `${(100 * p).toFixed(0)}%`; }
+  function bar(p) { return `<span class="bar" style="width:${Math.round(120 * p)}px"></span>`; }
+  function table(rows, columns) {
+    if (!rows.length) return "<p class='muted'>（无）</p>";
+    const head = columns.map(c => `<th>${esc(c[0])}</th>`).join("");
+    const body = rows.map(r => "<tr>" + columns.map(c => `<td>${c[1](r)}</td>`).join("") + "</tr>").join("");
+    return `<table><tr>${head}</tr>${body}</table>`;
+  }
+  document.addEventListener("DOMContentLoaded", remember);
+  return {call, esc, pct, bar, table, key};
+})();

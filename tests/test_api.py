@@ -1,0 +1,160 @@
+"""The JSON API end to end (in process): routing, cases, labels, supervisors' views, models, access, errors."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.services import Services
+from tests.api_fixtures import ADMIN, AGENT, SUPERVISOR, service  # noqa: F401 (fixture)
+
+TRANSCRIPT = "坐席：您好，12345热线。市民：喂，我们海陵区城东街道梅兰新村停水两天了，一点水都没得，我手机13912345678。"
+
+
+@pytest.fixture(scope="module")
+def client(service: Services) -> Iterator[TestClient]:  # noqa: F811
+    with TestClient(create_app(service.settings, service)) as c:
+        yield c
+
+
+def problem(response) -> dict:
+    assert response.headers["content-type"].startswith("application/problem+json"), response.text
+    body = response.json()
+    assert body["status"] == response.status_code and body["title"]
+    return body
+
+
+def test_route_answers_with_departments_reasons_and_similar_cases(client: TestClient) -> None:
+    r = client.post("/v1/route", json={"text": TRANSCRIPT}, headers=AGENT)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["category"].startswith("城乡建设/供水") and body["area"]["district"] == "海陵区"
+    assert body["departments"][0]["probability"] >= body["departments"][-1]["probability"]
+    assert all(d["reasons"] for d in body["departments"][:1]) and body["similar"] and body["terms"]
+    assert "13912345678" not in r.text and isinstance(body["auto_dispatch"], bool) and body["model_version"]
+
+
+def test_errors_are_problem_json(client: TestClient) -> None:
+    assert problem(client.post("/v1/route", json={"text": TRANSCRIPT}))["status"] == 401
+    assert problem(client.post("/v1/route", json={"text": TRANSCRIPT}, headers={"X-API-Key": "nope"}))["status"] == 401
+    assert client.post("/v1/route", json={"txt": "x"}, headers=AGENT).status_code == 422
+    problem(client.post("/v1/route", json={"txt": "x"}, headers=AGENT))
+    assert problem(client.post("/v1/route", json={"text": "坐席：您好，12345热线。"}, headers=AGENT))["status"] == 400
+    assert problem(client.post("/v1/route", json={"text": "停水" * 20_000}, headers=AGENT))["status"] == 413
+    big = client.post("/v1/cases", content=b"[" + b" " * 3_000_000 + b"]", headers={**AGENT, "content-type": "application/json"})
+    assert problem(big)["status"] == 413
+    assert problem(client.get("/v1/cases/no-such-case", headers=AGENT))["status"] == 404
+    assert problem(client.get("/v1/nothing-here", headers=AGENT))["status"] == 404
+
+
+def test_cases_are_idempotent_searchable_and_labels_audited(client: TestClient, service: Services) -> None:  # noqa: F811
+    case = {"id": "API-1", "received_at": "2025-06-03T10:00:00", "text": "高港区口岸街道永安路路灯坏了一个礼拜",
+            "caller": "13912345678", "district": "高港区"}
+    first = client.post("/v1/cases", json=case, headers=AGENT).json()
+    again = client.post("/v1/cases", json=[case], headers=AGENT).json()
+    assert first["inserted"] == 1 and again["unchanged"] == 1 and again["ids"] == ["API-1"]
+    as_agent = client.get("/v1/cases/API-1", headers=AGENT).json()
+    as_supervisor = client.get("/v1/cases/API-1", headers=SUPERVISOR).json()
+    assert as_agent["caller"] and "5678" in as_agent["caller"] and "13912345678" not in as_agent["caller"]
+    assert as_supervisor.get("caller") is None
+    found = client.get("/v1/cases", params={"text": "路灯", "district": "高港区", "limit": 5}, headers=SUPERVISOR).json()
+    assert found["total"] >= 1 and all(c["district"] == "高港区" for c in found["items"])
+    labeled = client.post("/v1/cases/API-1/label", json={"category": "城乡建设/道路设施", "departments": ["城管局"]},
+                          headers=AGENT).json()
+    assert labeled["category_source"]["kind"] == "confirmed" and labeled["category_source"]["by"].startswith("agent:")
+    history = client.get("/v1/cases/API-1/labels", headers=SUPERVISOR).json()
+    assert history[-1]["category"] == "城乡建设/道路设施" and history[-1]["by"].startswith("agent:")
+    assert client.post("/v1/cases/API-1/label", json={}, headers=AGENT).status_code == 400
+    assert client.post("/v1/cases/API-1/label", json={"category": "x"}, headers=SUPERVISOR).status_code == 403
+    similar = client.get("/v1/cases/API-1/similar", headers=AGENT).json()
+    assert all(s["case_id"] != "API-1" for s in similar)
+
+
+def test_supervisor_views(client: TestClient) -> None:
+    hot = client.get("/v1/hotspots", headers=SUPERVISOR)
+    assert hot.status_code == 200 and isinstance(hot.json(), list)
+    assert client.get("/v1/hotspots", params={"method": "ears-c2"}, headers=SUPERVISOR).status_code == 200
+    events = client.get("/v1/events", headers=SUPERVISOR).json()
+    assert all(e["size"] >= 3 for e in events)
+    assert client.get("/v1/forecast", params={"rising": False, "top": 3}, headers=SUPERVISOR).json()
+    page = client.get("/v1/reports/hotspots", headers=SUPERVISOR)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html") and "<svg" in page.text
+    assert client.get("/v1/hotspots", headers=AGENT).status_code == 403
+    assert client.get("/v1/events", params={"start": "2025-06-10", "end": "2025-06-01"}, headers=SUPERVISOR).status_code == 400
+
+
+def test_models_train_promote_rollback(client: TestClient, service: Services) -> None:  # noqa: F811
+    import time
+
+    models = client.get("/v1/models", headers=SUPERVISOR).json()
+    active = [m for m in models if m["state"] == "active"]
+    assert len(active) == 1 and active[0]["metrics"]["macro_f1"] > 0.5
+    assert client.post("/v1/models/train", headers=SUPERVISOR).status_code == 403
+    job = client.post("/v1/models/train", headers=ADMIN).json()
+    while job["status"] in ("queued", "running"):
+        time.sleep(0.5)
+        job = client.get(f"/v1/models/jobs/{job['id']}", headers=ADMIN).json()
+    assert job["status"] == "succeeded", job
+    candidate = next(m for m in client.get("/v1/models", headers=ADMIN).json() if m["version"] == job["version"])
+    assert candidate["state"] == "candidate" and candidate["compared_with"]["version"] == active[0]["version"]
+    promoted = client.post(f"/v1/models/{job['version']}/promote", params={"force": True}, headers=ADMIN)
+    assert promoted.status_code == 200 and promoted.json()["state"] == "active"
+    assert client.post("/v1/route", json={"text": TRANSCRIPT}, headers=AGENT).json()["model_version"] == job["version"]
+    again = client.post(f"/v1/models/{job['version']}/promote", headers=ADMIN)
+    assert problem(again)["status"] == 409
+    back = client.post("/v1/models/rollback", headers=ADMIN).json()
+    assert back["version"] == active[0]["version"]
+    assert client.post("/v1/route", json={"text": TRANSCRIPT}, headers=AGENT).json()["model_version"] == back["version"]
+    actions = [entry["action"] for entry in service.registry.audit()]
+    assert actions[-2:] == ["promote", "rollback"]
+
+
+def test_promotion_under_load_fails_no_request(client: TestClient, service: Services) -> None:  # noqa: F811
+    versions = [m["version"] for m in client.get("/v1/models", headers=ADMIN).json()]
+    failures: list[int] = []
+    done = threading.Event()
+
+    def load() -> None:
+        while not done.is_set():
+            r = client.post("/v1/route", json={"text": TRANSCRIPT}, headers=AGENT)
+            if r.status_code != 200:
+                failures.append(r.status_code)
+
+    workers = [threading.Thread(target=load) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for version in versions * 2:
+        if service.registry.active() != version:
+            assert client.post(f"/v1/models/{version}/promote", params={"force": True}, headers=ADMIN).status_code == 200
+    done.set()
+    for w in workers:
+        w.join()
+    assert failures == []
+
+
+def test_open311(client: TestClient) -> None:
+    services = client.get("/open311/v2/services.json").json()
+    assert {"service_code", "service_name", "group", "type"} <= set(services[0])
+    created = client.post("/open311/v2/requests.json",
+                          data={"api_key": "agent-key-1", "service_code": "供水", "description": "海陵区梅兰新村没水了",
+                                "lat": "32.45", "long": "119.92"})
+    assert created.status_code == 201, created.text
+    request_id = created.json()[0]["service_request_id"]
+    one = client.get(f"/open311/v2/requests/{request_id}.json", headers=SUPERVISOR).json()[0]
+    assert one["status"] == "open" and one["service_code"] == "供水" and one["lat"] == 32.45
+    listed = client.get("/open311/v2/requests.json", params={"service_code": "供水", "status": "open"}, headers=SUPERVISOR)
+    assert request_id in {r["service_request_id"] for r in listed.json()}
+    assert client.post("/open311/v2/requests.json", data={"service_code": "供水", "description": "x"}).status_code == 401
+    bad = client.post("/open311/v2/requests.json", data={"api_key": "agent-key-1", "service_code": "无此服务", "description": "x"})
+    assert problem(bad)["status"] == 400
+
+
+def test_health_and_metrics(client: TestClient) -> None:
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["cases"] >= 3000
+    text = client.get("/metrics").text
+    assert "hotline_requests_total" in text and 'route="/v1/route"' in text and "hotline_index_outbox" in text

@@ -1,0 +1,43 @@
+"""A bounded schemathesis run against the OpenAPI schema: no input makes the service answer 5xx."""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+
+from api.app import create_app
+from api.services import Services
+from tests.api_fixtures import service  # noqa: F401 (fixture)
+
+
+@pytest.fixture(scope="module")
+def api_schema(service: Services):  # noqa: ANN201, F811
+    return schemathesis.openapi.from_asgi("/openapi.json", create_app(service.settings, service))
+
+
+def test_no_input_gives_a_server_error(api_schema) -> None:  # noqa: ANN001
+    """Every operation, a dozen generated requests each, with an admin and an agent key."""
+    from schemathesis.checks import not_a_server_error
+
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    assert len(operations) >= 20
+    for operation in operations:
+        @given(case=operation.as_strategy())
+        @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+                  database=None)
+        def check(case: schemathesis.Case) -> None:
+            for key in ("admin-key-1", "agent-key-1"):
+                case.call_and_validate(headers={"X-API-Key": key}, checks=[not_a_server_error])
+
+        check()
+
+
+def test_the_schema_lists_every_endpoint(service: Services) -> None:  # noqa: F811
+    paths = create_app(service.settings, service).openapi()["paths"]
+    for path in ("/v1/route", "/v1/cases", "/v1/cases/{case_id}", "/v1/cases/{case_id}/similar",
+                 "/v1/cases/{case_id}/label", "/v1/hotspots", "/v1/events", "/v1/forecast", "/v1/reports/hotspots",
+                 "/v1/models", "/v1/models/train", "/v1/models/{version}/promote", "/v1/models/rollback",
+                 "/health", "/metrics", "/open311/v2/services.json", "/open311/v2/requests.json",
+                 "/open311/v2/requests/{request_id}.json"):
+        assert path in paths, path

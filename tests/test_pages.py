@@ -1,0 +1,70 @@
+"""The web pages in headless Chromium: an agent types a transcript, sees suggestions, confirms; the label is stored."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.services import Services
+from tests.api_fixtures import LiveServer, service  # noqa: F401 (fixture)
+from tests.browser import chromium
+
+TRANSCRIPT = "坐席：您好，12345热线。市民：我们姜堰区罗塘街道天目山路上的路灯晚上一直不亮，走路很危险。"
+
+
+@pytest.fixture(scope="module")
+def live(service: Services):  # noqa: ANN201, F811
+    with LiveServer(service) as server:
+        yield server
+
+
+def _key(driver, url: str, key: str) -> None:  # noqa: ANN001
+    driver.get(url)
+    driver.execute_script("localStorage.setItem('hotline-key', arguments[0])", key)
+    driver.get(url)
+
+
+def test_agent_types_sees_suggestions_and_confirms(live: LiveServer, service: Services) -> None:  # noqa: F811
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with chromium() as driver:
+        _key(driver, live.url + "/", "agent-key-1")
+        driver.find_element(By.ID, "transcript").send_keys(TRANSCRIPT)
+        wait = WebDriverWait(driver, 20)
+        wait.until(ec.element_to_be_clickable((By.ID, "confirm")))
+        suggestion = driver.find_element(By.ID, "suggestion").text
+        assert "城乡建设" in suggestion and "姜堰区" in suggestion
+        timing = driver.find_element(By.ID, "timing").text
+        assert "ms" in timing
+        radios = driver.find_elements(By.CSS_SELECTOR, "input[name=department]")
+        assert radios and radios[0].is_selected()
+        chosen = radios[0].get_attribute("value")
+        driver.find_element(By.ID, "confirm").click()
+        confirmed = wait.until(ec.presence_of_element_located((By.ID, "confirmed-id")))
+        case_id = confirmed.get_attribute("data-id")
+    case = service.store.get(case_id)
+    assert case.category_source is not None and case.category_source.kind.value == "confirmed"
+    assert case.departments == (chosen,) and case.category_source.by.startswith("agent:")
+    assert service.store.label_history(case_id)[-1].source.by.startswith("agent:")
+
+
+def test_supervisor_dashboard_and_models_page(live: LiveServer) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with chromium() as driver:
+        _key(driver, live.url + "/supervisor", "supervisor-key-1")
+        wait = WebDriverWait(driver, 60)
+        wait.until(lambda d: d.find_element(By.ID, "status").text not in ("", "加载中…"))
+        assert "热点" in driver.find_element(By.ID, "status").text
+        assert driver.find_elements(By.CSS_SELECTOR, "#events table, #events p")
+        driver.switch_to.frame(driver.find_element(By.ID, "report"))
+        charts = driver.find_elements(By.CSS_SELECTOR, "svg.chart")
+        assert charts and all(c.size["width"] > 100 for c in charts)
+        driver.switch_to.default_content()
+
+        _key(driver, live.url + "/models", "admin-key-1")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#models table"))
+        text = driver.find_element(By.ID, "models").text
+        assert "active" in text and "macro-F1" in text
