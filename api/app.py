@@ -114,12 +114,14 @@ def build_case(services: Services, item: schemas.CaseIn, source: str) -> Any:
 
 
 def _day_range(services: Services, start: date | None, end: date | None, default_days: int) -> tuple[date, date]:
-    if end is None:
-        last = services.store.summary().last
-        if last is None:
-            raise NotFound("the store holds no cases yet")
-        end = last.date()
+    """The requested days, ending no later than the last case (nothing is known about later days)."""
+    first, last = services.store.span()
+    if first is None or last is None:
+        raise NotFound("the store holds no cases yet")
+    end = min(end or last.date(), last.date())
     start = start or end - timedelta(days=default_days - 1)
+    if end < first.date():
+        raise NotFound(f"no cases up to {end}")
     if start > end:
         raise InvalidInput(f"start {start} is after end {end}")
     return start, end

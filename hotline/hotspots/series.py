@@ -12,6 +12,10 @@ from hotline.calendar import day_features
 from hotline.errors import InvalidInput
 
 
+#: The longest span a table may cover (ten years of days).
+MAX_DAYS = 3660
+
+
 @dataclass(frozen=True)
 class CountTable:
     """``counts[cell, day]`` for consecutive days; cells are (area, category) pairs."""
@@ -41,6 +45,9 @@ class CountTable:
         hi = end.toordinal() if end else last
         if hi < lo:
             raise InvalidInput(f"end {date.fromordinal(hi)} is before start {date.fromordinal(lo)}")
+        if hi - lo >= MAX_DAYS:
+            raise InvalidInput(f"{hi - lo + 1} days from {date.fromordinal(lo)} to {date.fromordinal(hi)}: "
+                               f"counts span at most {MAX_DAYS} days")
         day_arr, cell_arr = np.asarray(days), np.asarray(cells)
         keep = (day_arr >= lo) & (day_arr <= hi)
         counts = np.zeros((len(index), hi - lo + 1), dtype=np.int64)

@@ -126,6 +126,10 @@ class CaseStore(Protocol):
 
     def summary(self) -> Summary: ...
 
+    def span(self) -> tuple[datetime | None, datetime | None]:
+        """When the first and the last case came in."""
+        ...
+
     def delete(self, case_ids: Sequence[str]) -> int: ...
 
     def pending(self, limit: int = 1000) -> list[tuple[int, str, str]]:

@@ -482,6 +482,11 @@ class SQLiteStore:
             yield from (self._case(r) for r in rows)
             last = (rows[-1][1], rows[-1][0])
 
+    def span(self) -> tuple[datetime | None, datetime | None]:
+        """When the first and the last case came in (two index lookups)."""
+        first, last = self._read("SELECT min(received_at), max(received_at) FROM cases")[0]
+        return parse_time(first), parse_time(last)
+
     def summary(self) -> Summary:
         summary = Summary()
         total, first, last = self._read("SELECT count(*), min(received_at), max(received_at) FROM cases")[0]
