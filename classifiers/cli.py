@@ -71,11 +71,12 @@ def dispatch_threshold(correct: np.ndarray, confidence: np.ndarray, precision: f
 def fit_model(data: Any, kind: str = "linear", C: float = 0.5, holdout: float = 0.1, seed: int = 0,
               segmenter: str = "rjieba", departments: bool = True, base_model: str | None = None, epochs: int = 3,
               batch_size: int = 16, learning_rate: float = 5e-5, source: str = "", params: dict[str, Any] | None = None,
-              progress: bool = False) -> tuple[Any, dict[str, Any], Any, np.ndarray]:
+              progress: bool = False, test_filter: Any = None) -> tuple[Any, dict[str, Any], Any, np.ndarray]:
     """Train on ``data`` (:class:`~classifiers.dataset.Examples`) holding out a share to measure the model.
 
     Returns (linear model or None, transformer parts, manifest, held-out row
-    indices). The manifest carries the held-out metrics, the auto-dispatch
+    indices). ``test_filter(train, test)`` may drop held-out rows (near
+    duplicates of training rows, which would measure memory). The manifest carries the held-out metrics, the auto-dispatch
     threshold (the lowest confidence at which 98% of held-out answers are
     right) and what the model was trained on.
     """
@@ -96,6 +97,8 @@ def fit_model(data: Any, kind: str = "linear", C: float = 0.5, holdout: float = 
     stratify = labels if min(counts.values()) >= 2 and holdout > 0 else None
     train, test = (train_test_split(index, test_size=holdout, random_state=seed, stratify=stratify)
                    if holdout > 0 else (index, index[:0]))
+    if test_filter is not None and len(test):
+        test = test_filter(train, test)
     pick = lambda seq: [seq[i] for i in train]  # noqa: E731
     if progress:
         print(f"training on {len(train)} of {len(data.texts)} examples ({data.skipped} skipped), "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import sys
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -80,12 +81,12 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
         data=Path(args.data) if args.data else None, text_col=args.text_col, label_col=args.label_col,
         department_col=args.department_col or None, since=datetime.combine(args.since, datetime.min.time()) if args.since else None,
         use_store=not args.no_store, kind=args.model, base_model=args.base_model, segmenter=settings.segmenter,
-        holdout=args.holdout, seed=args.seed,
+        holdout=args.holdout, seed=args.seed, review=args.review,
     )
     store = None if args.no_store else open_store(settings.store)
     try:
         registry = _registry(settings)
-        entry = retrain(registry, request, store, by=_user())
+        entry = retrain(registry, request, store, by=_user(), progress=True)
         if args.promote and registry.active() is None:
             entry = registry.promote(entry.version, by=_user())
     finally:
@@ -94,6 +95,7 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     compared = entry.manifest.get("extra", {}).get("compared_with")
     print(json.dumps({"version": entry.version, "state": entry.state, **entry.metrics,
                       "compared_with": compared}, ensure_ascii=False))
+    print(f"evaluation report: {registry.path(entry.version) / 'evaluation.html'}", file=sys.stderr)
     return 0
 
 
@@ -137,4 +139,5 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     retrain.add_argument("--holdout", type=float, default=0.1)
     retrain.add_argument("--seed", type=int, default=0)
     retrain.add_argument("--promote", action="store_true", help="activate it when no model is active yet")
+    retrain.add_argument("--review", action="store_true", help="flag likely mislabeled cases (three more fits)")
     retrain.set_defaults(handler=cmd_retrain)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from classifiers import persist
 from classifiers.cli import evaluation, fit_model, load_category_classifier
@@ -26,6 +28,7 @@ from hotline.errors import InvalidInput
 from hotline.places import default_gazetteer
 from hotline.store.base import CaseStore
 from training.data import examples_from_store
+from training.quality import QualityReport, deduplicate, drift, leak_free, suspect_labels
 from training.registry import Entry, Registry
 
 REPORT_FILE = "evaluation.json"
@@ -45,6 +48,7 @@ class RetrainRequest:
     kind: str = "linear"
     base_model: str | None = None
     segmenter: str = "rjieba"
+    review: bool = False          # flag suspect labels from out-of-fold probabilities (three more fits)
 
 
 def gather(request: RetrainRequest, store: CaseStore | None) -> Examples:
@@ -82,14 +86,26 @@ def gather(request: RetrainRequest, store: CaseStore | None) -> Examples:
     return merged
 
 
-def retrain(registry: Registry, request: RetrainRequest, store: CaseStore | None = None, by: str = "system") -> Entry:
+def retrain(registry: Registry, request: RetrainRequest, store: CaseStore | None = None, by: str = "system",
+            progress: bool = False) -> Entry:
     """Train a candidate, compare it with the active model on the same held-out data, register it."""
-    data = gather(request, store)
+    steps = tqdm(total=4, desc="retrain", unit="step", disable=not progress)
+    steps.set_postfix_str("reading labeled data")
+    quality = QualityReport()
+    data = deduplicate(gather(request, store), quality)
+    steps.update()
+    steps.set_postfix_str(f"training on {len(data.texts)} examples")
     model, parts, manifest, test = fit_model(
         data, request.kind, C=request.C, holdout=request.holdout, seed=request.seed, segmenter=request.segmenter,
         base_model=request.base_model, source=str(request.data or "store"),
         params={"label_col": request.label_col, "since": request.since.isoformat() if request.since else None},
+        test_filter=lambda train, held: leak_free(train, held, data.texts, quality),
     )
+    steps.update()
+    steps.set_postfix_str("comparing with the active model")
+    if request.review:
+        quality.suspect_labels = _review(data, request)
+    drift_report = _drift(store, request) if request.since and store is not None else None
     staging = Path(tempfile.mkdtemp(prefix=".train-", dir=_ensure(registry.root)))
     try:
         target = staging / manifest.version
@@ -99,11 +115,92 @@ def retrain(registry: Registry, request: RetrainRequest, store: CaseStore | None
             saved = persist.read_manifest(target)
             saved.extra["compared_with"] = report["compared_with"]
             (target / "manifest.json").write_text(json.dumps(asdict(saved), ensure_ascii=False, indent=2), encoding="utf-8")
+        report["data_quality"] = quality.to_dict()
+        if drift_report is not None:
+            report["drift"] = drift_report
         (target / REPORT_FILE).write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+        (target / "evaluation.html").write_text(render_evaluation(manifest.version, report), encoding="utf-8")
+        steps.update()
+        steps.set_postfix_str("registering")
         entry = registry.register(target, by=by)
+        steps.update()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        steps.close()
     return entry
+
+
+def _review(data: Examples, request: RetrainRequest) -> list[dict[str, Any]]:
+    """Out-of-fold probabilities (3 folds) of the linear category model → suspect labels."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from classifiers.linear import TextClassifier
+
+    labels = np.asarray(data.labels, dtype=object)
+    counts = Counter(data.labels)
+    usable = np.asarray([counts[label] >= 3 for label in data.labels])
+    rows = np.flatnonzero(usable)
+    classes = np.asarray(sorted({data.labels[i] for i in rows}), dtype=object)
+    proba = np.zeros((len(rows), len(classes)))
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=request.seed)
+    texts = [data.texts[i] for i in rows]
+    for train, test in folds.split(rows, labels[rows]):
+        model = TextClassifier(C=request.C, segmenter=request.segmenter).fit([texts[i] for i in train], labels[rows][train])
+        part = model.predict_proba([texts[i] for i in test])
+        columns = [int(np.flatnonzero(classes == c)[0]) for c in model.classes_]
+        proba[np.ix_(test, columns)] = part
+    return suspect_labels([data.labels[i] for i in rows], proba, list(classes), texts, [data.ids[i] for i in rows])
+
+
+def _drift(store: CaseStore, request: RetrainRequest) -> dict[str, Any] | None:
+    """The store's labeled cases before ``since`` against those after."""
+    from hotline.text.segment import default_segmenter
+
+    try:
+        everything = examples_from_store(store)
+    except InvalidInput:
+        return None
+    old = [i for i, t in enumerate(everything.times) if t is not None and t < request.since]
+    new = [i for i, t in enumerate(everything.times) if t is not None and t >= request.since]
+    if not old or not new:
+        return None
+    pick = lambda seq, rows: [seq[i] for i in rows]  # noqa: E731
+    return drift(pick(everything.labels, old), pick(everything.labels, new), pick(everything.texts, old),
+                 pick(everything.texts, new), default_segmenter(request.segmenter).tokens)
+
+
+def render_evaluation(version: str, report: dict[str, Any]) -> str:
+    """The evaluation report as a page: metrics side by side, the confusion matrix as a heat table, changed cases."""
+    from html import escape
+
+    def cell(value: Any) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else escape(str(value))
+
+    out = [f"<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'><title>评估 {escape(version)}</title>"
+           "<style>body{font-family:sans-serif;margin:20px}table{border-collapse:collapse;font-size:12px}"
+           "td,th{border:1px solid #ddd;padding:3px 5px;text-align:right}</style></head><body>",
+           f"<h1>模型评估：{escape(version)}</h1><table><tr><th>指标</th><th>候选</th><th>在用</th></tr>"]
+    for key in ("n", "macro_f1", "accuracy", "top3_accuracy"):
+        out.append(f"<tr><td>{key}</td><td>{cell(report['candidate'].get(key))}</td>"
+                   f"<td>{cell(report.get('active', {}).get(key, '–'))}</td></tr>")
+    out.append("</table>")
+    matrix = report["candidate"]["confusion_matrix"]
+    peak = max((max(row) for row in matrix["matrix"]), default=1) or 1
+    out.append("<h2>混淆矩阵（行：真实，列：预测）</h2><table id='confusion'><tr><th></th>")
+    out.extend(f"<th>{escape(label.split('/')[-1])}</th>" for label in matrix["labels"])
+    out.append("</tr>")
+    for label, row in zip(matrix["labels"], matrix["matrix"], strict=True):
+        out.append(f"<tr><th>{escape(label)}</th>")
+        for value in row:
+            shade = int(255 - 200 * value / peak)
+            out.append(f"<td style='background:rgb({shade},{shade},255)'>{value or ''}</td>")
+        out.append("</tr>")
+    out.append("</table><h2>预测变化的工单</h2><table><tr><th>文本</th><th>标签</th><th>在用</th><th>候选</th></tr>")
+    for change in report.get("changed", [])[:100]:
+        out.append(f"<tr><td style='text-align:left'>{escape(change['text'][:80])}</td><td>{escape(change['label'])}</td>"
+                   f"<td>{escape(change['active'])}</td><td>{escape(change['candidate'])}</td></tr>")
+    out.append("</table></body></html>")
+    return "".join(out)
 
 
 def _ensure(path: Path) -> Path:

@@ -1,0 +1,94 @@
+"""Retraining and the model registry: candidates, comparison, refusal of worse models, rollback, data quality."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from classifiers.dataset import Examples
+from hotline.case import Case
+from hotline.demo.generator import write_csv
+from hotline.errors import Conflict, InvalidInput, NotFound
+from hotline.store.sqlite import SQLiteStore
+from hotline.text.segment import default_segmenter
+from tests.test_cli import run
+from training.quality import QualityReport, deduplicate, drift, leak_free, skeleton, suspect_labels
+from training.registry import Registry
+from training.retrain import RetrainRequest, retrain
+
+
+@pytest.fixture(scope="module")
+def labeled_store(tmp_path_factory: pytest.TempPathFactory, demo_cases: list[Case]) -> SQLiteStore:
+    store = SQLiteStore(f"sqlite:///{tmp_path_factory.mktemp('train')}/store.db")
+    store.upsert(demo_cases[:2500])
+    return store
+
+
+def test_retrain_registers_compares_and_promotion_refuses_worse(tmp_path: Path, labeled_store: SQLiteStore) -> None:
+    registry = Registry(tmp_path / "models")
+    first = retrain(registry, RetrainRequest(), labeled_store, by="test")
+    assert first.state == "candidate" and first.metrics["macro_f1"] > 0.5
+    assert registry.promote(first.version, by="test").state == "active"
+    assert (registry.current / "manifest.json").is_file() and registry.current.is_symlink()
+    report = json.loads((registry.path(first.version) / "evaluation.json").read_text(encoding="utf-8"))
+    assert report["data_quality"]["examples"] <= 2500 and "confusion_matrix" in report["candidate"]
+    assert (registry.path(first.version) / "evaluation.html").read_text(encoding="utf-8").count("<tr>") > 5
+
+    weak = retrain(registry, RetrainRequest(C=0.0005), labeled_store, by="test")
+    compared = weak.manifest["extra"]["compared_with"]
+    assert compared["version"] == first.version and compared["candidate_macro_f1"] < compared["active_macro_f1"]
+    with pytest.raises(Conflict):
+        registry.promote(weak.version, by="test")
+    assert registry.promote(weak.version, by="test", force=True).state == "active"
+    assert registry.get(first.version).state == "retired"
+    assert registry.rollback(by="test").version == first.version
+    assert registry.current.resolve().name == first.version
+    with pytest.raises(Conflict):
+        registry.rollback(by="test")
+    assert [a["action"] for a in registry.audit()] == ["register", "promote", "register", "promote", "rollback"]
+    for bad in ("../etc", "a/b", ""):
+        with pytest.raises((InvalidInput, NotFound)):
+            registry.path(bad)
+
+
+def test_quality_dedupes_and_keeps_leaks_out_of_the_test_set() -> None:
+    data = Examples(texts=["楼下饭店油烟大，电话138****1234", "楼下饭店油烟大，电话139****5678", "楼下饭店油烟大，电话138****1234",
+                           "路灯不亮"],
+                    labels=["环境保护", "环境保护", "环境保护", "城乡建设"], ids=["a", "b", "c", "d"],
+                    times=[None] * 4, districts=[""] * 4, departments=[()] * 4, rows=[1, 2, 3, 4])
+    report = QualityReport()
+    kept = deduplicate(data, report)
+    assert kept.ids == ["c", "d"] and report.exact_duplicates == 1 and report.near_duplicates == 1
+    assert skeleton("A3区 12号楼，噪音！") == "区号楼噪音"
+    held = leak_free([0], np.array([1, 2]), ["油烟大", "油烟大！", "路灯不亮"], report)
+    assert held.tolist() == [2] and report.leaked_from_test == 1
+
+
+def test_suspect_labels_and_drift() -> None:
+    proba = np.array([[0.9, 0.1], [0.85, 0.15], [0.1, 0.9], [0.95, 0.05]])
+    flagged = suspect_labels(["a", "a", "b", "b"], proba, ["a", "b"], ["t0", "t1", "t2", "t3"], ["0", "1", "2", "3"])
+    assert [f["id"] for f in flagged] == ["3"] and flagged[0]["suggested"] == "a"
+    report = drift(["a"] * 10, ["a"] * 5 + ["new"] * 5, ["停水 小区"] * 10, ["充电桩 收费"] * 10,
+                   default_segmenter().tokens)
+    assert report["new_labels"] == ["new"] and report["label_js_divergence"] > 0.1
+    assert {w["word"] for w in report["rising_words"][:3]} & {"充电桩", "充电", "桩", "收费"}
+
+
+def test_models_and_retrain_commands(tmp_path: Path, demo: tuple[list, object]) -> None:
+    rows, _ = demo
+    write_csv(rows[:1500], tmp_path / "calls.csv")
+    env = {"HOTLINE_MODELS": str(tmp_path / "models")}
+    trained = run(["retrain", "--no-store", "--data", "calls.csv", "--promote"], tmp_path, env=env)
+    assert trained.returncode == 0, trained.stderr
+    version = json.loads(trained.stdout)["version"]
+    listing = run(["models", "list"], tmp_path, env=env)
+    assert version in listing.stdout and "active" in listing.stdout
+    assert run(["models", "show", version], tmp_path, env=env).returncode == 0
+    again = run(["models", "promote", version], tmp_path, env=env)
+    assert again.returncode == 1 and "already" in again.stderr
+    missing = run(["models", "promote", "no-such"], tmp_path, env=env)
+    assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
+    assert run(["route", "市民：我家楼下烧烤店油烟太大了"], tmp_path, env=env).returncode == 0
