@@ -22,15 +22,13 @@ $(VENV)/.installed-transformer: $(VENV)/.installed
 
 install: $(VENV)/.installed
 
-MODEL := var/models/current
-EXAMPLE := 坐席：您好，12345热线。市民：喂，我们海陵区城东街道梅兰新村停水两天了，一点水都没得，物业也不管。
+PORT ?= 8000
 
-## make demo: install, generate and import the demo data, train the default model, route an example call.
+## make demo: install, generate and import 400 days of demo calls, then serve the app on the embedded store.
+## On first start the service trains and activates a model from the imported labels and prints its API keys.
 demo: install
 	$(BIN)/hotline demo
-	test -f $(MODEL)/manifest.json || $(BIN)/hotline train --data var/demo/calls.csv --text-col transcript \
-		--label-col category_l1,category_l2 --department-col department --out $(MODEL)
-	$(BIN)/hotline route --model $(MODEL) "$(EXAMPLE)"
+	$(BIN)/hotline serve --host 127.0.0.1 --port $(PORT)
 
 ## make test: install (with the transformer extra) and run every test (pytest fails when no test runs).
 ## The search tests start their own Elasticsearch node on a free 127.0.0.1 port and stop it at the end;
@@ -45,6 +43,10 @@ bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/demo_data.py
 	$(BIN)/python bench/classify.py
+	$(BIN)/python bench/search.py
+	$(BIN)/python bench/hotspots.py
+	$(BIN)/python bench/api_load.py
+	$(BIN)/python bench/retrain.py
 
 ## make es-up / es-down: a local Elasticsearch node on 127.0.0.1:9200 (downloaded once into ~/.cache/hotline).
 es-up: install

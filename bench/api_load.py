@@ -1,9 +1,11 @@
-"""Load on the service from a second process: 50 concurrent clients on /v1/route for 30 s (bounded).
+"""Load on the service from a second process: 50 concurrent clients on /v1/route for 30 s, bounded.
 
 Sets up its own store (generated calls) and model, starts ``uvicorn`` with
-the app on a free 127.0.0.1 port (``--workers``), and drives it with asyncio
-+ httpx. Baseline in the same run: the same clients on ``/health`` (what the
-HTTP stack alone gives on this machine).
+the app on a free 127.0.0.1 port (``--workers``), and drives it from this
+process: 50 keep-alive connections offering ``--rate`` requests/s in all
+(open loop, so a slow answer shows as latency instead of hiding as a lower
+offer), written with bare asyncio streams so the load generator takes little
+of the two cores. Baseline in the same run: the same load on ``/health``.
 
     python bench/api_load.py [--clients 50] [--seconds 30] [--workers 2]
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import shutil
@@ -44,36 +47,58 @@ def hotline(env: dict[str, str], *args: str) -> None:
                    stdout=subprocess.DEVNULL)
 
 
-async def drive(url: str, path: str, bodies: list[dict] | None, clients: int, seconds: float,
-                limit: int) -> dict[str, float]:
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-    sent = 0
-
-    async def client(session: httpx.AsyncClient) -> None:
-        nonlocal errors, sent
-        while time.perf_counter() < deadline and sent < limit:
-            sent += 1
+async def _client(host: str, port: int, requests: list[bytes], interval: float, deadline: float,
+                  latencies: list[float], errors: list[str]) -> None:
+    """One keep-alive connection sending a request every ``interval`` seconds (open loop) until the deadline."""
+    reader, writer = await asyncio.open_connection(host, port)
+    due = time.perf_counter() + random.uniform(0, interval)
+    try:
+        while due < deadline:
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
             started = time.perf_counter()
-            try:
-                if bodies is None:
-                    response = await session.get(path)
-                else:
-                    response = await session.post(path, json=random.choice(bodies))
-                if response.status_code != 200:
-                    errors += 1
-            except httpx.HTTPError:
-                errors += 1
+            writer.write(random.choice(requests))
+            await writer.drain()
+            status = (await reader.readline()).split(b" ", 2)[1]
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
             latencies.append((time.perf_counter() - started) * 1000)
+            if status != b"200":
+                errors.append(status.decode())
+            due += interval
+    except (OSError, asyncio.IncompleteReadError, IndexError) as exc:
+        errors.append(type(exc).__name__)
+    finally:
+        writer.close()
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": KEY}, limits=limits, timeout=10) as session:
-        started = time.perf_counter()
-        await asyncio.gather(*(client(session) for _ in range(clients)))
-        elapsed = time.perf_counter() - started
-    return {"requests": len(latencies), "errors": errors, "requests/s": len(latencies) / elapsed,
-            "p50 ms": float(np.percentile(latencies, 50)), "p99 ms": float(np.percentile(latencies, 99))}
+
+def _request(port: int, path: str, body: dict | None) -> bytes:
+    if body is None:
+        return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-API-Key: {KEY}\r\n\r\n").encode()
+    payload = json.dumps(body, ensure_ascii=False).encode()
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-API-Key: {KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode()
+    return head + payload
+
+
+async def drive(port: int, path: str, bodies: list[dict] | None, clients: int, seconds: float,
+                rate: float) -> dict[str, float]:
+    """``clients`` connections offering ``rate`` requests/s in all (open loop: a slow answer does not slow the offer)."""
+    requests = [_request(port, path, b) for b in (bodies or [None])]
+    latencies: list[float] = []
+    errors: list[str] = []
+    started = time.perf_counter()
+    deadline = started + seconds
+    await asyncio.gather(*(_client("127.0.0.1", port, requests, clients / rate, deadline, latencies, errors)
+                           for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    return {"offered requests/s": rate, "requests": len(latencies), "errors": len(errors),
+            "requests/s": len(latencies) / elapsed, "p50 ms": float(np.percentile(latencies, 50)),
+            "p99 ms": float(np.percentile(latencies, 99))}
 
 
 def main() -> None:
@@ -81,7 +106,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--limit", type=int, default=100_000, help="at most this many requests per phase")
+    parser.add_argument("--rate", type=float, default=300.0, help="requests per second offered by all clients together")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hotline-bench-api-"))
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}, "WORK": str(work),
@@ -111,10 +136,10 @@ def main() -> None:
 
         with (work / "calls.csv").open(encoding="utf-8-sig") as fh:
             bodies = [{"text": row["transcript"][:400]} for row in csv.DictReader(fh)][:2000]
-        asyncio.run(drive(url, "/v1/route", bodies[:200], 10, 3, 2000))  # warm-up, every worker
+        asyncio.run(drive(port, "/v1/route", bodies[:200], 10, 5, 100))  # warm-up, every worker
         figures: dict[str, object] = {"clients": args.clients, "seconds": args.seconds, "workers": args.workers}
         for name, path, payload in (("baseline GET /health", "/health", None), ("POST /v1/route", "/v1/route", bodies)):
-            for key, value in asyncio.run(drive(url, path, payload, args.clients, args.seconds, args.limit)).items():
+            for key, value in asyncio.run(drive(port, path, payload, args.clients, args.seconds, args.rate)).items():
                 figures[f"{name}: {key}"] = value
         report("api_load", figures)
     finally:

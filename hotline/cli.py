@@ -390,10 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", parents=[common], help="generate (once) and import the demo data")
     demo.add_argument("--out", default="var/demo/calls.csv")
-    demo.add_argument("--days", type=_positive, default=180)
+    demo.add_argument("--days", type=_positive, default=400)
     demo.add_argument("--seed", type=int, default=12345)
     demo.add_argument("--rate", type=float, default=150.0)
-    demo.add_argument("--start", type=_date, default=date(2025, 6, 1))
+    demo.add_argument("--start", type=_date, default=date(2024, 11, 1))
     demo.set_defaults(handler=cmd_demo)
     cells = argparse.ArgumentParser(add_help=False, parents=[common])
     cells.add_argument("--data", metavar="FILE", help="count cases of a file instead of the store")
