@@ -1,0 +1,132 @@
+"""Faults: the service killed (SIGKILL) in the middle of an import, and a store that stops taking writes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.services import Services
+from hotline.case import Case
+from tests.api_fixtures import ADMIN, AGENT, SUPERVISOR, service  # noqa: F401 (fixture)
+from tests.conftest import free_port
+
+KEY = "fault-agent-key"
+
+
+def body(case: Case) -> dict[str, Any]:
+    return {"id": case.id, "received_at": case.received_at.isoformat(), "text": case.text, "title": case.title or None,
+            "channel": case.channel.value, "district": case.area.district or None, "street": case.area.street or None,
+            "address": case.address or None, "category": case.category.path if case.category else None,
+            "departments": list(case.departments) or None, "status": case.status.value}
+
+
+class Server:
+    def __init__(self, root: Path) -> None:
+        self.port = free_port()
+        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")},
+                    "HOTLINE_STORE": f"sqlite:///{root}/store.db", "HOTLINE_MODELS": str(root / "models"),
+                    "HOTLINE_API_KEYS": f"{KEY}:agent"}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
+             "--port", str(self.port), "--log-level", "warning"],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("the service did not start")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+
+
+def test_sigkill_during_an_import_loses_no_acknowledged_case(tmp_path: Path, demo_cases: list[Case]) -> None:
+    cases = demo_cases[:3000]
+    batches = [cases[i : i + 100] for i in range(0, len(cases), 100)]
+    server = Server(tmp_path)
+    server.start()
+    acknowledged: list[str] = []
+    killed = threading.Event()
+
+    def post_all() -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", headers={"X-API-Key": KEY}, timeout=30) as client:
+            for batch in batches:
+                try:
+                    response = client.post("/v1/cases", json=[body(c) for c in batch])
+                except httpx.HTTPError:
+                    return  # the connection died with the server: this batch was never acknowledged
+                if response.status_code == 200:
+                    acknowledged.extend(response.json()["ids"])
+                if killed.is_set():
+                    return
+
+    worker = threading.Thread(target=post_all)
+    worker.start()
+    while len(acknowledged) < 800:
+        time.sleep(0.01)
+    server.kill()
+    killed.set()
+    worker.join(timeout=60)
+    assert 800 <= len(acknowledged) < len(cases)
+
+    server.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", headers={"X-API-Key": KEY}, timeout=30) as client:
+            total = client.get("/v1/cases", params={"limit": 1}).json()["total"]
+            assert total >= len(acknowledged) and total % 100 == 0  # whole batches only: each is one transaction
+            for case_id in acknowledged[::37]:
+                assert client.get(f"/v1/cases/{case_id}").status_code == 200
+            again = client.post("/v1/cases", json=[body(c) for c in batches[0]]).json()
+            assert again["unchanged"] == 100  # exactly once: a replay adds nothing
+            assert client.get("/v1/cases", params={"limit": 1}).json()["total"] == total
+    finally:
+        server.stop()
+
+
+def test_a_store_that_refuses_writes_keeps_serving_reads(service: Services) -> None:  # noqa: F811
+    with TestClient(create_app(service.settings, service)) as client:
+        service.store._db.execute("PRAGMA query_only = ON")  # what a read-only file or a full disk looks like
+        try:
+            refused = client.post("/v1/cases", json={"id": "RO-1", "text": "小区停电了"}, headers=AGENT)
+            assert refused.status_code == 503 and refused.headers["content-type"].startswith("application/problem+json")
+            assert "cannot take writes" in refused.json()["detail"]
+            assert client.get("/v1/cases", params={"limit": 3}, headers=SUPERVISOR).status_code == 200
+            assert client.post("/v1/route", json={"text": "市民：小区停电了"}, headers=AGENT).status_code == 200
+            assert client.get("/health").status_code == 200
+        finally:
+            service.store._db.execute("PRAGMA query_only = OFF")
+        assert client.post("/v1/cases", json={"id": "RO-1", "text": "小区停电了"}, headers=AGENT).status_code == 200
+
+
+@pytest.mark.parametrize("target", ["transcript", "pii", "import"])
+def test_a_bounded_fuzz_run_finds_nothing(target: str) -> None:
+    """The full campaigns run from bench/fuzz.py (see RELIABILITY.md); here a few thousand inputs each."""
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, str(root / "bench" / "fuzz.py"), f"--target={target}",
+                             "-atheris_runs=3000", "-seed=1"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Done 3000" in result.stderr
