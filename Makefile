@@ -47,6 +47,8 @@ bench: install
 	$(BIN)/python bench/hotspots.py
 	$(BIN)/python bench/api_load.py
 	$(BIN)/python bench/retrain.py
+	$(BIN)/python bench/soak.py
+	for t in transcript pii import; do $(BIN)/python bench/fuzz.py --target=$$t -max_total_time=60; done
 
 ## make es-up / es-down: a local Elasticsearch node on 127.0.0.1:9200 (downloaded once into ~/.cache/hotline).
 es-up: install

@@ -23,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -101,6 +103,41 @@ async def drive(port: int, path: str, bodies: list[dict] | None, clients: int, s
             "p99 ms": float(np.percentile(latencies, 99))}
 
 
+@contextmanager
+def running_service(prefix: str, days: int, seed: int, role: str,
+                    workers: int = 1) -> Iterator[tuple[Path, subprocess.Popen, int]]:
+    """A work directory with generated calls imported and a model trained, and uvicorn serving it (healthy);
+    stopped and removed afterwards."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}, "WORK": str(work),
+           "HOTLINE_STORE": f"sqlite:///{work}/store.db", "HOTLINE_MODELS": str(work / "models"),
+           "HOTLINE_API_KEYS": f"{KEY}:{role}", "PYTHONPATH": str(ROOT)}
+    hotline(env, "generate", "--days", str(days), "--seed", str(seed), "--start", "2025-05-01", "--out", "calls.csv")
+    hotline(env, "ingest", "calls.csv")
+    hotline(env, "retrain", "--no-store", "--data", "calls.csv", "--promote")
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+        env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json().get("status") == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise SystemExit("the service did not come up: " + server.stderr.read().decode()[-2000:])
+        yield work, server, port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=50)
@@ -108,30 +145,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rate", type=float, default=300.0, help="requests per second offered by all clients together")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="hotline-bench-api-"))
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}, "WORK": str(work),
-           "HOTLINE_STORE": f"sqlite:///{work}/store.db", "HOTLINE_MODELS": str(work / "models"),
-           "HOTLINE_API_KEYS": f"{KEY}:agent", "PYTHONPATH": str(ROOT)}
-    hotline(env, "generate", "--days", "60", "--seed", "5", "--start", "2025-05-01", "--out", "calls.csv")
-    hotline(env, "ingest", "calls.csv")
-    hotline(env, "retrain", "--no-store", "--data", "calls.csv", "--promote")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(args.workers), "--log-level", "warning", "--no-access-log"],
-        env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                if httpx.get(f"{url}/health", timeout=1).json().get("status") == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise SystemExit("the service did not come up: " + server.stderr.read().decode()[-2000:])
+    with running_service("hotline-bench-api-", days=60, seed=5, role="agent", workers=args.workers) as (work, _, port):
         import csv
 
         with (work / "calls.csv").open(encoding="utf-8-sig") as fh:
@@ -142,10 +156,6 @@ def main() -> None:
             for key, value in asyncio.run(drive(port, path, payload, args.clients, args.seconds, args.rate)).items():
                 figures[f"{name}: {key}"] = value
         report("api_load", figures)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

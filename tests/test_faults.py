@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -130,3 +131,13 @@ def test_a_bounded_fuzz_run_finds_nothing(target: str) -> None:
                              "-atheris_runs=3000", "-seed=1"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Done 3000" in result.stderr
+
+
+def test_a_short_soak_of_mixed_traffic_has_no_errors() -> None:
+    """Routing, ingest, search and hotspots together from a second process (bench/soak.py runs 10 minutes)."""
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, str(root / "bench" / "soak.py"), "--seconds", "15", "--rate", "20",
+                             "--name", "soak-test"], capture_output=True, text=True, timeout=400, cwd=root)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["errors"] == 0
