@@ -55,7 +55,7 @@ async def _client(host: str, port: int, requests: list[bytes], interval: float, 
     reader, writer = await asyncio.open_connection(host, port)
     due = time.perf_counter() + random.uniform(0, interval)
     try:
-        while due < deadline:
+        while due < deadline and time.perf_counter() < deadline:  # a backlog past the deadline is dropped
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)

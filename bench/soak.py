@@ -5,7 +5,7 @@ sampled every few seconds; "flat" means the last sample is within 10% of the
 one after warm-up). ``make test`` runs it for 20 s at a low rate; the full
 run is 10 minutes.
 
-    python bench/soak.py [--seconds 600] [--rate 100]
+    python bench/soak.py [--seconds 600] [--rate 50]
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ async def run(port: int, mixes: dict[str, list[bytes]], weights: dict[str, float
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=600)
-    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--name", default="soak")
     args = parser.parse_args()
     with running_service("hotline-soak-", days=40, seed=9, role="admin") as (work, server, port):
@@ -80,7 +80,7 @@ def main() -> None:
             "search": [_request(port, f"/v1/cases?text={quote(w)}&limit=20", None) for w in words],
             "hotspots": [_request(port, "/v1/hotspots", None)],
         }
-        weights = {"route": 0.6, "ingest": 0.2, "search": 0.15, "hotspots": 0.05}
+        weights = {"route": 0.6, "ingest": 0.2, "search": 0.18, "hotspots": 0.02}
         figures, memory = asyncio.run(run(port, mixes, weights, args.rate, args.seconds, server.pid))
         out: dict[str, object] = {"seconds": args.seconds, "offered requests/s": args.rate}
         for kind, values in figures.items():
