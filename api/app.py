@@ -264,9 +264,13 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 (one place lists every route)
 
         services = svc(request)
         start, end = _day_range(services, start, end, 7)
-        table = _table(services, end)
-        alerts = detect(table, max(start, table.start), end, method=method)
-        return [a.row() for a in sorted(alerts, key=lambda a: (a.date, -a.score))]
+
+        def compute() -> list[dict[str, Any]]:
+            table = _table(services, end)
+            alerts = detect(table, max(start, table.start), end, method=method)
+            return [a.row() for a in sorted(alerts, key=lambda a: (a.date, -a.score))]
+
+        return services.views.get(("hotspots", start, end, method), compute)
 
     @app.get("/v1/events", response_model=list[schemas.EventOut], tags=["supervisors"],
              summary="Incidents many callers report (clustered cases)")
@@ -301,9 +305,13 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 (one place lists every route)
 
         services = svc(request)
         _, end = _day_range(services, None, end, 1)
-        found = fc.forecast(_table(services, end), horizon=horizon)
-        chosen = fc.rising(found, top=top) if rising else sorted(found, key=lambda f: -f.rise)[:top]
-        return [f.to_dict() for f in chosen]
+
+        def compute() -> list[dict[str, Any]]:
+            found = fc.forecast(_table(services, end), horizon=horizon)
+            chosen = fc.rising(found, top=top) if rising else sorted(found, key=lambda f: -f.rise)[:top]
+            return [f.to_dict() for f in chosen]
+
+        return services.views.get(("forecast", end, horizon, rising, top), compute)
 
     @app.get("/v1/reports/hotspots", response_class=HTMLResponse, tags=["supervisors"],
              summary="The hotspot report as a self-contained HTML page")

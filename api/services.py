@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -123,6 +124,35 @@ class Jobs:
             raise NotFound(f"no job {job_id!r}") from None
 
 
+class ReadCache:
+    """Supervisors' views (hotspots, events, forecasts, reports) kept for ``ttl`` seconds.
+
+    Each is a pass over the whole store that takes most of a second; a
+    dashboard refreshed by many supervisors would otherwise hold the worker
+    that agents' routing needs. A minute of staleness is nothing next to a
+    daily count.
+    """
+
+    def __init__(self, ttl: float = 60.0, size: int = 256) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._items: dict[Any, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, compute: Any) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and now - hit[0] < self.ttl:
+                return hit[1]
+        value = compute()
+        with self._lock:
+            if len(self._items) >= self.size:
+                self._items.clear()
+            self._items[key] = (now, value)
+        return value
+
+
 class Services:
     """Everything a request may need, opened once per process."""
 
@@ -136,6 +166,7 @@ class Services:
         self.models = ModelHolder(self.registry, self.taxonomy, self.gazetteer)
         self.jobs = Jobs()
         self.metrics = Metrics()
+        self.views = ReadCache()
         self.keys = keys if keys is not None else (settings.api_key_roles() or
                                                    generated_keys(Path(settings.models).parent / "api-keys.json"))
         self.syncer = Syncer(self.store, self.index, interval=sync_interval)
