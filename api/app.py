@@ -149,7 +149,7 @@ def _day_range(services: Services, start: date | None, end: date | None, default
 def _table(services: Services, end: date) -> Any:
     from hotline.hotspots.series import CountTable
 
-    rows = services.index.counts(CaseQuery(end=datetime.combine(end, datetime.max.time()).replace(microsecond=0)))
+    rows = services.index.counts(CaseQuery.days(None, end))
     if not rows:
         raise NotFound(f"no cases up to {end}")
     return CountTable.from_counts(((r.day, r.district or "未知区域", r.category or "未分类", r.count) for r in rows),
@@ -277,23 +277,16 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 (one place lists every route)
     def events(request: Request, start: date | None = None, end: date | None = None,
                min_size: Annotated[int, Query(ge=2, le=1000)] = 3, top: Annotated[int, Query(ge=1, le=200)] = 20,
                principal: Principal = Depends(SUPERVISORS)) -> list[dict[str, Any]]:
-        from hotline.events import EventClusterer
+        from hotline.events import cluster_period
         from hotline.text.segment import default_segmenter
 
         services = svc(request)
         start, end = _day_range(services, start, end, 3)
         if (end - start).days > 31:
             raise InvalidInput("events are clustered over at most 31 days at a time")
-        cases = list(services.store.iter_cases(CaseQuery(
-            start=datetime.combine(start - timedelta(days=28), datetime.min.time()),
-            end=datetime.combine(end, datetime.max.time()).replace(microsecond=0))))
-        period = [c for c in cases if c.received_at.date() >= start]
-        if not period:
-            return []
-        history = [f"{c.title} {c.text}" for c in cases if c.received_at.date() < start]
-        clusterer = EventClusterer(default_segmenter(services.settings.segmenter).tokens, services.gazetteer.landmarks)
-        clusterer.fit(history or [f"{c.title} {c.text}" for c in period])
-        clusterer.assign_many(period)
+        cases = services.store.iter_cases(CaseQuery.days(start - timedelta(days=28), end))
+        clusterer = cluster_period(cases, start, default_segmenter(services.settings.segmenter).tokens,
+                                   services.gazetteer.landmarks)
         return [e.to_dict() for e in clusterer.largest(min_size=min_size)[:top]]
 
     @app.get("/v1/forecast", response_model=list[schemas.ForecastOut], tags=["supervisors"],
@@ -324,9 +317,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 (one place lists every route)
         start, end = _day_range(services, start, end, 7)
         if (end - start).days >= MAX_REPORT_DAYS:
             raise InvalidInput(f"a report covers at most {MAX_REPORT_DAYS} days")
-        cases = services.store.iter_cases(CaseQuery(
-            start=datetime.combine(start - timedelta(days=reports.HISTORY_DAYS), datetime.min.time()),
-            end=datetime.combine(end, datetime.max.time()).replace(microsecond=0)))
+        cases = services.store.iter_cases(CaseQuery.days(start - timedelta(days=reports.HISTORY_DAYS), end))
         built = reports.build(cases, start, end, default_segmenter(services.settings.segmenter).tokens,
                               services.gazetteer.landmarks)
         return HTMLResponse(reports.render(built))
@@ -356,9 +347,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 (one place lists every route)
                 principal: Principal = Depends(ADMIN)) -> dict[str, Any]:
         services = svc(request)
         entry = services.registry.promote(version, by=principal.name, force=force)
-        services.models.reload()
-        services.metrics.model.clear()
-        services.metrics.model.labels(entry.version).set(1)
+        services.reload_model()
         return entry.to_dict()
 
     @app.post("/v1/models/rollback", response_model=schemas.ModelOut, tags=["models"],
@@ -366,7 +355,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 (one place lists every route)
     def rollback(request: Request, principal: Principal = Depends(ADMIN)) -> dict[str, Any]:
         services = svc(request)
         entry = services.registry.rollback(by=principal.name)
-        services.models.reload()
+        services.reload_model()
         return entry.to_dict()
 
     # ------------------------------------------------------------ operations

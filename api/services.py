@@ -171,8 +171,16 @@ class Services:
                                                    generated_keys(Path(settings.models).parent / "api-keys.json"))
         self.syncer = Syncer(self.store, self.index, interval=sync_interval)
 
+    def reload_model(self) -> str | None:
+        """Serve what the registry's ``current`` names, and say so in the metrics."""
+        version = self.models.reload()
+        self.metrics.model.clear()
+        if version:
+            self.metrics.model.labels(version).set(1)
+        return version
+
     def start(self) -> None:
-        self.models.reload()
+        self.reload_model()
         self.syncer.start()
 
     def close(self) -> None:
@@ -188,5 +196,5 @@ class Services:
         entry = retrain(self.registry, request, self.store, by=by)
         if promote_if_first and self.registry.active() is None:
             self.registry.promote(entry.version, by=by)
-            self.models.reload()
+            self.reload_model()
         return entry.version

@@ -29,7 +29,7 @@ from _common import SHARED, peak_rss_mib, report  # noqa: E402
 from hotline import reports  # noqa: E402
 from hotline.demo.generator import DemoGenerator  # noqa: E402
 from hotline.events import EventClusterer, adjusted_rand, bcubed  # noqa: E402
-from hotline.hotspots.detect import MIN_COUNT, detect, scores  # noqa: E402
+from hotline.hotspots.detect import detect, eligible, scores  # noqa: E402
 from hotline.hotspots.forecast import backtest, forecast  # noqa: E402
 from hotline.hotspots.series import CountTable  # noqa: E402
 from hotline.ingest import CaseBuilder, ColumnMap, parse_time  # noqa: E402
@@ -91,15 +91,6 @@ def inject(table: CountTable, rng: np.random.Generator, n: int) -> tuple[CountTa
         busy[cell, start - 7 : start + length + 7] = True
         outbreaks.append((int(cell), int(start), int(length)))
     return CountTable(table.cells, table.start, counts), outbreaks
-
-
-def eligible(counts: np.ndarray, method: str) -> np.ndarray:
-    """Cell-days a method may flag: as shipped, the default needs MIN_COUNT calls over two days."""
-    if method != "nb":
-        return np.ones(counts.shape, dtype=bool)
-    two = counts.copy()
-    two[:, 1:] += counts[:, :-1]
-    return (counts >= 1) & (two >= MIN_COUNT)
 
 
 def calibrate(quiet_scores: np.ndarray) -> float:

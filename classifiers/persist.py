@@ -83,7 +83,7 @@ def save(directory: Path, model: Any, manifest: Manifest, parts: dict[str, Any] 
             skops.io.dump(model, staging / MODEL_FILE)
         for name, part in (parts or {}).items():
             part.save(staging / name)
-        (staging / MANIFEST_FILE).write_text(json.dumps(asdict(manifest), ensure_ascii=False, indent=2), encoding="utf-8")
+        write_manifest(staging, manifest)
         if directory.exists():
             old = directory.with_name(f".{directory.name}-old-{os.getpid()}")
             directory.rename(old)
@@ -95,6 +95,11 @@ def save(directory: Path, model: Any, manifest: Manifest, parts: dict[str, Any] 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return directory
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> None:
+    (Path(directory) / MANIFEST_FILE).write_text(json.dumps(asdict(manifest), ensure_ascii=False, indent=2),
+                                                 encoding="utf-8")
 
 
 def read_manifest(directory: Path) -> Manifest:

@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,8 @@ log = logging.getLogger("hotline")
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
-def _date(value: str) -> date:
+def day_argument(value: str) -> date:
+    """An argparse type for YYYY-MM-DD (shared by the commands of every package)."""
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -129,10 +130,8 @@ def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_cases_search(args: argparse.Namespace, settings: Settings) -> int:
     from hotline.store import CaseQuery
 
-    query = CaseQuery(
-        text=" ".join(args.query),
-        start=datetime.combine(args.date_from, datetime.min.time()) if args.date_from else None,
-        end=datetime.combine(args.date_to, datetime.max.time().replace(microsecond=0)) if args.date_to else None,
+    query = CaseQuery.days(
+        args.date_from, args.date_to, text=" ".join(args.query),
         district=args.district or "", category=args.category or "", department=args.department or "",
         status=args.status or "", limit=args.limit, offset=args.offset,
     )
@@ -233,8 +232,8 @@ def _cell_records(args: argparse.Namespace, settings: Settings, end: date) -> li
 
     store = _open(settings)
     try:
-        query = CaseQuery(end=datetime.combine(end, datetime.max.time()).replace(microsecond=0))
-        return [(c.received_at.date(), c.area.district or "未知区域", cell_category(c)) for c in store.iter_cases(query)]
+        return [(c.received_at.date(), c.area.district or "未知区域", cell_category(c))
+                for c in store.iter_cases(CaseQuery.days(None, end))]
     finally:
         store.close()
 
@@ -289,26 +288,21 @@ def _period_cases(settings: Settings, start: date, end: date, history_days: int)
 
     store = _open(settings)
     try:
-        query = CaseQuery(start=datetime.combine(start - timedelta(days=history_days), datetime.min.time()),
-                          end=datetime.combine(end, datetime.max.time()).replace(microsecond=0))
-        return list(store.iter_cases(query))
+        return list(store.iter_cases(CaseQuery.days(start - timedelta(days=history_days), end)))
     finally:
         store.close()
 
 
 def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
-    from hotline.events import EventClusterer
+    from hotline.events import cluster_period
     from hotline.places import default_gazetteer
     from hotline.text.segment import default_segmenter
 
     cases = _period_cases(settings, args.start, args.end, 28)
-    history = [f"{c.title} {c.text}" for c in cases if c.received_at.date() < args.start]
-    period = [c for c in cases if c.received_at.date() >= args.start]
-    if not period:
+    if not any(c.received_at.date() >= args.start for c in cases):
         raise InvalidInput(f"no cases between {args.start} and {args.end}")
-    clusterer = EventClusterer(default_segmenter(settings.segmenter).tokens, default_gazetteer().landmarks)
-    clusterer.fit(history or [f"{c.title} {c.text}" for c in period])
-    clusterer.assign_many(period)
+    clusterer = cluster_period(cases, args.start, default_segmenter(settings.segmenter).tokens,
+                               default_gazetteer().landmarks)
     events = clusterer.largest(min_size=args.min_size)
     print(json.dumps([e.to_dict() for e in events[: args.top]], ensure_ascii=False, indent=1))
     return 0
@@ -349,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--days", type=_positive, required=True)
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--out", required=True, metavar="FILE.csv")
-    gen.add_argument("--start", type=_date, default=date(2025, 1, 1), help="first day (default 2025-01-01)")
+    gen.add_argument("--start", type=day_argument, default=date(2025, 1, 1), help="first day (default 2025-01-01)")
     gen.add_argument("--rate", type=float, default=150.0, help="mean background calls per day")
     gen.set_defaults(handler=cmd_generate)
 
@@ -371,8 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     case_commands = cases.add_subparsers(dest="cases_command", metavar="ACTION", required=True)
     search = case_commands.add_parser("search", parents=[common], help="search cases by words and filters")
     search.add_argument("query", nargs="*", help="words to look for (optional)")
-    search.add_argument("--from", dest="date_from", type=_date, metavar="YYYY-MM-DD")
-    search.add_argument("--to", dest="date_to", type=_date, metavar="YYYY-MM-DD")
+    search.add_argument("--from", dest="date_from", type=day_argument, metavar="YYYY-MM-DD")
+    search.add_argument("--to", dest="date_to", type=day_argument, metavar="YYYY-MM-DD")
     search.add_argument("--district")
     search.add_argument("--category", help="a category at any level, or a path 一级/二级")
     search.add_argument("--department")
@@ -393,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=_positive, default=400)
     demo.add_argument("--seed", type=int, default=12345)
     demo.add_argument("--rate", type=float, default=150.0)
-    demo.add_argument("--start", type=_date, default=date(2024, 11, 1))
+    demo.add_argument("--start", type=day_argument, default=date(2024, 11, 1))
     demo.set_defaults(handler=cmd_demo)
     cells = argparse.ArgumentParser(add_help=False, parents=[common])
     cells.add_argument("--data", metavar="FILE", help="count cases of a file instead of the store")
@@ -404,30 +398,30 @@ def build_parser() -> argparse.ArgumentParser:
     from hotline.hotspots.detect import DEFAULT_METHOD, METHODS
 
     hot = commands.add_parser("hotspots", parents=[cells], help="surging (area, category) cells, day by day, prospectively")
-    hot.add_argument("--start", type=_date, required=True, metavar="YYYY-MM-DD")
-    hot.add_argument("--end", type=_date, required=True, metavar="YYYY-MM-DD")
+    hot.add_argument("--start", type=day_argument, required=True, metavar="YYYY-MM-DD")
+    hot.add_argument("--end", type=day_argument, required=True, metavar="YYYY-MM-DD")
     hot.add_argument("--out", default="-", metavar="FILE.csv", help="alerts CSV (default: stdout)")
     hot.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS)
     hot.add_argument("--alpha", type=float, help="false-alarm level of the nb method (default 0.002)")
     hot.set_defaults(handler=cmd_hotspots)
 
     fc = commands.add_parser("forecast", parents=[cells], help="daily counts per cell for the coming days (JSON)")
-    fc.add_argument("--end", type=_date, default=date.today(), metavar="YYYY-MM-DD", help="last day of history")
+    fc.add_argument("--end", type=day_argument, default=date.today(), metavar="YYYY-MM-DD", help="last day of history")
     fc.add_argument("--horizon", type=_positive, default=14)
     fc.add_argument("--rising", action="store_true", help="only the cells expected to rise above normal")
     fc.add_argument("--top", type=_positive, default=20)
     fc.set_defaults(handler=cmd_forecast)
 
     ev = commands.add_parser("events", parents=[common], help="incidents many callers report (JSON)")
-    ev.add_argument("--from", dest="start", type=_date, required=True, metavar="YYYY-MM-DD")
-    ev.add_argument("--to", dest="end", type=_date, required=True, metavar="YYYY-MM-DD")
+    ev.add_argument("--from", dest="start", type=day_argument, required=True, metavar="YYYY-MM-DD")
+    ev.add_argument("--to", dest="end", type=day_argument, required=True, metavar="YYYY-MM-DD")
     ev.add_argument("--min-size", type=_positive, default=3)
     ev.add_argument("--top", type=_positive, default=20)
     ev.set_defaults(handler=cmd_events)
 
     rep = commands.add_parser("report", parents=[common], help="the supervisors' hotspot report (self-contained HTML)")
-    rep.add_argument("--from", dest="start", type=_date, required=True, metavar="YYYY-MM-DD")
-    rep.add_argument("--to", dest="end", type=_date, required=True, metavar="YYYY-MM-DD")
+    rep.add_argument("--from", dest="start", type=day_argument, required=True, metavar="YYYY-MM-DD")
+    rep.add_argument("--to", dest="end", type=day_argument, required=True, metavar="YYYY-MM-DD")
     rep.add_argument("--out", required=True, metavar="FILE.html")
     rep.set_defaults(handler=cmd_report)
 

@@ -25,7 +25,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from hotline.case import Case, Location
@@ -290,6 +290,22 @@ class EventClusterer:
         """Events with at least ``min_size`` cases (one call is not an event), largest first."""
         chosen = [e for e in self.events.values() if e.size >= min_size and (since is None or e.last_seen >= since)]
         return sorted(chosen, key=lambda e: (-e.size, e.first_seen))
+
+
+def cluster_period(cases: Iterable[Case], start: date, tokenize: Callable[[str], list[str]],
+                   landmarks: Iterable[str] = ()) -> EventClusterer:
+    """Events among the cases received from ``start`` on, in order of arrival.
+
+    Word weights are learnt from the cases before ``start`` (or, without
+    any, from the period itself).
+    """
+    ordered = sorted(cases, key=lambda c: (c.received_at, c.id))
+    history = [f"{c.title} {c.text}" for c in ordered if c.received_at.date() < start]
+    period = [c for c in ordered if c.received_at.date() >= start]
+    clusterer = EventClusterer(tokenize, landmarks)
+    clusterer.fit(history or [f"{c.title} {c.text}" for c in period] or [""])
+    clusterer.assign_many(period)
+    return clusterer
 
 
 def bcubed(truth: dict[str, str], found: dict[str, str]) -> tuple[float, float, float]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from hotline.case import Case
 from hotline.errors import InvalidInput
-from hotline.events import Event, EventClusterer
+from hotline.events import Event, cluster_period
 from hotline.hotspots.detect import Alert, detect
 from hotline.hotspots.forecast import CellForecast, forecast, rising
 from hotline.hotspots.series import CountTable
@@ -109,12 +109,7 @@ def build(cases: Iterable[Case], start: date, end: date, tokenize: Any, landmark
     areas = [a for a, _ in Counter(c.area.district or "未知区域" for c in period).most_common()]
     categories = [k for k, _ in Counter(cell_category(c) for c in period).most_common(15)]
 
-    clusterer = EventClusterer(tokenize, landmarks)
-    history_texts = [f"{c.title} {c.text}" for c in all_cases if c.received_at.date() < start] or \
-                    [f"{c.title} {c.text}" for c in period]
-    clusterer.fit(history_texts)
-    clusterer.assign_many(period)
-    events = clusterer.largest(min_size=3)[:10]
+    events = cluster_period(all_cases, start, tokenize, landmarks).largest(min_size=3)[:10]
 
     forecasts: list[CellForecast] = []
     history: dict[tuple[str, str], list[int]] = {}

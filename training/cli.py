@@ -6,12 +6,13 @@ import argparse
 import getpass
 import json
 import sys
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from hotline.cli import day_argument
 from hotline.errors import InvalidInput
 from hotline.settings import Settings
+from hotline.store.base import CaseQuery
 
 
 def _registry(settings: Settings) -> Any:
@@ -79,7 +80,7 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
         raise InvalidInput("nothing to train on: give --data or leave the store in")
     request = RetrainRequest(
         data=Path(args.data) if args.data else None, text_col=args.text_col, label_col=args.label_col,
-        department_col=args.department_col or None, since=datetime.combine(args.since, datetime.min.time()) if args.since else None,
+        department_col=args.department_col or None, since=CaseQuery.days(args.since).start,
         use_store=not args.no_store, kind=args.model, base_model=args.base_model, segmenter=settings.segmenter,
         holdout=args.holdout, seed=args.seed, review=args.review,
     )
@@ -97,13 +98,6 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
                       "compared_with": compared}, ensure_ascii=False))
     print(f"evaluation report: {registry.path(entry.version) / 'evaluation.html'}", file=sys.stderr)
     return 0
-
-
-def _date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -132,7 +126,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     retrain.add_argument("--text-col", default="transcript", metavar="C")
     retrain.add_argument("--label-col", default="category_l1,category_l2", metavar="C")
     retrain.add_argument("--department-col", default="department", metavar="C")
-    retrain.add_argument("--since", type=_date, metavar="YYYY-MM-DD", help="only store labels from this day on")
+    retrain.add_argument("--since", type=day_argument, metavar="YYYY-MM-DD", help="only store labels from this day on")
     retrain.add_argument("--no-store", action="store_true", help="train on the file alone")
     retrain.add_argument("--model", default="linear", choices=["linear", "transformer", "ensemble"])
     retrain.add_argument("--base-model", metavar="PATH")

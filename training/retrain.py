@@ -13,7 +13,7 @@ import json
 import shutil
 from collections import Counter
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -114,7 +114,7 @@ def retrain(registry: Registry, request: RetrainRequest, store: CaseStore | None
         if report.get("compared_with"):
             saved = persist.read_manifest(target)
             saved.extra["compared_with"] = report["compared_with"]
-            (target / "manifest.json").write_text(json.dumps(asdict(saved), ensure_ascii=False, indent=2), encoding="utf-8")
+            persist.write_manifest(target, saved)
         report["data_quality"] = quality.to_dict()
         if drift_report is not None:
             report["drift"] = drift_report

@@ -3,9 +3,11 @@
 Methods:
 
 - ``nb`` (default): the negative-binomial baseline (:mod:`hotline.hotspots.baseline`);
-  a cell-day is flagged when the day's count, or the last two days' count,
-  is improbably high (upper-tail p below ``alpha``), or when the CUSUM of its
-  standardised residuals crosses its bound (a slow rise; method ``nb-cusum``);
+  a cell-day is flagged when the count of the day, or of the last two or
+  three days together, is improbably high (upper-tail p below ``alpha``) and
+  at least ``MIN_COUNT`` calls came in over it and the day before, or when the
+  CUSUM of its standardised residuals crosses its bound (a slow rise; method
+  ``nb-cusum``);
 - ``ears-c1``, ``ears-c2``, ``ears-c3``: the CDC's EARS, the baseline to beat;
 - ``scan``: Kulldorff's space-time permutation scan per category, for
   clusters across neighbouring areas; every area of a significant cluster is
@@ -82,6 +84,16 @@ def scores(table: CountTable, method: str = DEFAULT_METHOD, baseline: Baseline |
     return score, mu, p, -math.log10(ALPHA)
 
 
+def eligible(counts: np.ndarray, method: str, min_count: int = MIN_COUNT) -> np.ndarray:
+    """Cell-days a method may flag: the default needs ``min_count`` calls over the day and the one before;
+    EARS stays as the CDC defines it."""
+    if not method.startswith("nb"):
+        return np.ones(counts.shape, dtype=bool)
+    two = counts.copy()
+    two[:, 1:] += counts[:, :-1]
+    return (counts >= 1) & (two >= min_count)
+
+
 def detect(table: CountTable, start: date, end: date, method: str = DEFAULT_METHOD, alpha: float | None = None,
            neighbours: Mapping[str, Sequence[str]] | None = None, min_count: int = MIN_COUNT,
            simulations: int = 99) -> list[Alert]:
@@ -96,9 +108,7 @@ def detect(table: CountTable, start: date, end: date, method: str = DEFAULT_METH
     counts = table.counts
     two = counts.copy()
     two[:, 1:] += counts[:, :-1]
-    flagged = (score >= threshold) & (counts >= 1)
-    if method == "nb":  # EARS stays as the CDC defines it
-        flagged &= two >= min_count
+    flagged = (score >= threshold) & eligible(counts, method, min_count)
     methods = np.full(counts.shape, method, dtype=object)
     if base is not None:
         cs = cusum(counts.astype(float), base.mu, base.size, CUSUM_K, CUSUM_H)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Protocol, runtime_checkable
 
 from hotline.case import Case, Category, LabelSource
@@ -34,6 +34,12 @@ class CaseQuery:
     event_id: str = ""
     limit: int = 20
     offset: int = 0
+
+    @classmethod
+    def days(cls, first: date | None = None, last: date | None = None, **filters: object) -> CaseQuery:
+        """Cases received from the start of day ``first`` to the end of day ``last`` (either may be open)."""
+        return cls(start=datetime.combine(first, time.min) if first else None,
+                   end=datetime.combine(last, time.max.replace(microsecond=0)) if last else None, **filters)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_PAGE:
