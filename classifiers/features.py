@@ -7,10 +7,13 @@ read the same cleaned, masked text the store holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
@@ -130,3 +133,124 @@ def forget_stop_words(estimator: Any) -> Any:
         for _, part in estimator.transformer_list:
             forget_stop_words(part)
     return estimator
+
+
+@dataclass(frozen=True, slots=True)
+class SparseRow:
+    """One text's features as (columns, values).
+
+    Routing one case at a time is the agents' path; a scipy matrix and
+    scikit-learn's per-call validation cost more there than the arithmetic.
+    The estimators here accept a row wherever they accept a matrix.
+    """
+
+    indices: np.ndarray
+    data: np.ndarray
+    n_features: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (1, self.n_features)
+
+    @classmethod
+    def from_matrix(cls, row: Any) -> SparseRow:
+        if isinstance(row, SparseRow):
+            return row
+        row = sparse.csr_matrix(row)
+        if row.shape[0] != 1:
+            raise ValueError(f"a SparseRow holds one row, not {row.shape[0]}")
+        return cls(row.indices.astype(np.int64), row.data.astype(np.float64), row.shape[1])
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    segment: str | None          # segmenter backend when the part reads jieba tokens, None for raw text
+    analyzer: Callable[[str], list[str]]
+    vocabulary: dict[str, int]
+    idf: np.ndarray | None
+    sublinear: bool
+    binary: bool
+    norm: str | None
+    offset: int
+
+
+class RowFeatures:
+    """A fitted feature union, pipeline or vectorizer, applied to one text with dictionary lookups.
+
+    Reproduces ``transform`` of the fitted objects (tested against it) for the
+    structures built here: TF-IDF vectorizers, alone or after
+    :class:`JiebaTokens`, side by side in a FeatureUnion. Build it with
+    :func:`row_features`, which says ``None`` for anything else.
+    """
+
+    def __init__(self, parts: list[_Part], n_features: int) -> None:
+        self.parts = parts
+        self.n_features = n_features
+
+    def transform(self, text: str) -> SparseRow:
+        from hotline.text.segment import default_segmenter
+
+        indices: list[np.ndarray] = []
+        values: list[np.ndarray] = []
+        for part in self.parts:
+            doc = " ".join(default_segmenter(part.segment).tokens(text)) if part.segment else text
+            counts: dict[int, int] = {}
+            vocabulary = part.vocabulary
+            for term in part.analyzer(doc):
+                column = vocabulary.get(term)
+                if column is not None:
+                    counts[column] = counts.get(column, 0) + 1
+            if not counts:
+                continue
+            columns = np.fromiter(counts, dtype=np.int64, count=len(counts))
+            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+            order = np.argsort(columns)
+            columns, tf = columns[order], tf[order]
+            if part.binary:
+                tf[:] = 1.0
+            elif part.sublinear:
+                tf = 1.0 + np.log(tf)
+            if part.idf is not None:
+                tf = tf * part.idf[columns]
+            if part.norm == "l2":
+                tf = tf / np.sqrt(np.dot(tf, tf))
+            elif part.norm == "l1":
+                tf = tf / np.abs(tf).sum()
+            indices.append(columns + part.offset)
+            values.append(tf)
+        if not indices:
+            return SparseRow(np.empty(0, dtype=np.int64), np.empty(0), self.n_features)
+        return SparseRow(np.concatenate(indices), np.concatenate(values), self.n_features)
+
+
+_ROWS: WeakKeyDictionary[Any, RowFeatures | None] = WeakKeyDictionary()
+
+
+def row_features(fitted: Any) -> RowFeatures | None:
+    """The one-text path of a fitted transformer (cached per object; a refit makes a new object)."""
+    try:
+        return _ROWS[fitted]
+    except KeyError:
+        pass
+    parts: list[_Part] = []
+    offset = 0
+    union = fitted.transformer_list if isinstance(fitted, FeatureUnion) else [("only", fitted)]
+    supported = not (isinstance(fitted, FeatureUnion) and fitted.transformer_weights)
+    for _, part in union:
+        segment = None
+        if isinstance(part, Pipeline):
+            *before, (_, part) = part.steps
+            if len(before) > 1 or (before and not isinstance(before[0][1], JiebaTokens)):
+                supported = False
+                break
+            segment = before[0][1].backend if before else None
+        if not isinstance(part, TfidfVectorizer) or not hasattr(part, "vocabulary_") or callable(part.analyzer):
+            supported = False
+            break
+        idf = np.asarray(part.idf_, dtype=np.float64) if part.use_idf else None
+        parts.append(_Part(segment, part.build_analyzer(), part.vocabulary_, idf, bool(part.sublinear_tf),
+                           bool(part.binary), part.norm, offset))
+        offset += len(part.vocabulary_)
+    rows = RowFeatures(parts, offset) if supported else None
+    _ROWS[fitted] = rows
+    return rows

@@ -21,7 +21,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from classifiers.features import check_labels, check_texts, forget_stop_words, text_features
+from classifiers.features import (SparseRow, check_labels, check_texts, forget_stop_words, row_features,
+                                  text_features)
 from hotline.errors import InvalidInput
 
 SEPARATOR = "/"
@@ -69,8 +70,13 @@ class CalibratedSVM(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X: Any) -> np.ndarray:
         """``X · wᵀ + b`` directly: on one routed case the SVM's own input checks cost more than the product."""
-        check_is_fitted(self, "svm_")
-        scores = np.asarray(X @ self.svm_.coef_.T) + self.svm_.intercept_
+        if not hasattr(self, "svm_"):
+            check_is_fitted(self, "svm_")  # raises NotFittedError; skipped on the hot path once fitted
+        coef = self.svm_.coef_
+        if isinstance(X, SparseRow):
+            scores = (coef[:, X.indices] @ X.data)[None, :] + self.svm_.intercept_
+        else:
+            scores = np.asarray(X @ coef.T) + self.svm_.intercept_
         return _as_matrix(scores[:, 0]) if scores.shape[1] == 1 else scores
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -148,7 +154,8 @@ class HierarchicalClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "top_")
+        if not hasattr(self, "top_"):
+            check_is_fitted(self, "top_")
         top = self.top_.predict_proba(X)
         proba = np.zeros((X.shape[0], len(self.classes_)))
         for j, parent in enumerate(self.top_.classes_):
@@ -205,6 +212,14 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         return self.features_.transform(check_texts(X))
 
+    def transform_row(self, text: str) -> SparseRow:
+        """One text's features, for routing one case (the same values as :meth:`transform_texts`, a fraction of the time)."""
+        check_is_fitted(self, "model_")
+        rows = row_features(self.features_)
+        if rows is None:
+            return SparseRow.from_matrix(self.transform_texts([text]))
+        return rows.transform(check_texts([text], "text")[0])
+
     def predict_proba(self, X: Any) -> np.ndarray:
         return self.model_.predict_proba(self.transform_texts(X))
 
@@ -224,17 +239,19 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         """
         return self.explain_row(self.transform_texts([text]), label, k)
 
-    def explain_row(self, row: sparse.csr_matrix, label: str, k: int = 8) -> list[tuple[str, float]]:
+    def explain_row(self, row: sparse.csr_matrix | SparseRow, label: str, k: int = 8) -> list[tuple[str, float]]:
         """:meth:`explain` for a text already turned into features."""
-        weights = np.zeros(row.shape[1])
+        row = SparseRow.from_matrix(row)
+        contribution = np.zeros(len(row.indices))
         for model, cls in self._linear_parts(label):
-            weights += _class_weights(model, cls)
-        contribution = row.multiply(weights).tocsr()
-        if contribution.nnz == 0:
+            weights = _class_weights(model, cls)
+            if not np.isscalar(weights):
+                contribution += np.asarray(weights)[row.indices] * row.data
+        if not contribution.any():
             return []
         names = self._feature_names()
-        order = np.argsort(-contribution.data)[:k]
-        return [(names[contribution.indices[i]], float(contribution.data[i])) for i in order if contribution.data[i] > 0]
+        order = np.argsort(-contribution, kind="stable")[:k]
+        return [(names[row.indices[i]], float(contribution[i])) for i in order if contribution[i] > 0]
 
     def _linear_parts(self, label: str) -> list[tuple[BaseEstimator, str]]:
         if isinstance(self.model_, HierarchicalClassifier):

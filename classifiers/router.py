@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from classifiers.features import SparseRow
 from classifiers.model import LOCAL, CaseModel
 from classifiers.similar import Neighbour
 from hotline.case import Area
@@ -157,17 +158,17 @@ class Router:
 
     def route(self, raw: str, area: Area | None = None, at: datetime | None = None) -> Routing:
         text, found = self.prepare(raw)
-        features = self.model.category_.transform_texts([text])
-        return self._route(text, area if area else found, at or datetime.now(), features)
+        row = self.model.category_.transform_row(text)
+        return self._route(text, area if area else found, at or datetime.now(), row)
 
     def route_many(self, raws: list[str]) -> list[Routing]:
         """Batch routing: the classifiers see the whole batch at once."""
         prepared = [self.prepare(raw) for raw in raws]
         features = self.model.category_.transform_texts([t for t, _ in prepared]).tocsr()
         now = datetime.now()
-        return [self._route(text, area, now, features[i]) for i, (text, area) in enumerate(prepared)]
+        return [self._route(text, area, now, SparseRow.from_matrix(features[i])) for i, (text, area) in enumerate(prepared)]
 
-    def _route(self, text: str, area: Area, at: datetime, features: Any) -> Routing:
+    def _route(self, text: str, area: Area, at: datetime, features: SparseRow) -> Routing:
         classes = self.model.category_.classes_
         category_proba = self.model.category_.model_.predict_proba(features)[0]
         department_proba = self.model.department_proba(features)

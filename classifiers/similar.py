@@ -16,7 +16,8 @@ from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from classifiers.features import CompactTfidfVectorizer, JiebaTokens, check_texts, forget_stop_words
+from classifiers.features import (CompactTfidfVectorizer, JiebaTokens, SparseRow, check_texts, forget_stop_words,
+                                  row_features)
 from hotline.case import Neighbour
 from hotline.errors import InvalidInput
 
@@ -74,9 +75,18 @@ class SimilarCases(BaseEstimator):
     ) -> list[Neighbour]:
         """The ``k`` most similar cases at or above ``min_similarity``."""
         check_is_fitted(self, "matrix_")
-        query = self.vectorizer_.transform(check_texts([text], "text")).tocsr()
-        # Only the columns of the query's terms are touched (the index is column-major).
-        scores = np.asarray(self.matrix_[:, query.indices] @ query.data).ravel()
+        text = check_texts([text], "text")[0]
+        rows = row_features(self.vectorizer_)
+        query = rows.transform(text) if rows else SparseRow.from_matrix(self.vectorizer_.transform([text]))
+        # Only the postings of the query's terms are touched (the index is column-major).
+        matrix = self.matrix_
+        starts, ends = matrix.indptr[query.indices], matrix.indptr[query.indices + 1]
+        if len(query.indices):
+            postings = np.concatenate([matrix.indices[a:b] for a, b in zip(starts, ends, strict=True)])
+            weights = np.concatenate([matrix.data[a:b] * w for a, b, w in zip(starts, ends, query.data, strict=True)])
+            scores = np.bincount(postings, weights=weights, minlength=matrix.shape[0])
+        else:
+            scores = np.zeros(matrix.shape[0])
         candidates = np.flatnonzero(scores >= self.min_similarity)
         if district:
             candidates = candidates[self.districts_[candidates] == district]

@@ -9,7 +9,9 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 
+from classifiers.features import SparseRow
 from classifiers.linear import HierarchicalClassifier, TextClassifier
+from classifiers.similar import SimilarCases
 from hotline.errors import InvalidInput
 from hotline.text.transcript import caller_account
 
@@ -65,6 +67,31 @@ def test_explain_names_the_words_behind_a_label(fitted: tuple) -> None:
     terms = model.explain("我们小区停水三天了，水龙头一点水都没有", "城乡建设/供水")
     assert terms and any("水" in term for term, _ in terms)
     assert all(weight > 0 for _, weight in terms)
+
+
+def test_one_text_path_gives_the_batch_path_s_answers(fitted: tuple, data: tuple) -> None:
+    """Routing one case skips scikit-learn's batch machinery; features, probabilities, reasons and similar cases
+    must stay exactly those of the batch path."""
+    model, test_x, _ = fitted
+    matrix = model.transform_texts(test_x[:200]).tocsr()
+    for i, text in enumerate(test_x[:200]):
+        row = model.transform_row(text)
+        batch = SparseRow.from_matrix(matrix[i])
+        np.testing.assert_array_equal(row.indices, batch.indices)
+        np.testing.assert_allclose(row.data, batch.data, rtol=1e-5)
+        np.testing.assert_allclose(model.model_.predict_proba(row), model.model_.predict_proba(matrix[i]), atol=1e-6)
+        label = model.classes_[int(np.argmax(model.model_.predict_proba(row)))]
+        assert [t for t, _ in model.explain_row(row, label)] == [t for t, _ in model.explain_row(matrix[i], label)]
+    unknown = model.transform_row("㐀㐁㐂")  # characters the model never saw
+    np.testing.assert_allclose(model.model_.predict_proba(unknown), model.predict_proba(["㐀㐁㐂"]), atol=1e-6)
+
+    texts = data[0][:1500]
+    index = SimilarCases().fit(texts, ids=[f"c{i}" for i in range(len(texts))], departments=[("住建局",)] * len(texts))
+    for text in test_x[:50]:
+        query = index.vectorizer_.transform([text]).tocsr()
+        scores = np.asarray(index.matrix_[:, query.indices] @ query.data).ravel()
+        expected = [f"c{i}" for i in np.argsort(-scores, kind="stable")[:5] if scores[i] >= index.min_similarity]
+        assert [n.case_id for n in index.similar(text, k=5)] == expected
 
 
 def test_flat_model_on_first_level(data: tuple) -> None:
