@@ -60,7 +60,8 @@ def require(*roles: str):  # noqa: ANN201 (a FastAPI dependency)
     """A dependency that admits keys of the given roles (all roles when none given)."""
     allowed = frozenset(roles or ROLES)
 
-    def check(request: Request, key: str | None = Depends(KEY_HEADER)) -> Principal:
+    # async: a plain function would cost every request a trip through the thread pool.
+    async def check(request: Request, key: str | None = Depends(KEY_HEADER)) -> Principal:
         keys: dict[str, str] = request.app.state.services.keys
         where = f"{request.method} {request.url.path}"
         if not key:

@@ -52,11 +52,13 @@ def install(app: FastAPI) -> None:
     query_key = APIKeyQuery(name="api_key", auto_error=False)
     header_key = APIKeyHeader(name="X-API-Key", auto_error=False)
 
-    def agent(request: Request, key: str | None = Depends(query_key), header: str | None = Depends(header_key)) -> Principal:
-        return require("agent", "admin")(request, header or key)
+    async def agent(request: Request, key: str | None = Depends(query_key),
+                    header: str | None = Depends(header_key)) -> Principal:
+        return await require("agent", "admin")(request, header or key)
 
-    def reader(request: Request, key: str | None = Depends(query_key), header: str | None = Depends(header_key)) -> Principal:
-        return require()(request, header or key)
+    async def reader(request: Request, key: str | None = Depends(query_key),
+                     header: str | None = Depends(header_key)) -> Principal:
+        return await require()(request, header or key)
 
     @app.get("/open311/v2/services.json", tags=["open311"], summary="Open311: the services (categories) offered")
     def services(request: Request) -> list[dict[str, Any]]:
@@ -104,7 +106,7 @@ def install(app: FastAPI) -> None:
         else:
             form = await request.form()
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        principal = agent(request, fields.get("api_key"), request.headers.get("X-API-Key"))
+        principal = await agent(request, fields.get("api_key"), request.headers.get("X-API-Key"))
         services = request.app.state.services
         code = str(fields.get("service_code") or "")
         if code not in services.taxonomy.categories:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -39,6 +40,18 @@ class Metrics:
         self.model = Gauge("hotline_model_info", "The active model", ["version"], registry=self.registry)
 
 
+def settle_heap() -> None:
+    """Collect once, then freeze what survives (the model, the gazetteer) out of the collector's reach.
+
+    A model holds ~300,000 objects the cyclic collector would otherwise walk
+    on every full collection: a 140 ms pause in some request's p99, at random.
+    The old model, unfrozen first, is collected here rather than leaked.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 class ModelHolder:
     """The active router; promotion swaps it between requests, so no request sees half a model."""
 
@@ -63,6 +76,7 @@ class ModelHolder:
                 return self.version
             router = make_router(current)  # loaded fully before it replaces the old one
             self.router, self.version = router, router.model_version or target
+            settle_heap()
             log.info("serving model %s", self.version)
             return self.version
 
