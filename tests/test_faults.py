@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.services import Services
 from hotline.case import Case
-from tests.api_fixtures import ADMIN, AGENT, SUPERVISOR, service  # noqa: F401 (fixture)
+from hotline.settings import Settings
+from tests.api_fixtures import ADMIN, AGENT, KEYS, SUPERVISOR, service  # noqa: F401 (fixture)
 from tests.conftest import free_port
 
 KEY = "fault-agent-key"
@@ -121,6 +124,81 @@ def test_a_store_that_refuses_writes_keeps_serving_reads(service: Services) -> N
         finally:
             service.store._db.execute("PRAGMA query_only = OFF")
         assert client.post("/v1/cases", json={"id": "RO-1", "text": "小区停电了"}, headers=AGENT).status_code == 200
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 16 MiB filesystem (tmpfs), unmounted afterwards; skipped where the kernel refuses the mount."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Write zeros until the filesystem says ENOSPC."""
+    filler = disk / "filler"
+    with filler.open("wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    return filler
+
+
+def test_a_full_disk_refuses_writes_clearly_and_loses_nothing(small_disk: Path, service: Services,  # noqa: F811
+                                                              demo_cases: list[Case]) -> None:
+    """The store on a filesystem that fills up: 503 problem+json for writes, reads and routing go on, and once
+    space is freed every acknowledged case is there exactly once, the refused batch not at all, the file sound."""
+    settings = Settings(store=f"sqlite:///{small_disk}/store.db", models=service.settings.models)
+    services = Services(settings, keys=dict(KEYS), sync_interval=0.2)
+    services.start()  # the session's trained model, read from its registry
+    try:
+        with TestClient(create_app(settings, services)) as client:
+            batches = [demo_cases[i:i + 200] for i in range(0, 4000, 200)]
+            assert client.post("/v1/cases", json=[body(c) for c in batches[0]], headers=AGENT).status_code == 200
+            filler = fill(small_disk)
+            acknowledged = list(batches[0])
+            refused: list[Case] = []
+            for batch in batches[1:]:  # the WAL may still hold room for a batch or two
+                answer = client.post("/v1/cases", json=[body(c) for c in batch], headers=AGENT)
+                if answer.status_code == 200:
+                    acknowledged += batch
+                    continue
+                assert answer.status_code == 503
+                assert answer.headers["content-type"].startswith("application/problem+json")
+                assert "cannot take writes" in answer.json()["detail"]
+                refused = batch
+                break
+            assert refused, "the full disk never refused a write"
+            label = client.post(f"/v1/cases/{acknowledged[0].id}/label", headers=AGENT,
+                                json={"category": "城乡建设/供水", "departments": ["住建局"]})
+            assert label.status_code == 503
+            assert client.get("/v1/cases", params={"limit": 3}, headers=SUPERVISOR).status_code == 200
+            assert client.get(f"/v1/cases/{acknowledged[-1].id}", headers=AGENT).status_code == 200
+            assert client.post("/v1/route", json={"text": "市民：小区停水了"}, headers=AGENT).status_code == 200
+            assert client.get("/health").status_code == 200
+
+            filler.unlink()
+            again = client.post("/v1/cases", json=[body(c) for c in refused], headers=AGENT)
+            assert again.status_code == 200 and again.json()["inserted"] == len(refused)
+            total = client.get("/v1/cases", params={"limit": 1}, headers=SUPERVISOR).json()["total"]
+            assert total == len(acknowledged) + len(refused)
+            assert services.store._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            deadline = time.monotonic() + 10
+            while services.store.pending_count() and time.monotonic() < deadline:  # the outbox drains again
+                time.sleep(0.1)
+            assert services.store.pending_count() == 0
+    finally:
+        services.close()
 
 
 @pytest.mark.parametrize("target", ["transcript", "pii", "import"])
