@@ -402,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     hot.add_argument("--end", type=day_argument, required=True, metavar="YYYY-MM-DD")
     hot.add_argument("--out", default="-", metavar="FILE.csv", help="alerts CSV (default: stdout)")
     hot.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS)
-    hot.add_argument("--alpha", type=float, help="false-alarm level of the nb method (default 0.002)")
+    hot.add_argument("--alpha", type=float, help="false-alarm level of the nb method (default 0.01: about one alert per 200 quiet cell-days)")
     hot.set_defaults(handler=cmd_hotspots)
 
     fc = commands.add_parser("forecast", parents=[cells], help="daily counts per cell for the coming days (JSON)")
