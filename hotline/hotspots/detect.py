@@ -32,8 +32,8 @@ from hotline.hotspots.series import CountTable
 METHODS = ("nb", "ears-c1", "ears-c2", "ears-c3", "scan")
 DEFAULT_METHOD = "nb"
 #: Upper-tail probability (after the weighting below) under which the default method flags a cell-day: under one
-#: false alarm per 100 cell-days on pure Poisson noise (0.86 with CUSUM), 0.46 on generated counts, 0.20 on the
-#: sparse real ones (BENCHMARKS.md); ``--alpha 0.02`` doubles it for a more sensitive watch.
+#: false alarm per 100 cell-days on pure Poisson noise (0.86 with CUSUM), 0.45 on generated counts, 0.19 on the
+#: sparse real ones (BENCHMARKS.md, ten replicates); ``--alpha 0.02`` doubles it for a more sensitive watch.
 ALPHA = 0.01
 #: A cell-day needs at least this many calls over it and the day before to be an alert: a single call is
 #: nobody's hotspot (3 lost a third of the small outbreaks in the sparse real counts, see BENCHMARKS.md).
@@ -43,7 +43,8 @@ CUSUM_K, CUSUM_H = 0.5, 6.0
 WINDOW_DAYS = 3
 #: Weighted Bonferroni over the runs tested: the day itself keeps most of the error budget, the sums of the last
 #: 2 … WINDOW_DAYS days share the rest. The smallest of three raw p-values is no p-value (it raised the quiet days'
-#: false alarms more than it found outbreaks: 15.2 vs 18.5 points over EARS C2 on generated counts).
+#: false alarms more than it found outbreaks: +15.9 against +17.7 points over EARS C2 on generated counts, ten
+#: replicates of bench/hotspots.py).
 DAY_WEIGHT = 0.8
 
 
