@@ -104,6 +104,7 @@ _ROLE_WORDS = (
     "商户", "村民", "党员", "老师", "教师", "工人", "周边", "附近", "房东", "租客", "职工", "员工", "退休", "外地",
     "本地", "本市", "本人", "江苏", "泰州", "海陵", "高港", "姜堰", "兴化", "靖江", "泰兴", "医药", "一名", "一位",
     "一个", "王府", "黄桥", "金融", "方便", "马上", "江边", "高速", "钱款", "孔子", "万达", "严重", "石油", "白马",
+    "陈述", "高温", "余额", "程序", "何时", "何处", "高级", "白天", "黄金", "龙头",
 )
 
 
@@ -343,10 +344,13 @@ def _names(text: str) -> Iterator[tuple[int, int]]:
 
 
 _TURN_IN = re.compile(_TURN)
+_DATE = re.compile(r"(?:19|20)\d\d[-./](?:0?[1-9]|1[0-2])[-./](?:0?[1-9]|[12]\d|3[01])")
 
 
 def _numbers(v: View, run: str, offset: int) -> Iterator[PiiSpan]:
     """The personal numbers in one run of digit groups starting at ``offset`` of the view."""
+    if _DATE.fullmatch(run):  # 号码为2019-6-12: a date after a word that announces a number
+        return
     before = v.text[max(0, offset - 12) : offset].translate(_NUMERAL_DIGITS)
     digits = re.sub(r"[^\dX]", "", run.translate(_NUMERAL_DIGITS), flags=re.ASCII)
     kind = _classify(digits, before)
