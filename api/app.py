@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -24,7 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from api import open311, pages, problems, schemas
 from api.auth import Principal, require
 from api.services import Services
-from hotline.case import Area, Category, LabelKind, LabelSource
+from hotline.case import Area, Category, LabelKind, LabelSource, format_time
 from hotline.errors import InvalidInput, NotFound, TooLarge
 from hotline.ingest import CaseBuilder
 from hotline.settings import Settings, get_settings
@@ -36,6 +37,8 @@ log = logging.getLogger("hotline.api")
 BODY_LIMIT = 2 * 1024 * 1024
 MAX_BATCH = 500
 MAX_REPORT_DAYS = 92
+#: Texts longer than this are routed in the thread pool (a 200-character call takes ~2 ms on the loop).
+LONG_TEXT = 2000
 
 ANY = require()
 AGENTS = require("agent", "admin")
@@ -111,16 +114,23 @@ def _case_out(case: Any, principal: Principal) -> dict[str, Any]:
 
 
 def _builder(services: Services, source: str) -> CaseBuilder:
-    return CaseBuilder(services.gazetteer, services.taxonomy, services.settings.max_text_chars, source=source)
+    return CaseBuilder(services.gazetteer, services.taxonomy, services.settings.max_text_chars, source=source,
+                       window=services.window)
 
 
 def build_case(services: Services, item: schemas.CaseIn, source: str) -> Any:
-    """A case from an API body, through the same builder (cleaning, masking, area) as a file import."""
+    """A case from an API body, through the same builder (cleaning, masking, area) as a file import.
+
+    Labels sent with it must name the taxonomy's categories and departments (422 with the closest ones).
+    """
     values = item.model_dump(exclude_none=True)
+    # A case without a time came in now; the time is part of a derived id, so two callers reporting the
+    # same words at different times make two cases, not one overwritten by the other.
+    values.setdefault("received_at", datetime.now(services.window.city).replace(tzinfo=None, microsecond=0))
+    if "category" in values:
+        values["category"] = services.taxonomy.checked_category(Category.parse(values["category"])).path
     if "departments" in values:
-        values["departments"] = "|".join(values["departments"])
-    if "received_at" in values:
-        values["received_at"] = values["received_at"].replace(tzinfo=None, microsecond=0)
+        values["departments"] = "|".join(services.taxonomy.checked_departments(values["departments"]))
     names = {"id": "id", "time": "received_at", "text": "text", "transcript": "transcript", "title": "title",
              "channel": "channel", "caller": "caller", "district": "district", "street": "street",
              "address": "address", "lat": "lat", "lon": "lon", "category": "category",
@@ -133,8 +143,12 @@ def build_case(services: Services, item: schemas.CaseIn, source: str) -> Any:
 
 
 def _day_range(services: Services, start: date | None, end: date | None, default_days: int) -> tuple[date, date]:
-    """The requested days, ending no later than the last case (nothing is known about later days)."""
-    first, last = services.store.span()
+    """The requested days, ending no later than the last case (nothing is known about later days).
+
+    Only cases up to the window's end (tomorrow) count: a stray row from 2040 stored by an older
+    version must not move every default view to 2040.
+    """
+    first, last = services.store.span(until=services.window.latest())
     if first is None or last is None:
         raise NotFound("the store holds no cases yet")
     end = min(end or last.date(), last.date())
@@ -146,14 +160,20 @@ def _day_range(services: Services, start: date | None, end: date | None, default
     return start, end
 
 
-def _table(services: Services, end: date) -> Any:
-    from hotline.hotspots.series import CountTable
+def _table(services: Services, start: date, end: date) -> Any:
+    """Daily counts from ``HISTORY_DAYS`` before ``start`` to ``end`` (never from the first case ever)."""
+    from hotline.hotspots.series import HISTORY_DAYS, CountTable
 
-    rows = services.index.counts(CaseQuery.days(None, end))
+    rows = services.index.counts(CaseQuery.days(start - timedelta(days=HISTORY_DAYS), end))
     if not rows:
         raise NotFound(f"no cases up to {end}")
     return CountTable.from_counts(((r.day, r.district or "未知区域", r.category or "未分类", r.count) for r in rows),
                                   end=end)
+
+
+def _links(case_id: str, *operations: str) -> dict[str, Any]:
+    """OpenAPI links from a response to the operations on the case it names (clients and stateful tests follow them)."""
+    return {operation: {"operationId": operation, "parameters": {"case_id": case_id}} for operation in operations}
 
 
 def _routes(app: FastAPI) -> None:  # noqa: C901 (one place lists every route)
@@ -166,16 +186,22 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 (one place lists every route)
         services = svc(request)
         if len(body.text) > services.settings.max_text_chars:
             raise TooLarge(f"text of {len(body.text)} characters; the limit is {services.settings.max_text_chars}")
+        at = services.window.check(body.received_at) if body.received_at else None
         started = time.perf_counter()
         router = services.models.get()
-        routing = router.route(body.text, area=Area(body.district) if body.district else None,
-                               at=body.received_at.replace(tzinfo=None) if body.received_at else None)
+        area = Area(body.district) if body.district else None
+        if len(body.text) > LONG_TEXT:  # tens of milliseconds of parsing: off the loop the other agents need
+            routing = await run_in_threadpool(router.route, body.text, area=area, at=at)
+        else:
+            routing = router.route(body.text, area=area, at=at)
         services.metrics.routed.labels(str(routing.auto_dispatch).lower()).inc()
         # Built by us, so returned as is: the schema stays documented without validating every answer again.
         return JSONResponse({**routing.to_dict(), "elapsed_ms": round((time.perf_counter() - started) * 1000, 2)})
 
     # ------------------------------------------------------------ cases
-    @app.post("/v1/cases", response_model=schemas.UpsertOut, tags=["cases"],
+    @app.post("/v1/cases", response_model=schemas.UpsertOut, tags=["cases"], operation_id="addCases",
+              responses={200: {"links": _links("$response.body#/ids/0", "getCase", "labelCase", "similarCases",
+                                               "labelHistory", "caseChanges")}},
               summary="Add or update cases (one or many), idempotent by id")
     def add_cases(request: Request, body: Annotated[schemas.CaseIn | list[schemas.CaseIn], Body()],
                   principal: Principal = Depends(AGENTS)) -> dict[str, Any]:
@@ -186,7 +212,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 (one place lists every route)
         if len(items) > MAX_BATCH:
             raise TooLarge(f"{len(items)} cases in one request; send at most {MAX_BATCH}")
         cases = [build_case(services, item, f"api:{principal.name}") for item in items]
-        result = services.store.upsert(cases)
+        result = services.store.upsert(cases, writer=principal.writer("api"))
         services.syncer.poke()
         return {"inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged,
                 "ids": [c.id for c in cases]}
@@ -215,11 +241,13 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 (one place lists every route)
         return {"items": [_case_out(c, principal) for c in page.items], "total": page.total, "limit": limit,
                 "offset": offset}
 
-    @app.get("/v1/cases/{case_id}", response_model=schemas.CaseOut, tags=["cases"], summary="One case")
+    @app.get("/v1/cases/{case_id}", response_model=schemas.CaseOut, tags=["cases"], summary="One case",
+             operation_id="getCase")
     def get_case(case_id: str, request: Request, principal: Principal = Depends(ANY)) -> dict[str, Any]:
         return _case_out(svc(request).store.get(case_id), principal)
 
     @app.get("/v1/cases/{case_id}/similar", response_model=list[schemas.Similar], tags=["cases"],
+             operation_id="similarCases",
              summary="Past cases most like this one")
     def similar_cases(case_id: str, request: Request, k: Annotated[int, Query(ge=1, le=50)] = 10,
                       same_district: bool = False, principal: Principal = Depends(ANY)) -> list[dict[str, Any]]:
@@ -231,23 +259,27 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 (one place lists every route)
                  "category": n.category, "received_at": n.received_at.isoformat(sep=" ") if n.received_at else None}
                 for n in found]
 
-    @app.post("/v1/cases/{case_id}/label", response_model=schemas.CaseOut, tags=["agents"],
+    @app.post("/v1/cases/{case_id}/label", response_model=schemas.CaseOut, tags=["agents"], operation_id="labelCase",
+              responses={200: {"links": _links("$response.body#/id", "getCase", "labelHistory", "caseChanges")}},
               summary="An agent confirms the category and departments (a training label, audited)")
     def label_case(case_id: str, body: schemas.LabelIn, request: Request,
                    principal: Principal = Depends(AGENTS)) -> dict[str, Any]:
         if body.category is None and body.departments is None:
             raise InvalidInput("give a category, departments or both")
         services = svc(request)
-        category = Category.parse(body.category) if body.category else None
+        category = services.taxonomy.checked_category(Category.parse(body.category)) if body.category else None
         departments = tuple(d.strip() for d in body.departments if d.strip()) if body.departments else None
         if body.departments is not None and not departments:
             raise InvalidInput("departments must not be blank")
+        if departments:
+            departments = services.taxonomy.checked_departments(departments)
         source = LabelSource(LabelKind.CONFIRMED, principal.name, datetime.now().replace(microsecond=0))
         case = services.store.set_label(case_id, source, category=category, departments=departments)
         services.syncer.poke()
         return _case_out(case, principal)
 
-    @app.get("/v1/cases/{case_id}/labels", tags=["cases"], summary="The audit log of a case's labels")
+    @app.get("/v1/cases/{case_id}/labels", tags=["cases"], summary="The audit log of a case's labels",
+             operation_id="labelHistory")
     def label_history(case_id: str, request: Request, principal: Principal = Depends(ANY)) -> list[dict[str, Any]]:
         services = svc(request)
         services.store.get(case_id)
@@ -255,6 +287,16 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 (one place lists every route)
                  "category": h.category.path if h.category else None, "departments": list(h.departments),
                  "previous_category": h.previous_category.path if h.previous_category else None}
                 for h in services.store.label_history(case_id)]
+
+    @app.get("/v1/cases/{case_id}/changes", tags=["cases"], operation_id="caseChanges",
+             summary="The audit log of a case's content: who changed which fields, before and after")
+    def content_history(case_id: str, request: Request, principal: Principal = Depends(ANY)) -> list[dict[str, Any]]:
+        services = svc(request)
+        services.store.get(case_id)
+        hidden = set() if principal.sees_caller else {"caller"}
+        return [{"at": format_time(c.at), "by": c.by,
+                 "changes": {k: v for k, v in c.changes.items() if k not in hidden}}
+                for c in services.store.case_history(case_id)]
 
     # ------------------------------------------------------------ supervisors
     @app.get("/v1/hotspots", response_model=list[schemas.AlertOut], tags=["supervisors"],
@@ -268,7 +310,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 (one place lists every route)
         start, end = _day_range(services, start, end, 7)
 
         def compute() -> list[dict[str, Any]]:
-            table = _table(services, end)
+            table = _table(services, start, end)
             alerts = detect(table, max(start, table.start), end, method=method)
             return [a.row() for a in sorted(alerts, key=lambda a: (a.date, -a.score))]
 
@@ -302,7 +344,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 (one place lists every route)
         _, end = _day_range(services, None, end, 1)
 
         def compute() -> list[dict[str, Any]]:
-            found = fc.forecast(_table(services, end), horizon=horizon)
+            found = fc.forecast(_table(services, end, end), horizon=horizon)
             chosen = fc.rising(found, top=top) if rising else sorted(found, key=lambda f: -f.rise)[:top]
             return [f.to_dict() for f in chosen]
 
@@ -322,7 +364,8 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 (one place lists every route)
         cases = services.store.iter_cases(CaseQuery.days(start - timedelta(days=reports.HISTORY_DAYS), end))
         built = reports.build(cases, start, end, default_segmenter(services.settings.segmenter).tokens,
                               services.gazetteer.landmarks)
-        return HTMLResponse(reports.render(built))
+        return HTMLResponse(reports.render(built),
+                            headers={"Content-Security-Policy": pages.REPORT_POLICY, **pages.SECURITY_HEADERS})
 
     # ------------------------------------------------------------ models
     @app.get("/v1/models", response_model=list[schemas.ModelOut], tags=["models"], summary="Every model version")

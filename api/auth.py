@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import secrets
 from dataclasses import dataclass
-from pathlib import Path
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
+from api.keys import KeyRing
 from hotline.errors import HotlineError
+from hotline.store.rules import Writer
 from hotline.settings import ROLES
 
 access_log = logging.getLogger("hotline.access")
@@ -32,28 +30,18 @@ class Forbidden(HotlineError):
 
 @dataclass(frozen=True)
 class Principal:
-    key_id: str   # never the key itself: its first characters, for logs and audit
+    """Who is calling: the key's name (never any part of the key) and its role."""
+
+    name: str
     role: str
 
     @property
     def sees_caller(self) -> bool:
         return self.role in SEES_CALLER
 
-    @property
-    def name(self) -> str:
-        return f"{self.role}:{self.key_id}"
-
-
-def generated_keys(path: Path) -> dict[str, str]:
-    """Keys for each role, made once and kept (0600) when none are configured; ``make demo`` prints them."""
-    if path.exists():
-        return json.loads(path.read_text(encoding="utf-8"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    keys = {secrets.token_urlsafe(24): role for role in ROLES}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(keys, fh)
-    return keys
+    def writer(self, channel: str) -> Writer:
+        """How this caller writes cases: as ``channel:name``, an admin over any source's cases."""
+        return Writer(f"{channel}:{self.name}", privileged=self.role == "admin")
 
 
 def require(*roles: str):  # noqa: ANN201 (a FastAPI dependency)
@@ -62,19 +50,27 @@ def require(*roles: str):  # noqa: ANN201 (a FastAPI dependency)
 
     # async: a plain function would cost every request a trip through the thread pool.
     async def check(request: Request, key: str | None = Depends(KEY_HEADER)) -> Principal:
-        keys: dict[str, str] = request.app.state.services.keys
-        where = f"{request.method} {request.url.path}"
-        if not key:
-            access_log.warning("refused %s: no API key", where)
-            raise Unauthorized("send an API key in the X-API-Key header")
-        role = keys.get(key)
-        if role is None:
-            access_log.warning("refused %s: unknown API key", where)
-            raise Unauthorized("unknown API key")
-        principal = Principal(key[:6], role)
-        if role not in allowed:
-            access_log.warning("refused %s for %s: needs %s", where, principal.name, "/".join(sorted(allowed)))
-            raise Forbidden(f"the {role} role may not do this")
-        return principal
+        return authorise(request, key, allowed)
 
     return check
+
+
+def authorise(request: Request, key: object, allowed: frozenset[str]) -> Principal:
+    """The principal of ``key`` if its role is ``allowed``; refusals are logged (with the key's name, if any)."""
+    ring: KeyRing = request.app.state.services.keys
+    where = f"{request.method} {request.url.path}"
+    if not key:
+        access_log.warning("refused %s: no API key", where)
+        raise Unauthorized("send an API key in the X-API-Key header")
+    if not isinstance(key, str):
+        access_log.warning("refused %s: an API key that is not a string", where)
+        raise Unauthorized("the API key must be a string")
+    found = ring.find(key)
+    if found is None:
+        access_log.warning("refused %s: unknown API key", where)
+        raise Unauthorized("unknown API key")
+    principal = Principal(found.name, found.role)
+    if found.role not in allowed:
+        access_log.warning("refused %s for %s (%s): needs %s", where, found.name, found.role, "/".join(sorted(allowed)))
+        raise Forbidden(f"the {found.role} role may not do this")
+    return principal

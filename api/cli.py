@@ -11,13 +11,14 @@ from typing import Any
 from hotline.settings import Settings
 
 
-def prepare(settings: Settings) -> dict[str, str]:
-    """Before traffic: train and activate a model if the store has labels but none is active; the API keys."""
-    from api.auth import generated_keys
+def prepare(settings: Settings) -> None:
+    """Before traffic: the API keys (bad ones stop the start), and a first model if the store has labels but none."""
+    from api.keys import service_keys
     from hotline.store import open_store
     from training.registry import Registry
     from training.retrain import RetrainRequest, retrain
 
+    _, generated = service_keys(settings)
     registry = Registry(settings.models)
     if registry.active() is None and not registry.current.exists():
         store = open_store(settings.store)
@@ -33,14 +34,11 @@ def prepare(settings: Settings) -> dict[str, str]:
                 print("no active model and no labeled cases: /v1/route answers 503 until one is trained", file=sys.stderr)
         finally:
             store.close()
-    keys = settings.api_key_roles()
-    if not keys:
+    if generated:
         path = Path(settings.models).parent / "api-keys.json"
-        keys = generated_keys(path)
-        print(f"no HOTLINE_API_KEYS set; generated keys (kept in {path}):", file=sys.stderr)
-        for key, role in keys.items():
-            print(f"  {role:<10} {key}", file=sys.stderr)
-    return keys
+        print(f"no HOTLINE_API_KEYS set; generated demo keys (kept in {path}):", file=sys.stderr)
+        for key in generated:
+            print(f"  {key['role']:<10} {key['name']:<16} {key['key']}", file=sys.stderr)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -55,9 +53,30 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_keys_new(args: argparse.Namespace, settings: Settings) -> int:
+    """A fresh key: the entry for HOTLINE_API_KEYS, and the digest line for HOTLINE_API_KEYS_FILE."""
+    from api.keys import ApiKey, digest, new_key
+
+    key = new_key()
+    ApiKey.parse(f"{args.name}:{args.role}:{key}")  # the same checks as at start
+    print(f"key for {args.name} ({args.role}), shown once: {key}")
+    print(f"HOTLINE_API_KEYS entry:       {args.name}:{args.role}:{key}")
+    print(f"HOTLINE_API_KEYS_FILE line:   {args.name}:{args.role}:sha256:{digest(key).hex()}")
+    return 0
+
+
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     serve = commands.add_parser("serve", parents=[common], help="run the web service (API and pages)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="processes (each loads the model)")
     serve.set_defaults(handler=cmd_serve)
+
+    from hotline.settings import ROLES
+
+    keys = commands.add_parser("keys", parents=[common], help="API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    new = key_commands.add_parser("new", parents=[common], help="make a named key for a role")
+    new.add_argument("name", help="who holds it (shown in logs and label provenance)")
+    new.add_argument("role", choices=ROLES)
+    new.set_defaults(handler=cmd_keys_new)

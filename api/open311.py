@@ -9,6 +9,7 @@ API key as ``api_key`` or ``X-API-Key``.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -16,12 +17,15 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.security import APIKeyHeader, APIKeyQuery
 from pydantic import ValidationError
 
-from api.auth import Principal, require
+from api.auth import Principal, authorise
+from hotline.settings import ROLES
 from api.schemas import CaseIn
 from hotline.case import Case, Status
 from hotline.errors import InvalidInput
 from hotline.store.base import CaseQuery
+from hotline.text.clean import unencodable
 
+WRITERS = frozenset({"agent", "admin"})
 OPEN = {Status.RECEIVED, Status.DISPATCHED, Status.IN_PROGRESS}
 
 
@@ -48,17 +52,54 @@ def _request(case: Case) -> dict[str, Any]:
     }
 
 
+async def _fields(request: Request) -> dict[str, Any]:
+    """The POST's fields, from a form or a JSON object; what cannot be read is a 400, never a 500."""
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            fields = json.loads((await request.body()).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise InvalidInput("the request body is not a JSON object in UTF-8") from None
+        if not isinstance(fields, dict):
+            raise InvalidInput("the request body must be a JSON object")
+    else:
+        try:
+            form = await request.form()
+        except (UnicodeDecodeError, ValueError, KeyError) as exc:
+            raise InvalidInput(f"the form cannot be read: {type(exc).__name__}") from None
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    for name, value in fields.items():
+        if (isinstance(value, str) and unencodable(value)) or unencodable(str(name)):
+            raise InvalidInput(f"field {str(name)[:40]!r} holds characters that are not valid Unicode")
+    return fields
+
+
+def _coordinate(fields: dict[str, Any], name: str) -> float | None:
+    """A number, as text (a form) or a JSON number; ``true`` is no coordinate (it once became 1.0)."""
+    value = fields.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise InvalidInput(f"{name} must be a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise InvalidInput(f"{name} must be a finite number")
+    return number
+
+
 def install(app: FastAPI) -> None:
     query_key = APIKeyQuery(name="api_key", auto_error=False)
     header_key = APIKeyHeader(name="X-API-Key", auto_error=False)
 
     async def agent(request: Request, key: str | None = Depends(query_key),
                     header: str | None = Depends(header_key)) -> Principal:
-        return await require("agent", "admin")(request, header or key)
+        return authorise(request, header or key, WRITERS)
 
     async def reader(request: Request, key: str | None = Depends(query_key),
                      header: str | None = Depends(header_key)) -> Principal:
-        return await require()(request, header or key)
+        return authorise(request, header or key, frozenset(ROLES))
 
     @app.get("/open311/v2/services.json", tags=["open311"], summary="Open311: the services (categories) offered")
     def services(request: Request) -> list[dict[str, Any]]:
@@ -99,13 +140,7 @@ def install(app: FastAPI) -> None:
     async def create(request: Request) -> list[dict[str, Any]]:
         from api.app import build_case
 
-        if request.headers.get("content-type", "").startswith("application/json"):
-            fields = await request.json()
-            if not isinstance(fields, dict):
-                raise InvalidInput("the request body must be an object")
-        else:
-            form = await request.form()
-            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        fields = await _fields(request)
         principal = await agent(request, fields.get("api_key"), request.headers.get("X-API-Key"))
         services = request.app.state.services
         code = str(fields.get("service_code") or "")
@@ -115,11 +150,7 @@ def install(app: FastAPI) -> None:
         if not description:
             raise InvalidInput("description is required")
         spec = services.taxonomy.categories[code]
-        try:
-            lat = float(fields["lat"]) if fields.get("lat") not in (None, "") else None
-            lon = float(fields["long"]) if fields.get("long") not in (None, "") else None
-        except (TypeError, ValueError):
-            raise InvalidInput("lat and long must be numbers") from None
+        lat, lon = _coordinate(fields, "lat"), _coordinate(fields, "long")
         try:
             item = CaseIn(text=description, channel="app", address=str(fields.get("address_string") or "")[:500] or None,
                           lat=lat, lon=lon, category=f"{spec.l1}/{spec.l2}",
@@ -127,6 +158,6 @@ def install(app: FastAPI) -> None:
         except ValidationError as exc:
             raise InvalidInput(f"invalid request: {exc.errors()[0].get('msg', exc)}") from None
         case = build_case(services, item, f"open311:{principal.name}")
-        services.store.upsert([case])
+        services.store.upsert([case], writer=principal.writer("open311"))
         services.syncer.poke()
         return [{"service_request_id": case.id, "service_notice": "已受理", "account_id": None}]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -11,13 +12,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hotline.errors import Conflict, HotlineError, InvalidInput, NotFound, ReadOnly, TooLarge, Unavailable
+from hotline.errors import Conflict, HotlineError, Implausible, InvalidInput, NotFound, ReadOnly, TooLarge, Unavailable
 
 log = logging.getLogger("hotline.api")
 PROBLEM = "application/problem+json"
 
 STATUS: list[tuple[type[HotlineError], int]] = [
-    (TooLarge, 413), (InvalidInput, 400), (NotFound, 404), (Conflict, 409), (ReadOnly, 503), (Unavailable, 503),
+    (TooLarge, 413), (Implausible, 422), (InvalidInput, 400), (NotFound, 404), (Conflict, 409), (ReadOnly, 503), (Unavailable, 503),
 ]
 
 
@@ -40,9 +41,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HotlineError)
     async def _hotline(request: Request, exc: HotlineError) -> JSONResponse:
         status = status_of(exc)
-        if status >= 500:
-            log.warning("%s %s: %s", request.method, request.url.path, exc)
+        # One line each, never a traceback: a hundred bad posts must not grow the log by a megabyte.
+        log.log(logging.WARNING if status >= 500 else logging.INFO, "%s %s: %d %s",
+                request.method, request.url.path, status, " ".join(str(exc).split())[:300])
         return problem(status, type(exc).__name__, str(exc))
+
+    @app.exception_handler(UnicodeError)
+    async def _unicode(request: Request, exc: UnicodeError) -> JSONResponse:
+        log.info("%s %s: 400 text that is not valid Unicode", request.method, request.url.path)
+        return problem(400, "InvalidInput", "the request holds text that is not valid Unicode")
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -60,33 +67,53 @@ def install(app: FastAPI) -> None:
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, whether announced by Content-Length or streamed."""
+    """Read each request body before the app does: over ``limit`` bytes is 413, a client that stalls is 408.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    Checking inside the app's own reads made a streamed (chunked) body over the
+    limit a 400, and a client that sent its body a byte a minute held a worker
+    for ever. The body is at most ``limit`` bytes, so holding it is cheap.
+    Slow *headers* are the reverse proxy's to time out (nginx
+    ``client_header_timeout``): uvicorn reads them before any ASGI code runs.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, idle: float = 10.0, total: float = 60.0) -> None:
         self.app = app
         self.limit = limit
+        self.idle = idle
+        self.total = total
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(scope, receive, send)
+            await problem(413, "TooLarge", f"request body over {self.limit} bytes")(scope, receive, send)
             return
+        messages: list[Message] = []
         seen = 0
+        deadline = asyncio.get_running_loop().time() + self.total
+        while True:
+            left = min(self.idle, deadline - asyncio.get_running_loop().time())
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(left, 0.001))
+            except TimeoutError:
+                log.info("%s %s: 408 the body did not arrive in time", scope["method"], scope["path"])
+                await problem(408, "RequestTimeout", "the request body did not arrive in time")(scope, receive, send)
+                return
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                await problem(413, "TooLarge", f"request body over {self.limit} bytes")(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        replay = iter(messages)
 
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise TooLarge(f"request body over {self.limit} bytes")
-            return message
+        async def replayed() -> Message:
+            message = next(replay, None)
+            return message if message is not None else await receive()
 
-        await self.app(scope, limited, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(413, "TooLarge", f"request body over {self.limit} bytes")
-        await response(scope, receive, send)
+        await self.app(scope, replayed, send)

@@ -5,11 +5,30 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hotline.text.clean import unencodable
 
 
-class RouteRequest(BaseModel):
+class Input(BaseModel):
+    """A request body: unknown fields refused, and no text that cannot be stored.
+
+    A lone surrogate (``"\\ud800"`` is valid JSON) once reached the store and
+    answered 500 with two tracebacks; it is a 422 naming the field now.
+    """
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _encodable(cls, value: Any) -> Any:
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and unencodable(text):
+                raise ValueError("text holds characters that are not valid Unicode (lone surrogates)")
+        return value
+
+
+class RouteRequest(Input):
     text: str = Field(min_length=1, description="transcript (坐席/市民 dialogue, ASR JSON) or written message")
     received_at: datetime | None = Field(default=None, description="when the call came in (default: now)")
     district: str | None = Field(default=None, max_length=50, description="district, when known from elsewhere")
@@ -44,6 +63,12 @@ class Area(BaseModel):
     street: str
 
 
+class Read(BaseModel):
+    chars: int = Field(description="characters of the caller's account the model read")
+    of: int = Field(description="characters in the caller's account")
+    truncated: bool = Field(description="only the head and the tail of a long account were read")
+
+
 class Routing(BaseModel):
     text: str = Field(description="the caller's account, masked")
     area: Area
@@ -58,11 +83,11 @@ class Routing(BaseModel):
     auto_dispatch: bool
     needs_person: list[str]
     model_version: str
+    read: Read
     elapsed_ms: float
 
 
-class CaseIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CaseIn(Input):
     id: str | None = Field(default=None, max_length=100, description="case id; without one it is derived from time and text")
     received_at: datetime | None = None
     text: str | None = Field(default=None, description="the message or the caller's account")
@@ -125,8 +150,7 @@ class UpsertOut(BaseModel):
     ids: list[str]
 
 
-class LabelIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LabelIn(Input):
     category: str | None = Field(default=None, min_length=1, max_length=200)
     departments: list[str] | None = Field(default=None, min_length=1, max_length=10)
 
@@ -183,8 +207,7 @@ class ModelOut(BaseModel):
     libraries: dict[str, str]
 
 
-class TrainIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TrainIn(Input):
     since: datetime | None = Field(default=None, description="only labels from this time on")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from api.auth import generated_keys
+from api.keys import KeyRing, service_keys
 from hotline.errors import Conflict, HotlineError, NotFound, Unavailable
 from hotline.places import Gazetteer, default_gazetteer
 from hotline.settings import Settings
@@ -61,7 +61,13 @@ class ModelHolder:
         self.gazetteer = gazetteer
         self.router: Any = None
         self.version: str | None = None
+        self.target: str | None = None  # the folder `current` named when the router was loaded
         self._lock = threading.Lock()
+
+    def changed(self) -> bool:
+        """Whether ``current`` names another folder than the one being served (one readlink)."""
+        current = self.registry.current
+        return current.exists() and current.resolve().name != self.target
 
     def reload(self) -> str | None:
         """Load what ``current`` names (if it changed) and swap it in."""
@@ -72,10 +78,10 @@ class ModelHolder:
             if not current.exists():
                 return None
             target = current.resolve().name
-            if target == self.version and self.router is not None:
+            if target == self.target and self.router is not None:
                 return self.version
             router = make_router(current)  # loaded fully before it replaces the old one
-            self.router, self.version = router, router.model_version or target
+            self.router, self.version, self.target = router, router.model_version or target, target
             settle_heap()
             log.info("serving model %s", self.version)
             return self.version
@@ -170,8 +176,9 @@ class ReadCache:
 class Services:
     """Everything a request may need, opened once per process."""
 
-    def __init__(self, settings: Settings, keys: dict[str, str] | None = None, sync_interval: float = 1.0) -> None:
+    def __init__(self, settings: Settings, keys: KeyRing | None = None, sync_interval: float = 1.0) -> None:
         self.settings = settings
+        self.window = settings.time_window()
         self.store: CaseStore = open_store(settings.store)
         self.index: SearchIndex = open_index(settings.index_url, self.store)
         self.taxonomy = default_taxonomy()
@@ -181,9 +188,11 @@ class Services:
         self.jobs = Jobs()
         self.metrics = Metrics()
         self.views = ReadCache()
-        self.keys = keys if keys is not None else (settings.api_key_roles() or
-                                                   generated_keys(Path(settings.models).parent / "api-keys.json"))
+        self.keys = keys if keys is not None else service_keys(settings)[0]
         self.syncer = Syncer(self.store, self.index, interval=sync_interval)
+        self.follow_interval = 1.0
+        self._stop = threading.Event()
+        self._follower = threading.Thread(target=self._follow, name="model-follower", daemon=True)
 
     def reload_model(self) -> str | None:
         """Serve what the registry's ``current`` names, and say so in the metrics."""
@@ -194,10 +203,26 @@ class Services:
         return version
 
     def start(self) -> None:
+        for note in self.registry.recover(by="service"):
+            log.warning("model registry: %s", note)
         self.reload_model()
         self.syncer.start()
+        self._follower.start()
+
+    def _follow(self) -> None:
+        """Serve what the registry's ``current`` names within a second of any change, also one made by
+        ``hotline models promote`` in another process (before, the service kept its old model)."""
+        while not self._stop.wait(self.follow_interval):
+            try:
+                if self.models.changed():
+                    self.reload_model()
+            except Exception:  # a half-written model is retried on the next tick; serving goes on
+                log.exception("could not load the model the registry names")
 
     def close(self) -> None:
+        self._stop.set()
+        if self._follower.is_alive():
+            self._follower.join(timeout=5)
         self.syncer.stop()
         self.index.close()
         self.store.close()

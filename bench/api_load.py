@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-KEY = "bench-agent-key"
+KEY = "bench-agent-key-0123456789abcdef"
 
 
 def free_port() -> int:
@@ -111,7 +111,7 @@ def running_service(prefix: str, days: int, seed: int, role: str,
     work = Path(tempfile.mkdtemp(prefix=prefix))
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}, "WORK": str(work),
            "HOTLINE_STORE": f"sqlite:///{work}/store.db", "HOTLINE_MODELS": str(work / "models"),
-           "HOTLINE_API_KEYS": f"{KEY}:{role}", "PYTHONPATH": str(ROOT)}
+           "HOTLINE_API_KEYS": f"bench-{role}:{role}:{KEY}", "PYTHONPATH": str(ROOT)}
     hotline(env, "generate", "--days", str(days), "--seed", str(seed), "--start", "2025-05-01", "--out", "calls.csv")
     hotline(env, "ingest", "calls.csv")
     hotline(env, "retrain", "--no-store", "--data", "calls.csv", "--promote")

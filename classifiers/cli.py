@@ -7,7 +7,6 @@ through the ``hotline.commands`` entry point, so the dependency points inward.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -154,6 +153,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from classifiers.dataset import load_examples
     from hotline.places import default_gazetteer
 
+    out = persist.writable(Path(args.out))  # before the minutes of training, not after
     data = load_examples(Path(args.data), args.text_col, args.label_col, args.department_col, default_gazetteer())
     model, parts, manifest, _ = fit_model(
         data, args.model, C=args.C, holdout=args.holdout, seed=args.seed, segmenter=settings.segmenter,
@@ -161,7 +161,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         batch_size=args.batch_size, learning_rate=args.learning_rate, source=str(args.data),
         params={"label_col": args.label_col, "department_col": args.department_col}, progress=True,
     )
-    persist.save(Path(args.out), model, manifest, parts)
+    persist.save(out, model, manifest, parts)
     print(json.dumps({"model": str(args.out), "version": manifest.version, **manifest.metrics}, ensure_ascii=False))
     return 0
 
@@ -196,6 +196,7 @@ def load_category_classifier(model_dir: Path) -> Any:
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from classifiers.dataset import load_examples
+    from hotline.spreadsheet import SafeWriter
 
     classifier = load_category_classifier(Path(args.model))
     data = load_examples(Path(args.data), args.text_col, args.label_col)
@@ -206,6 +207,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     from classifiers.dataset import load_examples
+    from hotline.spreadsheet import SafeWriter
 
     classifier = load_category_classifier(Path(args.model))
     data = load_examples(Path(args.data), args.text_col, None)
@@ -214,7 +216,7 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8-sig", newline="") as fh:
-        writer = csv.writer(fh)
+        writer = SafeWriter(fh)
         writer.writerow(["row", "id", "label", "probability", "top3", "probabilities"])
         for i, row in enumerate(proba):
             order = np.argsort(-row)

@@ -67,6 +67,20 @@ def data_hash(texts: list[str], labels: list[Any]) -> str:
     return digest.hexdigest()
 
 
+def writable(directory: Path) -> Path:
+    """``directory`` if a model may be written there: not a folder the model registry keeps.
+
+    ``hotline train --out var/models/current`` once replaced the registry's
+    link with an unregistered folder, left ``.current-old-*`` beside it, and
+    promote and rollback could no longer recover.
+    """
+    if directory.is_symlink() or (directory.parent / "registry.json").exists() or \
+            (directory.parent.name == "versions" and (directory.parent.parent / "registry.json").exists()):
+        raise InvalidInput(f"{directory} belongs to the model registry; train into another folder and "
+                           f"`hotline models register FOLDER`, or run `hotline retrain`")
+    return directory
+
+
 def save(directory: Path, model: Any, manifest: Manifest, parts: dict[str, Any] | None = None) -> Path:
     """Write the model, its manifest and any ``parts`` atomically: a half-written directory is never visible.
 
@@ -75,7 +89,7 @@ def save(directory: Path, model: Any, manifest: Manifest, parts: dict[str, Any] 
     """
     import skops.io
 
-    directory = Path(directory)
+    directory = writable(Path(directory))
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:

@@ -8,12 +8,14 @@ trained later can tell an agent's confirmed choice from a model's guess.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from hotline.errors import InvalidInput
+from hotline.times import format_time, parse_time
 
 
 class Channel(StrEnum):
@@ -151,6 +153,19 @@ class Location:
             raise InvalidInput(f"coordinates out of range: {self.lat}, {self.lon}")
 
 
+#: Ids appear in URLs (/v1/cases/{id}) and logs: no control characters (NUL was accepted), no path characters.
+MAX_ID_CHARS = 100
+_BAD_ID = re.compile(r"[\x00-\x20\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff/\\?#%\s]")
+
+
+def check_id(case_id: str) -> str:
+    """``case_id`` if it can be a new case's id; checked where cases come in (stored ones are read as they are)."""
+    if not case_id or len(case_id) > MAX_ID_CHARS or _BAD_ID.search(case_id):
+        raise InvalidInput(f"case id {case_id[:40]!r} must be 1 to {MAX_ID_CHARS} characters without spaces, "
+                           "control characters or / \\ ? # %")
+    return case_id
+
+
 @dataclass(frozen=True, slots=True)
 class Case:
     """One 12345 work order; all text fields are already PII-masked."""
@@ -175,6 +190,7 @@ class Case:
     def __post_init__(self) -> None:
         if not self.id or not self.id.strip():
             raise InvalidInput("case id must not be empty")
+
         if not self.text.strip():
             raise InvalidInput(f"case {self.id}: text must not be empty")
         if self.category is not None and self.category_source is None:
@@ -251,18 +267,6 @@ class Case:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"malformed case {data.get('id', '?')!r}: {exc}") from None
-
-
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-
-def format_time(moment: datetime | None) -> str | None:
-    """The one time format of stores, indexes and exports (local time, to the second)."""
-    return moment.strftime(TIME_FORMAT) if moment else None
-
-
-def parse_time(text: str | None) -> datetime | None:
-    return datetime.strptime(text, TIME_FORMAT) if text else None
 
 
 @dataclass(frozen=True, slots=True)

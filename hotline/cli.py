@@ -8,7 +8,6 @@ refused operation, 2 for a usage mistake; never a traceback.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import sys
@@ -49,8 +48,9 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from hotline.places import default_gazetteer
     from hotline.taxonomy import default_taxonomy
 
+    start = _generated_start(args)
     generator = DemoGenerator(default_gazetteer(), default_taxonomy(), seed=args.seed, rate=args.rate)
-    rows, truth = generator.generate(args.days, args.start)
+    rows, truth = generator.generate(args.days, start)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out)
@@ -59,6 +59,21 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     print(f"wrote {len(rows)} calls over {args.days} days to {out}; "
           f"ground truth of {len(truth.events)} events and {len(truth.surges)} surges in {truth_file}")
     return 0
+
+
+def _generated_start(args: argparse.Namespace) -> date:
+    """The first day to generate: ``--start``, or so that the last day is ``--end`` (today by default).
+
+    Demo calls dated after tomorrow would be refused on import (and once made
+    `generate --days 365` write next year's calls), so they are refused here.
+    """
+    end = args.end or date.today()
+    start = args.start or end - timedelta(days=args.days - 1)
+    last = start + timedelta(days=args.days - 1)
+    if last > date.today() + timedelta(days=1):
+        raise InvalidInput(f"{args.days} days from {start} end on {last}, after tomorrow; "
+                           f"give an earlier --start or fewer --days")
+    return start
 
 
 def _column_map(args: argparse.Namespace) -> Any:
@@ -77,7 +92,8 @@ def _builder(settings: Settings, source: str) -> Any:
     from hotline.places import default_gazetteer
     from hotline.taxonomy import default_taxonomy
 
-    return CaseBuilder(default_gazetteer(), default_taxonomy(), settings.max_text_chars, source=source)
+    return CaseBuilder(default_gazetteer(), default_taxonomy(), settings.max_text_chars, source=source,
+                       window=settings.time_window())
 
 
 def _open(settings: Settings) -> Any:
@@ -157,6 +173,7 @@ def cmd_cases_show(args: argparse.Namespace, settings: Settings) -> int:
     try:
         case = store.get(args.id)
         history = store.label_history(args.id)
+        changes = store.case_history(args.id)
     finally:
         store.close()
     data = case.to_dict()
@@ -165,6 +182,7 @@ def cmd_cases_show(args: argparse.Namespace, settings: Settings) -> int:
          "category": h.category.path if h.category else None, "departments": list(h.departments)}
         for h in history
     ]
+    data["content_changes"] = [{"at": str(c.at), "by": c.by, "changes": c.changes} for c in changes]
     print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
     return 0
 
@@ -193,7 +211,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Generate the demo data once, import it, and show what is in the store."""
     out = Path(args.out)
     if not out.exists():
-        generated = argparse.Namespace(days=args.days, seed=args.seed, rate=args.rate, start=args.start, out=str(out))
+        generated = argparse.Namespace(days=args.days, seed=args.seed, rate=args.rate, start=args.start, end=None,
+                                       out=str(out))
         cmd_generate(generated, settings)
     ingest_args = argparse.Namespace(file=str(out), rejects=None, **{f"{n}_col": None for n in _COLUMN_FLAGS})
     cmd_ingest(ingest_args, settings)
@@ -201,8 +220,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # ---------------------------------------------------------------- hotspots, forecasts, events, report
-def _cell_records(args: argparse.Namespace, settings: Settings, end: date) -> list[tuple[date, str, str]]:
-    """(day, area, category) of every case up to ``end``: from ``--data`` or from the store."""
+def _cell_records(args: argparse.Namespace, settings: Settings, start: date,
+                  end: date) -> list[tuple[date, str, str]]:
+    """(day, area, category) of the cases from ``HISTORY_DAYS`` before ``start`` to ``end``: ``--data`` or the store."""
+    from hotline.hotspots.series import HISTORY_DAYS
+
+    since = start - timedelta(days=HISTORY_DAYS)
     if args.data:
         from hotline.ingest import parse_time, read_records
 
@@ -222,7 +245,7 @@ def _cell_records(args: argparse.Namespace, settings: Settings, end: date) -> li
             if not area or not category:
                 skipped += 1
                 continue
-            if day <= end:
+            if since <= day <= end:
                 found.append((day, area, category))
         if skipped:
             print(f"hotline: {skipped} rows without a time, area or category were left out", file=sys.stderr)
@@ -233,7 +256,7 @@ def _cell_records(args: argparse.Namespace, settings: Settings, end: date) -> li
     store = _open(settings)
     try:
         return [(c.received_at.date(), c.area.district or "未知区域", cell_category(c))
-                for c in store.iter_cases(CaseQuery.days(None, end))]
+                for c in store.iter_cases(CaseQuery.days(since, end))]
     finally:
         store.close()
 
@@ -251,17 +274,18 @@ def _neighbours() -> dict[str, list[str]]:
 def cmd_hotspots(args: argparse.Namespace, settings: Settings) -> int:
     from hotline.hotspots.detect import detect
     from hotline.hotspots.series import CountTable
+    from hotline.spreadsheet import SafeDictWriter
 
     if args.end < args.start:
         raise InvalidInput(f"--end {args.end} is before --start {args.start}")
-    records = _cell_records(args, settings, args.end)
+    records = _cell_records(args, settings, args.start, args.end)
     table = CountTable.from_records(records, end=args.end)
     if args.start < table.start:
         raise InvalidInput(f"--start {args.start} is before the first case ({table.start})")
     alerts = detect(table, args.start, args.end, method=args.method, alpha=args.alpha, neighbours=_neighbours())
     out = open(args.out, "w", encoding="utf-8", newline="") if args.out != "-" else sys.stdout
     try:
-        writer = csv.DictWriter(out, fieldnames=["date", "area", "category", "observed", "expected", "score", "method"])
+        writer = SafeDictWriter(out, fieldnames=["date", "area", "category", "observed", "expected", "score", "method"])
         writer.writeheader()
         writer.writerows(a.row() for a in alerts)
     finally:
@@ -276,7 +300,7 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
     from hotline.hotspots.forecast import forecast, rising
     from hotline.hotspots.series import CountTable
 
-    table = CountTable.from_records(_cell_records(args, settings, args.end), end=args.end)
+    table = CountTable.from_records(_cell_records(args, settings, args.end, args.end), end=args.end)
     found = forecast(table, horizon=args.horizon)
     chosen = rising(found, top=args.top) if args.rising else found
     print(json.dumps([f.to_dict() for f in chosen], ensure_ascii=False, indent=1))
@@ -332,9 +356,12 @@ _COLUMN_FLAGS = ("id", "transcript", "text", "title", "time", "channel", "caller
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # SUPPRESS: a subcommand that is not given --store must not overwrite the one given before it
+    # (`hotline --store URL ingest f.csv` once wrote into the default store).
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--store", metavar="URL", help="store URL (default: HOTLINE_STORE or sqlite:///var/hotline.db)")
-    common.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    common.add_argument("--store", metavar="URL", default=argparse.SUPPRESS,
+                        help="store URL (default: HOTLINE_STORE or sqlite:///var/hotline.db)")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress details")
 
     parser = argparse.ArgumentParser(prog="hotline", description="12345 hotline intelligence engine", parents=[common])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -343,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--days", type=_positive, required=True)
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--out", required=True, metavar="FILE.csv")
-    gen.add_argument("--start", type=day_argument, default=date(2025, 1, 1), help="first day (default 2025-01-01)")
+    gen.add_argument("--start", type=day_argument, help="first day (default: the days end on --end)")
+    gen.add_argument("--end", type=day_argument, help="last day when --start is not given (default: today)")
     gen.add_argument("--rate", type=float, default=150.0, help="mean background calls per day")
     gen.set_defaults(handler=cmd_generate)
 
@@ -387,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=_positive, default=400)
     demo.add_argument("--seed", type=int, default=12345)
     demo.add_argument("--rate", type=float, default=150.0)
-    demo.add_argument("--start", type=day_argument, default=date(2024, 11, 1))
+    demo.add_argument("--start", type=day_argument, help="first day (default: the days end today)")
     demo.set_defaults(handler=cmd_demo)
     cells = argparse.ArgumentParser(add_help=False, parents=[common])
     cells.add_argument("--data", metavar="FILE", help="count cases of a file instead of the store")
@@ -449,13 +477,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     try:
         settings = get_settings()
-        if args.store:
+        if getattr(args, "store", None):
             settings = settings.model_copy(update={"store": args.store})
         return int(args.handler(args, settings))
     except HotlineError as exc:

@@ -27,6 +27,12 @@ class TooLarge(InvalidInput):
     title = "input too large"
 
 
+class Implausible(InvalidInput):
+    """Well-formed but not believable: a case dated 0001-01-01 or in 2040, a label outside the taxonomy."""
+
+    title = "implausible value"
+
+
 class NotFound(HotlineError, LookupError):
     """A case, model or other named thing does not exist."""
 

@@ -23,13 +23,17 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
+from zoneinfo import ZoneInfo
 
-from hotline.case import Area, Case, Category, Channel, LabelKind, LabelSource, Location, Status
+from hotline.case import Area, Case, Category, Channel, LabelKind, LabelSource, Location, Status, check_id
 from hotline.errors import HotlineError, InvalidInput
 from hotline.places import Gazetteer
+from hotline.spreadsheet import SafeWriter
+from hotline.store.rules import Writer
 from hotline.taxonomy import Taxonomy
 from hotline.text import pii, transcript
-from hotline.text.clean import normalize
+from hotline.text.clean import normalize, unencodable
+from hotline.times import DEFAULT_ZONE, TimeWindow, to_local
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +62,7 @@ _TIME_FORMATS = (
     "%Y-%m-%d", "%Y/%m/%d", "%Y%m%d%H%M%S", "%Y%m%d", "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日 %H:%M", "%Y年%m月%d日",
 )
 _DEPARTMENT_SPLIT = re.compile(r"[|,，;；、/]")
-_SURROGATE = re.compile("[\udc80-\udcff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _SNIFF_BYTES = 1 << 22
 _REASON_KIND = re.compile(r"[^:'\"(\d]*")
@@ -270,16 +274,24 @@ def _read_xlsx(path: Path) -> tuple[list[str], Iterator[Record], str]:
 
 
 # ---------------------------------------------------------------- fields
-def parse_time(value: Any) -> datetime:
-    """A timestamp from the usual export formats (or an Excel date cell)."""
+def parse_time(value: Any, city: ZoneInfo | None = None) -> datetime:
+    """A timestamp from the usual export formats (or an Excel date cell), in the city's local time.
+
+    An offset (``+08:00``, ``Z``) is converted into ``city`` (Asia/Shanghai by
+    default), never dropped; a time without one is taken as local already.
+    """
+    city = city or ZoneInfo(DEFAULT_ZONE)
     if isinstance(value, datetime):
-        return value.replace(tzinfo=None, microsecond=0)
+        return to_local(value, city)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day)
     text = str(value).strip()
     if not text:
         raise InvalidInput("no date")
-    text = text.replace("T", " ").split("+")[0].rstrip("Z")
+    try:
+        return to_local(datetime.fromisoformat(text.replace("z", "Z")), city)
+    except ValueError:
+        pass
     if "." in text[-7:]:
         text = text.rsplit(".", 1)[0]
     for fmt in _TIME_FORMATS:
@@ -311,11 +323,13 @@ class CaseBuilder:
     arrived.
     """
 
-    def __init__(self, gazetteer: Gazetteer, taxonomy: Taxonomy, max_chars: int = 20_000, source: str = "") -> None:
+    def __init__(self, gazetteer: Gazetteer, taxonomy: Taxonomy, max_chars: int = 20_000, source: str = "",
+                 window: TimeWindow | None = None) -> None:
         self.gazetteer = gazetteer
         self.taxonomy = taxonomy
         self.max_chars = max_chars
         self.source = source
+        self.window = window or TimeWindow()
 
     def build(self, values: dict[str, Any], columns: dict[str, str], now: datetime | None = None) -> Case:
         cell = lambda name: _cell(values, columns, name)  # noqa: E731
@@ -323,7 +337,8 @@ class CaseBuilder:
         for name, raw in (("transcript", raw_transcript), ("text", raw_text), ("title", raw_title)):
             if len(raw) > self.max_chars:
                 raise InvalidInput(f"oversize {name}: {len(raw)} characters, the limit is {self.max_chars}")
-            if _SURROGATE.search(raw):
+        for name in columns:
+            if unencodable(cell(name)):
                 raise InvalidInput(f"wrong encoding in {name}: bytes that are neither UTF-8 nor GB18030")
         if raw_text:
             text = normalize(raw_text)
@@ -336,11 +351,11 @@ class CaseBuilder:
         text, title = pii.mask(text), pii.mask(normalize(raw_title))
         address = pii.mask(normalize(cell("address")))
         if "time" in columns:
-            received = parse_time(values.get(columns["time"], ""))
+            received = self.window.check(parse_time(values.get(columns["time"], ""), self.window.city))
             stamp = f"{received:%Y%m%d%H%M%S}"
         else:
             received, stamp = now or datetime.now().replace(microsecond=0), ""
-        case_id = cell("id") or "H" + hashlib.blake2b(f"{stamp}\x1f{text}".encode(), digest_size=10).hexdigest()
+        case_id = check_id(cell("id")) if cell("id") else "H" + hashlib.blake2b(f"{stamp}\x1f{text}".encode(), digest_size=10).hexdigest()
         area = Area(cell("district"), cell("street"))
         if not area.district:
             found = self.gazetteer.extract(" ".join((address, title, text)))
@@ -409,8 +424,15 @@ def ingest(
     columns: ColumnMap = ColumnMap(),
     rejects_path: Path | None = None,
     progress: bool = False,
+    writer: Writer | None = None,
 ) -> IngestReport:
-    """Import one file into ``store``; bad rows go to ``rejects_path`` (written only if any)."""
+    """Import one file into ``store``; bad rows go to ``rejects_path`` (written only if any).
+
+    The file's cases belong to ``import:NAME``; the operator's import may update
+    cases of any source (``writer`` says otherwise), and every change is in the
+    store's content log.
+    """
+    writer = writer or Writer(f"import:{path.name}", privileged=True)
     started = time.perf_counter()
     header, records, encoding = read_records(path)
     mapping = columns.resolve(header)
@@ -436,7 +458,7 @@ def ingest(
             report.accepted += 1
             yield case
 
-    result = store.upsert(good_cases())
+    result = store.upsert(good_cases(), writer=writer)
     report.inserted, report.updated, report.unchanged = result.inserted, result.updated, result.unchanged
     report.rejected = len(rejects)
     if rejects:
@@ -464,7 +486,7 @@ def _masked_content(values: dict[str, Any]) -> str:
 def write_rejects(rejects: list[Reject], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8-sig", newline="") as fh:
-        writer = csv.writer(fh)
+        writer = SafeWriter(fh)
         writer.writerow(["row", "reason", "content"])
         for r in rejects:
             writer.writerow([r.row, r.reason, r.content])

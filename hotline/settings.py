@@ -6,6 +6,7 @@ Every component takes what it needs from :func:`get_settings`; tests build a
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hotline.errors import InvalidInput
+from hotline.times import DEFAULT_EARLIEST, DEFAULT_ZONE, TimeWindow, zone
 
 ROLES = ("agent", "supervisor", "admin")
 
@@ -31,7 +33,8 @@ class Settings(BaseSettings):
         description="Search index URL: http://host:9200[/alias] for Elasticsearch; empty: the store's own embedded index.",
     )
     models: Path = Field(default=Path("var/models"), description="Model registry directory.")
-    api_keys: str = Field(default="", description="API keys with roles: 'key:role,key:role'.")
+    api_keys: str = Field(default="", description="API keys: 'name:role:key' entries (or name:role:sha256:HEX), comma separated.")
+    api_keys_file: Path | None = Field(default=None, description="A file of such entries, one per line (digests keep keys out of it).")
     gazetteer: Path | None = Field(
         default=None, description="Gazetteer TOML of the city; default: the bundled 泰州 file."
     )
@@ -40,6 +43,10 @@ class Settings(BaseSettings):
     )
     segmenter: str = Field(default="rjieba", description="'jieba' or 'rjieba' (same tokens, faster).")
     max_text_chars: int = Field(default=20_000, gt=0, description="Longest accepted case text.")
+    earliest_day: date = Field(
+        default=DEFAULT_EARLIEST, description="Cases dated before this day are refused (the latest is now + 1 day)."
+    )
+    timezone: str = Field(default=DEFAULT_ZONE, description="The city's time zone; times with an offset are converted to it.")
     log_level: str = Field(default="INFO")
 
     @field_validator("segmenter")
@@ -49,22 +56,20 @@ class Settings(BaseSettings):
             raise ValueError(f"HOTLINE_SEGMENTER must be 'jieba' or 'rjieba', not {value!r}")
         return value
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+    def time_window(self) -> TimeWindow:
+        """The window a case's time must fall in, in the city's zone."""
+        return TimeWindow(earliest=self.earliest_day, city=zone(self.timezone))
+
     @property
     def index_url(self) -> str:
         """The index to use: the configured one, or the store itself."""
         return self.index or self.store
-
-    def api_key_roles(self) -> dict[str, str]:
-        """Parse ``api_keys`` into {key: role}; a malformed entry is an error, not a silent skip."""
-        roles: dict[str, str] = {}
-        for item in filter(None, (part.strip() for part in self.api_keys.split(","))):
-            key, sep, role = item.partition(":")
-            if not sep or not key or role not in ROLES:
-                raise InvalidInput(
-                    f"HOTLINE_API_KEYS entry {item!r} is not 'key:role' with role in {ROLES}"
-                )
-            roles[key] = role
-        return roles
 
 
 @lru_cache(maxsize=1)

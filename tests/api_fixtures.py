@@ -15,14 +15,19 @@ from api.services import Services
 from hotline.case import Case
 from hotline.settings import Settings
 
-KEYS = {"agent-key-1": "agent", "supervisor-key-1": "supervisor", "admin-key-1": "admin"}
-AGENT, SUPERVISOR, ADMIN = ({"X-API-Key": k} for k in KEYS)
+#: key -> (name, role); keys are at least 24 characters.
+KEYS = {"agent-key-1-0123456789abcdef": ("agent-1", "agent"),
+        "supervisor-key-1-0123456789ab": ("supervisor-1", "supervisor"),
+        "admin-key-1-0123456789abcdef": ("admin-1", "admin"),
+        "agent-key-2-0123456789abcdef": ("agent-2", "agent")}
+AGENT_KEY, SUPERVISOR_KEY, ADMIN_KEY, AGENT2_KEY = KEYS
+AGENT, SUPERVISOR, ADMIN, AGENT2 = ({"X-API-Key": k} for k in KEYS)
+KEYS_SETTING = ",".join(f"{name}:{role}:{key}" for key, (name, role) in KEYS.items())
 
 
 def make_services(root: Path, cases: list[Case]) -> Services:
-    settings = Settings(store=f"sqlite:///{root}/store.db", models=root / "models",
-                        api_keys=",".join(f"{k}:{r}" for k, r in KEYS.items()))
-    services = Services(settings, keys=dict(KEYS), sync_interval=0.2)
+    settings = Settings(store=f"sqlite:///{root}/store.db", models=root / "models", api_keys=KEYS_SETTING)
+    services = Services(settings, sync_interval=0.2)
     services.store.upsert(cases)
     services.train("test")
     services.start()

@@ -65,9 +65,9 @@ def test_cases_are_idempotent_searchable_and_labels_audited(client: TestClient, 
     assert found["total"] >= 1 and all(c["district"] == "高港区" for c in found["items"])
     labeled = client.post("/v1/cases/API-1/label", json={"category": "城乡建设/道路设施", "departments": ["城管局"]},
                           headers=AGENT).json()
-    assert labeled["category_source"]["kind"] == "confirmed" and labeled["category_source"]["by"].startswith("agent:")
+    assert labeled["category_source"]["kind"] == "confirmed" and labeled["category_source"]["by"] == "agent-1"
     history = client.get("/v1/cases/API-1/labels", headers=SUPERVISOR).json()
-    assert history[-1]["category"] == "城乡建设/道路设施" and history[-1]["by"].startswith("agent:")
+    assert history[-1]["category"] == "城乡建设/道路设施" and history[-1]["by"] == "agent-1"
     assert client.post("/v1/cases/API-1/label", json={}, headers=AGENT).status_code == 400
     assert client.post("/v1/cases/API-1/label", json={"category": "x"}, headers=SUPERVISOR).status_code == 403
     similar = client.get("/v1/cases/API-1/similar", headers=AGENT).json()
@@ -140,7 +140,7 @@ def test_open311(client: TestClient) -> None:
     services = client.get("/open311/v2/services.json").json()
     assert {"service_code", "service_name", "group", "type"} <= set(services[0])
     created = client.post("/open311/v2/requests.json",
-                          data={"api_key": "agent-key-1", "service_code": "供水", "description": "海陵区梅兰新村没水了",
+                          data={"api_key": "agent-key-1-0123456789abcdef", "service_code": "供水", "description": "海陵区梅兰新村没水了",
                                 "lat": "32.45", "long": "119.92"})
     assert created.status_code == 201, created.text
     request_id = created.json()[0]["service_request_id"]
@@ -149,7 +149,7 @@ def test_open311(client: TestClient) -> None:
     listed = client.get("/open311/v2/requests.json", params={"service_code": "供水", "status": "open"}, headers=SUPERVISOR)
     assert request_id in {r["service_request_id"] for r in listed.json()}
     assert client.post("/open311/v2/requests.json", data={"service_code": "供水", "description": "x"}).status_code == 401
-    bad = client.post("/open311/v2/requests.json", data={"api_key": "agent-key-1", "service_code": "无此服务", "description": "x"})
+    bad = client.post("/open311/v2/requests.json", data={"api_key": "agent-key-1-0123456789abcdef", "service_code": "无此服务", "description": "x"})
     assert problem(bad)["status"] == 400
 
 

@@ -22,10 +22,11 @@ from api.app import create_app
 from api.services import Services
 from hotline.case import Case
 from hotline.settings import Settings
-from tests.api_fixtures import ADMIN, AGENT, KEYS, SUPERVISOR, service  # noqa: F401 (fixture)
+from api.keys import KeyRing
+from tests.api_fixtures import ADMIN, AGENT, KEYS_SETTING, SUPERVISOR, service  # noqa: F401 (fixture)
 from tests.conftest import free_port
 
-KEY = "fault-agent-key"
+KEY = "fault-agent-key-0123456789abcdef"
 
 
 def body(case: Case) -> dict[str, Any]:
@@ -40,7 +41,7 @@ class Server:
         self.port = free_port()
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")},
                     "HOTLINE_STORE": f"sqlite:///{root}/store.db", "HOTLINE_MODELS": str(root / "models"),
-                    "HOTLINE_API_KEYS": f"{KEY}:agent"}
+                    "HOTLINE_API_KEYS": f"fault-agent:agent:{KEY}"}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -159,7 +160,7 @@ def test_a_full_disk_refuses_writes_clearly_and_loses_nothing(small_disk: Path, 
     """The store on a filesystem that fills up: 503 problem+json for writes, reads and routing go on, and once
     space is freed every acknowledged case is there exactly once, the refused batch not at all, the file sound."""
     settings = Settings(store=f"sqlite:///{small_disk}/store.db", models=service.settings.models)
-    services = Services(settings, keys=dict(KEYS), sync_interval=0.2)
+    services = Services(settings, keys=KeyRing.parse(KEYS_SETTING), sync_interval=0.2)
     services.start()  # the session's trained model, read from its registry
     try:
         with TestClient(create_app(settings, services)) as client:

@@ -19,7 +19,7 @@ def live(service: Services):  # noqa: ANN201, F811
 
 def _key(driver, url: str, key: str) -> None:  # noqa: ANN001
     driver.get(url)
-    driver.execute_script("localStorage.setItem('hotline-key', arguments[0])", key)
+    driver.execute_script("sessionStorage.setItem('hotline-key', arguments[0])", key)
     driver.get(url)
 
 
@@ -29,7 +29,7 @@ def test_agent_types_sees_suggestions_and_confirms(live: LiveServer, service: Se
     from selenium.webdriver.support.ui import WebDriverWait
 
     with chromium() as driver:
-        _key(driver, live.url + "/", "agent-key-1")
+        _key(driver, live.url + "/", "agent-key-1-0123456789abcdef")
         driver.find_element(By.ID, "transcript").send_keys(TRANSCRIPT)
         wait = WebDriverWait(driver, 20)
         wait.until(ec.element_to_be_clickable((By.ID, "confirm")))
@@ -45,8 +45,8 @@ def test_agent_types_sees_suggestions_and_confirms(live: LiveServer, service: Se
         case_id = confirmed.get_attribute("data-id")
     case = service.store.get(case_id)
     assert case.category_source is not None and case.category_source.kind.value == "confirmed"
-    assert case.departments == (chosen,) and case.category_source.by.startswith("agent:")
-    assert service.store.label_history(case_id)[-1].source.by.startswith("agent:")
+    assert case.departments == (chosen,) and case.category_source.by == "agent-1"
+    assert service.store.label_history(case_id)[-1].source.by == "agent-1"
 
 
 def test_supervisor_dashboard_and_models_page(live: LiveServer) -> None:
@@ -54,7 +54,7 @@ def test_supervisor_dashboard_and_models_page(live: LiveServer) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     with chromium() as driver:
-        _key(driver, live.url + "/supervisor", "supervisor-key-1")
+        _key(driver, live.url + "/supervisor", "supervisor-key-1-0123456789ab")
         wait = WebDriverWait(driver, 60)
         wait.until(lambda d: d.find_element(By.ID, "status").text not in ("", "加载中…"))
         assert "热点" in driver.find_element(By.ID, "status").text
@@ -64,7 +64,7 @@ def test_supervisor_dashboard_and_models_page(live: LiveServer) -> None:
         assert charts and all(c.size["width"] > 100 for c in charts)
         driver.switch_to.default_content()
 
-        _key(driver, live.url + "/models", "admin-key-1")
+        _key(driver, live.url + "/models", "admin-key-1-0123456789abcdef")
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#models table"))
         text = driver.find_element(By.ID, "models").text
         assert "active" in text and "macro-F1" in text

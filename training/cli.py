@@ -18,7 +18,10 @@ from hotline.store.base import CaseQuery
 def _registry(settings: Settings) -> Any:
     from training.registry import Registry
 
-    return Registry(settings.models)
+    registry = Registry(settings.models)
+    for note in registry.recover(by=_user()):
+        print(f"hotline: registry: {note}", file=sys.stderr)
+    return registry
 
 
 def _user() -> str:
@@ -63,6 +66,13 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
     entry = _registry(settings).promote(args.version, by=_user(), force=args.force)
     print(f"{entry.version} is now the active model")
+    return 0
+
+
+def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
+    entry = _registry(settings).register(Path(args.folder), by=_user())
+    print(f"{entry.version} registered as a candidate (not compared with the active model: "
+          f"`hotline models promote {entry.version} --force` activates it)")
     return 0
 
 
@@ -117,6 +127,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     promote.add_argument("version")
     promote.add_argument("--force", action="store_true", help="promote even if it scored worse than the active model")
     promote.set_defaults(handler=cmd_promote)
+    add = actions.add_parser("register", parents=[common], help="add a model folder from `hotline train` as a candidate")
+    add.add_argument("folder")
+    add.set_defaults(handler=cmd_register)
     rollback = actions.add_parser("rollback", parents=[common], help="return to the previous active model")
     rollback.set_defaults(handler=cmd_rollback)
 

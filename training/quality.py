@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import unicodedata
@@ -27,6 +28,10 @@ import numpy as np
 
 from classifiers.dataset import Examples
 
+log = logging.getLogger(__name__)
+
+#: Fewer examples than this and a class is left out of training (it could be neither learned nor measured).
+MIN_CLASS_EXAMPLES = 5
 _NOISE = re.compile(r"[\sA-Za-z0-9０-９Ａ-Ｚａ-ｚ*＊#＃,，.。!！?？:：;；、\"'“”‘’()（）\[\]【】<>《》~～\-—_/\\|]+")
 
 
@@ -43,6 +48,7 @@ class QualityReport:
     classes: dict[str, int] = field(default_factory=dict)
     smallest_class: tuple[str, int] | None = None
     suspect_labels: list[dict[str, Any]] = field(default_factory=list)
+    dropped_classes: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -60,7 +66,27 @@ def deduplicate(data: Examples, report: QualityReport) -> Examples:
             report.near_duplicates += 1
         last[key] = i
         exact.add(text.strip())
-    keep = sorted(last.values())
+    return _subset(data, sorted(last.values()), report)
+
+
+def drop_rare_classes(data: Examples, report: QualityReport, minimum: int = MIN_CLASS_EXAMPLES) -> Examples:
+    """Leave out classes with fewer than ``minimum`` examples, with a warning, rather than fail.
+
+    Two stray labels of one class used to make every retrain fail ("class
+    has only one example"); a class that rare can neither be learned nor
+    measured. What was left out is in the report.
+    """
+    rare = {label: n for label, n in Counter(data.labels).items() if n < minimum}
+    if not rare:
+        return data
+    log.warning("left out %d classes with fewer than %d examples: %s", len(rare), minimum,
+                ", ".join(f"{label} ({n})" for label, n in sorted(rare.items())))
+    report.dropped_classes = rare
+    return _subset(data, [i for i, label in enumerate(data.labels) if label not in rare], report)
+
+
+def _subset(data: Examples, keep: Sequence[int], report: QualityReport) -> Examples:
+    """The examples at ``keep``, with the report's counts brought up to date."""
     out = Examples(skipped=data.skipped)
     for name in ("texts", "labels", "ids", "times", "districts", "departments", "rows"):
         values = getattr(data, name)

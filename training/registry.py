@@ -30,6 +30,10 @@ from typing import Any
 from hotline.errors import Conflict, InvalidInput, NotFound
 
 CANDIDATE, ACTIVE, RETIRED = "candidate", "active", "retired"
+#: Earlier active versions kept for rollback (the oldest are forgotten, never deleted).
+HISTORY_LIMIT = 20
+#: Prefix of a retrain's staging folder; the pid lets :meth:`Registry.recover` tell a dead one from a running one.
+STAGING_PREFIX = ".train-"
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
 
 
@@ -159,7 +163,7 @@ class Registry:
             self._point_current(version)
             if active:
                 state["states"][active] = RETIRED
-                state["history"].append(active)
+                state["history"] = [*state["history"], active][-HISTORY_LIMIT:]
             state["states"][version] = ACTIVE
             state["active"] = version
         self._audit("promote", version, by, replaced=active, forced=force)
@@ -181,6 +185,47 @@ class Registry:
         self._audit("rollback", previous, by, replaced=current)
         return self.get(previous)
 
+    def staging(self) -> Path:
+        """A fresh folder for a model being trained; :meth:`recover` removes it if its process dies."""
+        import tempfile
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=self.root))
+
+    def recover(self, by: str = "system") -> list[str]:
+        """Repair what a killed process left: ``current`` out of step with the recorded active version, dead
+        retrains' staging folders, stray links. Run at every start; returns what it did, in words.
+
+        The record wins over the link: a promotion killed between the link swap and the state write never
+        answered its caller, so it did not happen.
+        """
+        done: list[str] = []
+        if not self.root.is_dir():
+            return done
+        with self._locked() as state:
+            active = state.get("active")
+            target = os.readlink(self.current) if self.current.is_symlink() else None
+            linked = Path(target).name if target else None
+            if active and linked != active and (self.versions / active / "manifest.json").is_file():
+                self._point_current(active)
+                done.append(f"current pointed to {linked}, the registry's active model is {active}: relinked")
+            elif not active and linked and (self.versions / linked / "manifest.json").is_file():
+                state["active"] = linked
+                state["states"][linked] = ACTIVE
+                done.append(f"the registry had no active model; current names {linked}: recorded as active")
+            state["history"] = state.get("history", [])[-HISTORY_LIMIT:]
+        for stray in self.root.iterdir():
+            pid = _pid_of(stray.name)
+            if pid is not None and not _alive(pid):
+                if stray.is_symlink() or not stray.is_dir():
+                    stray.unlink(missing_ok=True)
+                else:
+                    shutil.rmtree(stray, ignore_errors=True)
+                done.append(f"removed {stray.name}, left by a process that died")
+        for note in done:
+            self._audit("recover", active or "", by, note=note)
+        return done
+
     def _point_current(self, version: str) -> None:
         link = self.root / f".current-{os.getpid()}"
         link.unlink(missing_ok=True)
@@ -191,3 +236,22 @@ class Registry:
             self.versions.mkdir(parents=True, exist_ok=True)
             self.current.rename(legacy)
         os.replace(link, self.current)
+
+
+_STRAY = re.compile(rf"^(?:{re.escape(STAGING_PREFIX)}|\.current-(?:old-)?)(\d+)(?:-|$)")
+
+
+def _pid_of(name: str) -> int | None:
+    """The pid in the name of a staging folder or a temporary link, if it is one."""
+    match = _STRAY.match(name)
+    return int(match.group(1)) if match else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

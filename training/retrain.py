@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +27,9 @@ from hotline.errors import InvalidInput
 from hotline.places import default_gazetteer
 from hotline.store.base import CaseStore
 from training.data import examples_from_store
-from training.quality import QualityReport, deduplicate, drift, leak_free, suspect_labels
+from training.quality import (
+    MIN_CLASS_EXAMPLES, QualityReport, deduplicate, drift, drop_rare_classes, leak_free, suspect_labels,
+)
 from training.registry import Entry, Registry
 
 REPORT_FILE = "evaluation.json"
@@ -49,6 +50,7 @@ class RetrainRequest:
     base_model: str | None = None
     segmenter: str = "rjieba"
     review: bool = False          # flag suspect labels from out-of-fold probabilities (three more fits)
+    min_class_examples: int = MIN_CLASS_EXAMPLES
 
 
 def gather(request: RetrainRequest, store: CaseStore | None) -> Examples:
@@ -92,7 +94,7 @@ def retrain(registry: Registry, request: RetrainRequest, store: CaseStore | None
     steps = tqdm(total=4, desc="retrain", unit="step", disable=not progress)
     steps.set_postfix_str("reading labeled data")
     quality = QualityReport()
-    data = deduplicate(gather(request, store), quality)
+    data = drop_rare_classes(deduplicate(gather(request, store), quality), quality, request.min_class_examples)
     steps.update()
     steps.set_postfix_str(f"training on {len(data.texts)} examples")
     model, parts, manifest, test = fit_model(
@@ -106,7 +108,7 @@ def retrain(registry: Registry, request: RetrainRequest, store: CaseStore | None
     if request.review:
         quality.suspect_labels = _review(data, request)
     drift_report = _drift(store, request) if request.since and store is not None else None
-    staging = Path(tempfile.mkdtemp(prefix=".train-", dir=_ensure(registry.root)))
+    staging = registry.staging()
     try:
         target = staging / manifest.version
         persist.save(target, model, manifest, parts)
@@ -201,11 +203,6 @@ def render_evaluation(version: str, report: dict[str, Any]) -> str:
                    f"<td>{escape(change['active'])}</td><td>{escape(change['candidate'])}</td></tr>")
     out.append("</table></body></html>")
     return "".join(out)
-
-
-def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _compare(registry: Registry, candidate_dir: Path, data: Examples, test: np.ndarray) -> dict[str, Any]:

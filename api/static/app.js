@@ -2,12 +2,12 @@
 "use strict";
 const Hotline = (() => {
   const keyInput = () => document.getElementById("api-key");
-  function key() { return (keyInput() && keyInput().value.trim()) || localStorage.getItem("hotline-key") || ""; }
+  function key() { return (keyInput() && keyInput().value.trim()) || sessionStorage.getItem("hotline-key") || ""; }
   function remember() {
     const input = keyInput();
     if (!input) return;
-    input.value = localStorage.getItem("hotline-key") || "";
-    input.addEventListener("change", () => localStorage.setItem("hotline-key", input.value.trim()));
+    input.value = sessionStorage.getItem("hotline-key") || "";
+    input.addEventListener("change", () => sessionStorage.setItem("hotline-key", input.value.trim()));
   }
   async function call(method, path, body) {
     const options = {method, headers: {"X-API-Key": key()}};

@@ -18,6 +18,7 @@ template per class: :mod:`bench.demo_data` reports what plain TF-IDF scores.
 from __future__ import annotations
 
 import csv
+import hashlib
 import itertools
 import json
 import math
@@ -127,6 +128,7 @@ class DemoGenerator:
         self.gazetteer = gazetteer
         self.taxonomy = taxonomy
         self.book = load_phrasebook()
+        self.seed = seed
         self.rng = random.Random(seed)
         self.np_rng = np.random.default_rng(seed)
         self.rate = rate
@@ -205,17 +207,21 @@ class DemoGenerator:
                         surge.case_ids.append(row["id"])
             for _ in range(self.np_rng.poisson(self.events_per_day)):
                 events.append(self._event(day, len(events) + 1, rows))
-        rows.sort(key=lambda r: r["received_at"])
+        last = (start + timedelta(days=days - 1)).isoformat()
+        rows = sorted((r for r in rows if r["received_at"][:10] <= last), key=lambda r: r["received_at"])  # events run on
         counters: dict[str, int] = {}
         renamed: dict[str, str] = {}
+        # Ids carry a mark of the run (seed, first day, length, rate): a second generated file imported
+        # into the demo's store adds its cases instead of silently replacing the demo's (54,016 "updated").
+        run = hashlib.blake2b(f"{self.seed}/{start}/{days}/{self.rate}".encode(), digest_size=2).hexdigest()
         for row in rows:
             key = row["received_at"][:10].replace("-", "")
             counters[key] = counters.get(key, 0) + 1
-            new_id = f"TZ{key}{counters[key]:05d}"
+            new_id = f"TZ{key}{run}{counters[key]:05d}"
             renamed[row["id"]] = new_id
             row["id"] = new_id
         for item in (*events, *surges):
-            item.case_ids = sorted(renamed[c] for c in item.case_ids)
+            item.case_ids = sorted(renamed[c] for c in item.case_ids if c in renamed)
         return rows, Truth(events, surges)
 
     # ------------------------------------------------------------ cases

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hotline.errors import InvalidInput
-from hotline.store.base import CaseQuery, CaseStore, LabelChange, Page, Summary, UpsertResult
+from hotline.store.base import CaseQuery, CaseStore, ContentChange, LabelChange, Page, Summary, UpsertResult
+from hotline.store.rules import SYSTEM, Writer
 
-__all__ = ["CaseQuery", "CaseStore", "LabelChange", "Page", "Summary", "UpsertResult", "open_store"]
+__all__ = ["SYSTEM", "CaseQuery", "CaseStore", "ContentChange", "LabelChange", "Page", "Summary", "UpsertResult",
+           "Writer", "open_store"]
 
 
 def open_store(url: str, tokenize: Callable[[str], list[str]] | None = None) -> CaseStore:

@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 
 from hotline.case import Case, Category, LabelSource
 from hotline.errors import InvalidInput
+from hotline.store.rules import SYSTEM, Writer
 
 MAX_PAGE = 1000
 
@@ -83,6 +84,16 @@ class LabelChange:
     previous_departments: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ContentChange:
+    """One entry of the content audit log: who changed which fields of a case, before and after."""
+
+    case_id: str
+    at: datetime
+    by: str
+    changes: dict[str, list[object]]
+
+
 @dataclass(slots=True)
 class Summary:
     total: int = 0
@@ -102,11 +113,13 @@ class CaseStore(Protocol):
 
     url: str
 
-    def upsert(self, cases: Iterable[Case]) -> UpsertResult:
+    def upsert(self, cases: Iterable[Case], writer: Writer = SYSTEM) -> UpsertResult:
         """Insert or update by case id; the same case twice changes nothing.
 
-        A label an agent confirmed is never overwritten by an imported or
-        predicted one.
+        The rules of :mod:`hotline.store.rules` hold: a case of another source
+        is refused (:class:`~hotline.errors.Conflict`, the whole batch) unless
+        the writer is privileged, no write clears a label, an agent's confirmed
+        label survives, and content changes are logged (:meth:`case_history`).
         """
         ...
 
@@ -130,10 +143,14 @@ class CaseStore(Protocol):
 
     def label_history(self, case_id: str) -> list[LabelChange]: ...
 
+    def case_history(self, case_id: str) -> list[ContentChange]:
+        """Who created the case and who changed its content since, oldest first."""
+        ...
+
     def summary(self) -> Summary: ...
 
-    def span(self) -> tuple[datetime | None, datetime | None]:
-        """When the first and the last case came in."""
+    def span(self, until: datetime | None = None) -> tuple[datetime | None, datetime | None]:
+        """When the first and the last case came in (the last no later than ``until``, when given)."""
         ...
 
     def delete(self, case_ids: Sequence[str]) -> int: ...

@@ -10,6 +10,7 @@ open; a file from a newer version is refused rather than damaged.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sqlite3
 import threading
@@ -23,7 +24,8 @@ from hotline.case import (
     Area, Case, Category, Channel, LabelKind, LabelSource, Location, Status, format_time, parse_time,
 )
 from hotline.errors import InvalidInput, NotFound, ReadOnly, Unavailable
-from hotline.store.base import CaseQuery, LabelChange, Page, Summary, UpsertResult
+from hotline.store.base import CaseQuery, ContentChange, LabelChange, Page, Summary, UpsertResult
+from hotline.store.rules import SYSTEM, Writer, check_owner, content_changes, merge_labels
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,18 @@ MIGRATIONS: tuple[str, ...] = (
     END;
     INSERT INTO index_outbox(case_id, op) SELECT id, 'index' FROM cases ORDER BY rowid;
     CREATE VIRTUAL TABLE cases_vocab USING fts5vocab('cases_fts', 'row');
+    """,
+    # 3: each case's owner (the source that created it; '' for cases stored before) and the content audit log.
+    """
+    ALTER TABLE cases ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+    CREATE TABLE case_log (
+        seq INTEGER PRIMARY KEY,
+        case_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        by TEXT NOT NULL,
+        changes TEXT NOT NULL
+    );
+    CREATE INDEX case_log_case ON case_log(case_id, seq);
     """,
 )
 
@@ -286,51 +300,58 @@ class SQLiteStore:
         )
 
     # ------------------------------------------------------------ writes
-    def upsert(self, cases: Iterable[Case]) -> UpsertResult:
+    def upsert(self, cases: Iterable[Case], writer: Writer = SYSTEM) -> UpsertResult:
         result = UpsertResult()
         batch: list[Case] = []
         for case in cases:
             batch.append(case)
             if len(batch) >= 500:
-                result += self._upsert_batch(batch)
+                result += self._upsert_batch(batch, writer)
                 batch = []
         if batch:
-            result += self._upsert_batch(batch)
+            result += self._upsert_batch(batch, writer)
         return result
 
-    def _upsert_batch(self, batch: list[Case]) -> UpsertResult:
+    def _upsert_batch(self, batch: list[Case], writer: Writer) -> UpsertResult:
         latest: dict[str, Case] = {case.id: case for case in batch}
         ids = list(latest)
         now = format_time(datetime.now())
         result = UpsertResult(unchanged=len(batch) - len(latest))
         with self._write() as db:
             placeholders = ",".join("?" * len(ids))
-            existing = {
-                row[0]: row
-                for row in db.execute(
-                    f"SELECT id, content_hash, category_kind, departments_kind, category_l1, category_l2, category_l3, "
-                    f"category_by, category_at, departments, departments_by, departments_at FROM cases WHERE id IN ({placeholders})",
-                    ids,
-                )
-            }
+            existing = {row[2]: row for row in db.execute(
+                _SELECT.replace("SELECT ", "SELECT c.owner, c.content_hash, ", 1) + f" WHERE c.id IN ({placeholders})", ids)}
             inserts: list[dict[str, Any]] = []
             updates: list[dict[str, Any]] = []
             for case_id, case in latest.items():
                 old = existing.get(case_id)
-                case = _keep_confirmed(case, old) if old else case
-                row = self._row(case, now)  # type: ignore[arg-type]
                 if old is None:
+                    row = self._row(case, now)  # type: ignore[arg-type]
+                    row["owner"] = writer.source
                     inserts.append(row)
-                elif old[1] != row["content_hash"]:
-                    updates.append(row)
-                else:
+                    continue
+                check_owner(case_id, old[0], writer)
+                before = self._case(old[2:])
+                case = merge_labels(case, before)
+                row = self._row(case, now)  # type: ignore[arg-type]
+                if old[1] == row["content_hash"]:
                     result.unchanged += 1
+                    continue
+                updates.append(row)
+                changes = content_changes(self._row(before, now), row)  # type: ignore[arg-type]
+                if changes:
+                    db.execute("INSERT INTO case_log (case_id, at, by, changes) VALUES (?, ?, ?, ?)",
+                               (case_id, now, writer.source, json.dumps(changes, ensure_ascii=False)))
+                if (case.category, case.departments) != (before.category, before.departments):
+                    source = case.category_source if case.category != before.category else case.departments_source
+                    _log_label(db, before, source, case.category if case.category != before.category else None,  # type: ignore[arg-type]
+                               case.departments if case.departments != before.departments else None)
             for row in (*inserts, *updates):
                 row["tokens"] = " ".join(self.tokenize(f"{row['title']} {row['text']}"))
             columns = ", ".join(_CASE_COLUMNS)
             values = ", ".join(f":{c}" for c in _CASE_COLUMNS)
             if inserts:
-                db.executemany(f"INSERT INTO cases ({columns}) VALUES ({values})", inserts)
+                db.executemany(f"INSERT INTO cases ({columns}, owner) VALUES ({values}, :owner)", inserts)
             if updates:
                 assignments = ", ".join(f"{c} = :{c}" for c in _CASE_COLUMNS if c != "id")
                 db.executemany(f"UPDATE cases SET {assignments} WHERE id = :id", updates)
@@ -359,22 +380,13 @@ class SQLiteStore:
                 f"UPDATE cases SET {', '.join(f'{c} = :{c}' for c in fields)} WHERE id = :id",
                 {c: fresh[c] for c in (*fields, "id")},
             )
-            db.execute(
-                "INSERT INTO label_log (case_id, at, kind, by, category, departments, previous_category, previous_departments) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    case_id,
-                    format_time(source.at or datetime.now()),
-                    source.kind.value,
-                    source.by,
-                    category.path if category else None,
-                    _join(departments) if departments is not None else None,
-                    before.category.path if before.category else None,
-                    _join(before.departments),
-                ),
-            )
+            _log_label(db, before, source, category, departments)
         log.info("label of case %s set by %s (%s)", case_id, source.by, source.kind.value)
         return after
+
+    def case_history(self, case_id: str) -> list[ContentChange]:
+        rows = self._read("SELECT case_id, at, by, changes FROM case_log WHERE case_id = ? ORDER BY seq", (case_id,))
+        return [ContentChange(r[0], parse_time(r[1]), r[2], json.loads(r[3])) for r in rows]  # type: ignore[arg-type]
 
     def label_history(self, case_id: str) -> list[LabelChange]:
         rows = self._read(
@@ -482,9 +494,13 @@ class SQLiteStore:
             yield from (self._case(r) for r in rows)
             last = (rows[-1][1], rows[-1][0])
 
-    def span(self) -> tuple[datetime | None, datetime | None]:
+    def span(self, until: datetime | None = None) -> tuple[datetime | None, datetime | None]:
         """When the first and the last case came in (two index lookups)."""
-        first, last = self._read("SELECT min(received_at), max(received_at) FROM cases")[0]
+        if until is None:
+            first, last = self._read("SELECT min(received_at), max(received_at) FROM cases")[0]
+        else:
+            first, last = self._read("SELECT min(received_at), max(received_at) FROM cases WHERE received_at <= ?",
+                                     (format_time(until),))[0]
         return parse_time(first), parse_time(last)
 
     def summary(self) -> Summary:
@@ -501,14 +517,16 @@ class SQLiteStore:
         return summary
 
 
-def _keep_confirmed(case: Case, old: Sequence[Any]) -> Case:
-    """An agent's confirmed label survives a re-import of the same case."""
-    (_, _, c_kind, d_kind, l1, l2, l3, c_by, c_at, departments, d_by, d_at) = old
-    if c_kind == LabelKind.CONFIRMED and (case.category_source is None or case.category_source.kind != LabelKind.CONFIRMED):
-        case = case.with_label(_source(c_kind, c_by, c_at), category=Category(l1, l2 or "", l3 or ""))  # type: ignore[arg-type]
-    if d_kind == LabelKind.CONFIRMED and (case.departments_source is None or case.departments_source.kind != LabelKind.CONFIRMED):
-        case = case.with_label(_source(d_kind, d_by, d_at), departments=_split(departments))  # type: ignore[arg-type]
-    return case
+def _log_label(db: sqlite3.Connection, before: Case, source: LabelSource, category: Category | None,
+               departments: Sequence[str] | None) -> None:
+    """One entry of the label audit log: the new labels beside the ones they replace."""
+    db.execute(
+        "INSERT INTO label_log (case_id, at, kind, by, category, departments, previous_category, previous_departments) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (before.id, format_time(source.at or datetime.now()), source.kind.value, source.by,
+         category.path if category else None, _join(departments) if departments is not None else None,
+         before.category.path if before.category else None, _join(before.departments)),
+    )
 
 
 def _statements(script: str) -> list[str]:

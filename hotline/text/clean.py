@@ -21,3 +21,11 @@ def normalize(text: str) -> str:
     text = _INVISIBLE.sub("", text.translate(_FULLWIDTH)).replace("\r\n", "\n").replace("\r", "\n")
     text = _SPACES.sub(" ", text)
     return _NEWLINES.sub("\n", text).strip()
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def unencodable(text: str) -> bool:
+    """True when ``text`` holds lone surrogates: valid in JSON and in Python, but not in UTF-8, so never storable."""
+    return _SURROGATES.search(text) is not None
