@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python bench/hotspots.py
 	$(BIN)/python bench/api_load.py
 	$(BIN)/python bench/retrain.py
+	$(BIN)/python bench/long_texts.py
 	$(BIN)/python bench/soak.py
 	for t in transcript pii import; do $(BIN)/python bench/fuzz.py --target=$$t -max_total_time=60; done
 

@@ -33,7 +33,7 @@ def main() -> None:
         with (work / "calls.csv").open(encoding="utf-8-sig") as fh:
             transcripts = [row["transcript"] for row in csv.DictReader(fh)][:2000]
         normal = [{"text": t[:400]} for t in transcripts]
-        long = [{"text": "".join(transcripts[i:i + 80])[:20_000]} for i in range(0, 800, 80)]
+        long = [{"text": "".join(transcripts[i:i + 200])[:19_000]} for i in range(0, 2000, 200)]
         asyncio.run(drive(port, "/v1/route", normal[:200], 5, 3, 50))  # warm-up
 
         async def mixed() -> tuple[dict[str, float], dict[str, float]]:

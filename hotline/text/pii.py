@@ -65,6 +65,7 @@ _NUMBER_CONTEXT = re.compile(
     rf"(电话|座机|号码|手机|联系|打|拨|致电|身份证|证件|证号|卡号|银行卡|卡是|账号|帐号|工资卡|社保卡)[^{_D}]{{0,6}}$"
 )
 _DIGIT_RUN = re.compile(rf"[{_D}]+$")
+_GROUP = re.compile(rf"[{_D}]+X?")
 
 _MOBILE = re.compile(r"1[3-9]\d{9}", re.ASCII)
 _PHONE_CONTEXT = re.compile(r"(电话|座机|号码|手机|联系|打|拨|致电|热线)[^\d]{0,6}$")
@@ -352,13 +353,14 @@ def _numbers(v: View, run: str, offset: int) -> Iterator[PiiSpan]:
     if _DATE.fullmatch(run):  # 号码为2019-6-12: a date after a word that announces a number
         return
     before = v.text[max(0, offset - 12) : offset].translate(_NUMERAL_DIGITS)
-    digits = re.sub(r"[^\dX]", "", run.translate(_NUMERAL_DIGITS), flags=re.ASCII)
+    # Digits only (a turn of the dialogue between groups may hold letters), and the ID's final X.
+    digits = re.sub(r"\D", "", run.translate(_NUMERAL_DIGITS), flags=re.ASCII) + ("X" if run.endswith("X") else "")
     kind = _classify(digits, before)
     if kind:
         yield v.span(kind, offset, offset + len(run))
-    elif len(digits) > 11 and not _DIGIT_RUN.match(run):
+    elif len(digits) > 11 and not _GROUP.fullmatch(run):
         # A joined run may be two numbers side by side (a date, then a mobile): judge each group too.
-        for group in re.finditer(f"[{_D}]+X?", run):
+        for group in _GROUP.finditer(run):
             yield from _numbers(v, group.group(), offset + group.start())
 
 
@@ -428,11 +430,21 @@ def _masked(kind: str, original: str) -> str:
 
 
 def mask(text: str) -> str:
-    """``text`` with every span of :func:`find` masked; the rest is unchanged."""
-    spans = find(text)
-    if not spans:
-        return text
-    return "".join(_pieces(text, spans))
+    """``text`` with every span of :func:`find` masked; the rest is unchanged.
+
+    Masked again until nothing changes: the digits a mask leaves visible
+    (138****5678) may join the groups beside them into a run the first pass
+    did not see. Masking is then idempotent, which the fuzzer checks.
+    """
+    for _ in range(5):
+        spans = find(text)
+        if not spans:
+            return text
+        masked = "".join(_pieces(text, spans))
+        if masked == text:
+            return text
+        text = masked
+    return text
 
 
 def _pieces(text: str, spans: list[PiiSpan]) -> Iterator[str]:
