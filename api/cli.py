@@ -58,7 +58,7 @@ def cmd_keys_new(args: argparse.Namespace, settings: Settings) -> int:
     from api.keys import ApiKey, digest, new_key
 
     key = new_key()
-    ApiKey.parse(f"{args.name}:{args.role}:{key}")  # the same checks as at start
+    ApiKey.parse(f"{args.name}:{args.role}:{key}", where="hotline keys new")  # the same checks as at start
     print(f"key for {args.name} ({args.role}), shown once: {key}")
     print(f"HOTLINE_API_KEYS entry:       {args.name}:{args.role}:{key}")
     print(f"HOTLINE_API_KEYS_FILE line:   {args.name}:{args.role}:sha256:{digest(key).hex()}")
