@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
 from api.keys import KeyRing
-from hotline.errors import HotlineError
+from hotline.errors import Forbidden, Unauthorized
 from hotline.store.rules import Writer
 from hotline.settings import ROLES
 
@@ -18,14 +18,6 @@ KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="API k
 
 #: Who may see the caller's (masked) number and name fields.
 SEES_CALLER = frozenset({"agent", "admin"})
-
-
-class Unauthorized(HotlineError):
-    """No key, or a key nobody issued."""
-
-
-class Forbidden(HotlineError):
-    """A key whose role may not do this."""
 
 
 @dataclass(frozen=True)

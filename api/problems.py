@@ -12,13 +12,17 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hotline.errors import Conflict, HotlineError, Implausible, InvalidInput, NotFound, ReadOnly, TooLarge, Unavailable
+from hotline.errors import (
+    Conflict, Forbidden, HotlineError, Implausible, InvalidInput, NotFound, ReadOnly, TooLarge, Unauthorized, Unavailable,
+)
 
 log = logging.getLogger("hotline.api")
 PROBLEM = "application/problem+json"
 
+#: The one table from the error hierarchy to HTTP (the most specific kind first).
 STATUS: list[tuple[type[HotlineError], int]] = [
-    (TooLarge, 413), (Implausible, 422), (InvalidInput, 400), (NotFound, 404), (Conflict, 409), (ReadOnly, 503), (Unavailable, 503),
+    (Unauthorized, 401), (Forbidden, 403), (TooLarge, 413), (Implausible, 422), (InvalidInput, 400), (NotFound, 404),
+    (Conflict, 409), (ReadOnly, 503), (Unavailable, 503),
 ]
 
 
@@ -28,12 +32,6 @@ def problem(status: int, title: str, detail: str = "", **extra: Any) -> JSONResp
 
 
 def status_of(exc: HotlineError) -> int:
-    from api.auth import Forbidden, Unauthorized
-
-    if isinstance(exc, Unauthorized):
-        return 401
-    if isinstance(exc, Forbidden):
-        return 403
     return next((code for kind, code in STATUS if isinstance(exc, kind)), 500)
 
 

@@ -112,9 +112,7 @@ class Routing:
             "departments": [{"department": d.department, "probability": round(d.probability, 4), "reasons": d.reasons}
                             for d in self.departments],
             "terms": [{"term": t, "weight": round(w, 4)} for t, w in self.terms],
-            "similar": [{"case_id": n.case_id, "similarity": round(n.similarity, 4), "departments": list(n.departments),
-                         "category": n.category, "received_at": n.received_at.isoformat(sep=" ") if n.received_at else None}
-                        for n in self.similar],
+            "similar": [n.to_dict() for n in self.similar],
             "rules": self.rules,
             "urgent": self.urgent,
             "auto_dispatch": self.auto_dispatch,

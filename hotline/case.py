@@ -279,3 +279,8 @@ class Neighbour:
     category: str
     received_at: datetime | None
     district: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """What agents see of a neighbour (the same in routing answers and ``/similar``)."""
+        return {"case_id": self.case_id, "similarity": round(self.similarity, 4), "departments": list(self.departments),
+                "category": self.category, "received_at": format_time(self.received_at)}

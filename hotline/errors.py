@@ -33,6 +33,18 @@ class Implausible(InvalidInput):
     title = "implausible value"
 
 
+class Unauthorized(HotlineError):
+    """No credentials, or credentials nobody issued."""
+
+    title = "unauthorized"
+
+
+class Forbidden(HotlineError):
+    """Credentials whose role may not do this."""
+
+    title = "forbidden"
+
+
 class NotFound(HotlineError, LookupError):
     """A case, model or other named thing does not exist."""
 

@@ -158,3 +158,19 @@ def test_health_and_metrics(client: TestClient) -> None:
     assert health["status"] == "ok" and health["cases"] >= 3000
     text = client.get("/metrics").text
     assert "hotline_requests_total" in text and 'route="/v1/route"' in text and "hotline_index_outbox" in text
+
+
+def test_shared_things_arrive_through_dependencies_a_test_can_override(service: Services) -> None:  # noqa: F811
+    """A route reaches the model only through ``api.deps``, so a test swaps it without monkey-patching."""
+    from api import deps
+    from hotline.errors import Unavailable
+
+    def in_maintenance() -> None:
+        raise Unavailable("the routing model is being replaced")
+
+    app = create_app(service.settings, service)
+    app.dependency_overrides[deps.get_router] = in_maintenance
+    with TestClient(app) as c:
+        body = problem(c.post("/v1/route", json={"text": TRANSCRIPT}, headers=AGENT))
+        assert body["status"] == 503 and "being replaced" in body["detail"]
+        assert problem(c.post("/v1/route", json={"text": TRANSCRIPT}))["status"] == 401  # the key is checked first

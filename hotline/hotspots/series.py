@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
 from hotline.calendar import day_features
-from hotline.errors import InvalidInput
+from hotline.errors import InvalidInput, NotFound
+from hotline.hotspots.cells import cell_area, cell_category
+from hotline.store.base import CaseQuery
 
 
 #: The longest span a table may cover (ten years of days).
@@ -92,3 +95,31 @@ class CountTable:
         for row, (_, category) in enumerate(self.cells):
             groups.setdefault(category, []).append(row)
         return groups
+
+
+def day_range(span: tuple[datetime | None, datetime | None], start: date | None, end: date | None,
+              default_days: int) -> tuple[date, date]:
+    """The days a view covers: ``start``/``end`` as asked, ending no later than the last case ``span`` knows.
+
+    ``span`` is the store's (first, last) up to the time window's end, so a
+    stray row dated 2040 does not move every default view to 2040.
+    """
+    first, last = span
+    if first is None or last is None:
+        raise NotFound("the store holds no cases yet")
+    end = min(end or last.date(), last.date())
+    start = start or end - timedelta(days=default_days - 1)
+    if end < first.date():
+        raise NotFound(f"no cases up to {end}")
+    if start > end:
+        raise InvalidInput(f"start {start} is after end {end}")
+    return start, end
+
+
+def period_table(counts: Callable[[CaseQuery], Iterable[Any]], start: date, end: date) -> CountTable:
+    """Daily counts per cell from ``HISTORY_DAYS`` before ``start`` to ``end``, from a search index's ``counts``."""
+    rows = counts(CaseQuery.days(start - timedelta(days=HISTORY_DAYS), end))
+    table = [(r.day, cell_area(r.district), cell_category(r.category), r.count) for r in rows]
+    if not table:
+        raise NotFound(f"no cases up to {end}")
+    return CountTable.from_counts(table, end=end)

@@ -7,7 +7,7 @@ import hashlib
 import re
 from importlib import resources
 
-from fastapi import FastAPI
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
 ASSETS = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
@@ -38,16 +38,20 @@ def content_policy(html: str) -> str:
     return _POLICY.format(hashes=hashes)
 
 
-def install(app: FastAPI) -> None:
-    for path, name in PAGES.items():
-        def page(name: str = name) -> HTMLResponse:
-            html = _read(name)
-            return HTMLResponse(html, headers={"Content-Security-Policy": content_policy(html), **SECURITY_HEADERS})
+router = APIRouter(include_in_schema=False)
 
-        app.add_api_route(path, page, methods=["GET"], response_class=HTMLResponse, include_in_schema=False)
 
-    @app.get("/static/{name}", include_in_schema=False)
-    def asset(name: str) -> Response:
-        if name not in ASSETS:
-            return Response(status_code=404)
-        return Response(_read(name), media_type=ASSETS[name], headers={"Cache-Control": "max-age=300", **SECURITY_HEADERS})
+def _page(name: str) -> HTMLResponse:
+    html = _read(name)
+    return HTMLResponse(html, headers={"Content-Security-Policy": content_policy(html), **SECURITY_HEADERS})
+
+
+for _path, _name in PAGES.items():
+    router.add_api_route(_path, lambda name=_name: _page(name), methods=["GET"], response_class=HTMLResponse)
+
+
+@router.get("/static/{name}")
+def asset(name: str) -> Response:
+    if name not in ASSETS:
+        return Response(status_code=404)
+    return Response(_read(name), media_type=ASSETS[name], headers={"Cache-Control": "max-age=300", **SECURITY_HEADERS})

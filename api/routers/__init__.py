@@ -1,0 +1,1 @@
+"""One router per resource; ``api.app.create_app`` assembles them."""

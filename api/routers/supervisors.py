@@ -1,0 +1,91 @@
+"""Supervisors' views: hotspots, events, forecasts and the report, over a period the store can answer for."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse
+
+from api import schemas
+from api.deps import ServicesDep, Supervisor
+from api.routers.pages import REPORT_POLICY, SECURITY_HEADERS
+from api.services import Services
+from hotline.errors import InvalidInput
+from hotline.hotspots.series import day_range, period_table
+from hotline.store.base import CaseQuery
+
+router = APIRouter(tags=["supervisors"])
+
+MAX_REPORT_DAYS = 92
+MAX_EVENT_DAYS = 31
+
+
+def _days(services: Services, start: date | None, end: date | None, default_days: int) -> tuple[date, date]:
+    return day_range(services.store.span(until=services.window.latest()), start, end, default_days)
+
+
+@router.get("/v1/hotspots", response_model=list[schemas.AlertOut],
+            summary="Surging (area, category) cells per day, prospectively")
+def hotspots(principal: Supervisor, services: ServicesDep, start: date | None = None, end: date | None = None,
+             method: Annotated[str, Query(pattern="^(nb|ears-c1|ears-c2|ears-c3)$")] = "nb") -> list[dict[str, Any]]:
+    from hotline.hotspots.detect import detect
+
+    start, end = _days(services, start, end, 7)
+
+    def compute() -> list[dict[str, Any]]:
+        table = period_table(services.index.counts, start, end)
+        alerts = detect(table, max(start, table.start), end, method=method)
+        return [a.row() for a in sorted(alerts, key=lambda a: (a.date, -a.score))]
+
+    return services.views.get(("hotspots", start, end, method), compute)
+
+
+@router.get("/v1/events", response_model=list[schemas.EventOut], summary="Incidents many callers report (clustered cases)")
+def events(principal: Supervisor, services: ServicesDep, start: date | None = None, end: date | None = None,
+           min_size: Annotated[int, Query(ge=2, le=1000)] = 3,
+           top: Annotated[int, Query(ge=1, le=200)] = 20) -> list[dict[str, Any]]:
+    from hotline.events import cluster_period
+    from hotline.text.segment import default_segmenter
+
+    start, end = _days(services, start, end, 3)
+    if (end - start).days > MAX_EVENT_DAYS:
+        raise InvalidInput(f"events are clustered over at most {MAX_EVENT_DAYS} days at a time")
+    cases = services.store.iter_cases(CaseQuery.days(start - timedelta(days=28), end))
+    clusterer = cluster_period(cases, start, default_segmenter(services.settings.segmenter).tokens,
+                               services.gazetteer.landmarks)
+    return [e.to_dict() for e in clusterer.largest(min_size=min_size)[:top]]
+
+
+@router.get("/v1/forecast", response_model=list[schemas.ForecastOut],
+            summary="Daily counts per cell for the coming days, with 80% intervals")
+def forecast(principal: Supervisor, services: ServicesDep, end: date | None = None,
+             horizon: Annotated[int, Query(ge=1, le=60)] = 14, rising: bool = True,
+             top: Annotated[int, Query(ge=1, le=500)] = 20) -> list[dict[str, Any]]:
+    from hotline.hotspots import forecast as fc
+
+    _, end = _days(services, None, end, 1)
+
+    def compute() -> list[dict[str, Any]]:
+        found = fc.forecast(period_table(services.index.counts, end, end), horizon=horizon)
+        chosen = fc.rising(found, top=top) if rising else sorted(found, key=lambda f: -f.rise)[:top]
+        return [f.to_dict() for f in chosen]
+
+    return services.views.get(("forecast", end, horizon, rising, top), compute)
+
+
+@router.get("/v1/reports/hotspots", response_class=HTMLResponse,
+            summary="The hotspot report as a self-contained HTML page")
+def report(principal: Supervisor, services: ServicesDep, start: date | None = None,
+           end: date | None = None) -> HTMLResponse:
+    from hotline import reports
+    from hotline.text.segment import default_segmenter
+
+    start, end = _days(services, start, end, 7)
+    if (end - start).days >= MAX_REPORT_DAYS:
+        raise InvalidInput(f"a report covers at most {MAX_REPORT_DAYS} days")
+    cases = services.store.iter_cases(CaseQuery.days(start - timedelta(days=reports.HISTORY_DAYS), end))
+    built = reports.build(cases, start, end, default_segmenter(services.settings.segmenter).tokens,
+                          services.gazetteer.landmarks)
+    return HTMLResponse(reports.render(built), headers={"Content-Security-Policy": REPORT_POLICY, **SECURITY_HEADERS})
