@@ -15,7 +15,7 @@ from hotline.ingest import CaseBuilder
 _COLUMNS = {"id": "id", "time": "received_at", "text": "text", "transcript": "transcript", "title": "title",
             "channel": "channel", "caller": "caller", "district": "district", "street": "street",
             "address": "address", "lat": "lat", "lon": "lon", "category": "category",
-            "department": "departments", "status": "status"}
+            "department": "departments", "status": "status", "media_url": "media_url"}
 
 
 def build_case(services: Services, item: CaseIn, source: str) -> Case:

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,37 +31,49 @@ def problem(status: int, title: str, detail: str = "", **extra: Any) -> JSONResp
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
+def respond(request: Request, status: int, title: str, detail: str = "", **extra: Any) -> Response:
+    """problem+json, or on Open311 paths the specification's own error form (what its clients parse)."""
+    if request.url.path.startswith("/open311/"):
+        from api.routers.open311 import error_response
+
+        return error_response(request, status, detail or title)
+    return problem(status, title, detail, **extra)
+
+
 def status_of(exc: HotlineError) -> int:
     return next((code for kind, code in STATUS if isinstance(exc, kind)), 500)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(HotlineError)
-    async def _hotline(request: Request, exc: HotlineError) -> JSONResponse:
+    async def _hotline(request: Request, exc: HotlineError) -> Response:
         status = status_of(exc)
         # One line each, never a traceback: a hundred bad posts must not grow the log by a megabyte.
         log.log(logging.WARNING if status >= 500 else logging.INFO, "%s %s: %d %s",
                 request.method, request.url.path, status, " ".join(str(exc).split())[:300])
-        return problem(status, type(exc).__name__, str(exc))
+        return respond(request, status, type(exc).__name__, str(exc))
 
     @app.exception_handler(UnicodeError)
-    async def _unicode(request: Request, exc: UnicodeError) -> JSONResponse:
+    async def _unicode(request: Request, exc: UnicodeError) -> Response:
         log.info("%s %s: 400 text that is not valid Unicode", request.method, request.url.path)
-        return problem(400, "InvalidInput", "the request holds text that is not valid Unicode")
+        return respond(request, 400, "InvalidInput", "the request holds text that is not valid Unicode")
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        if request.url.path.startswith("/open311/"):
+            where = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in errors)
+            return respond(request, 400, "Invalid request", f"invalid parameters: {where}")
         return problem(422, "Invalid request", "the request does not match the API schema", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail) if exc.detail else "HTTP error")
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        return respond(request, exc.status_code, str(exc.detail) if exc.detail else "HTTP error")
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return problem(500, "Internal error", "an unexpected error was logged")
+        return respond(request, 500, "Internal error", "an unexpected error was logged")
 
 
 class BodyLimit:

@@ -103,6 +103,7 @@ class CaseIn(Input):
     category: str | None = Field(default=None, max_length=200, description="一级/二级/三级")
     departments: list[str] | None = Field(default=None, max_length=10)
     status: str | None = Field(default=None, max_length=20)
+    media_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://\S+$")
 
 
 class LabelSourceOut(BaseModel):
@@ -134,6 +135,8 @@ class CaseOut(BaseModel):
     departments_source: LabelSourceOut | None
     status: str
     event_id: str | None
+    media_url: str = Field(default="", description="a photo or document the caller sent (Open311 media_url)")
+    updated_at: str | None = Field(default=None, description="when the case last changed")
 
 
 class CasePage(BaseModel):

@@ -71,7 +71,7 @@ class ModelHolder:
 
     def reload(self) -> str | None:
         """Load what ``current`` names (if it changed) and swap it in."""
-        from classifiers.cli import make_router
+        from classifiers.kinds import make_router
 
         with self._lock:
             current = self.registry.current

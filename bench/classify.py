@@ -65,7 +65,7 @@ class Baseline:
 def main() -> None:
     from sklearn.metrics import f1_score
 
-    from classifiers.cli import dispatch_threshold
+    from classifiers.evaluate import dispatch_threshold
     from classifiers.dataset import prepare_text
     from classifiers.linear import TextClassifier
     from classifiers.model import CaseModel

@@ -30,7 +30,8 @@ from _common import SHARED, peak_rss_mib, report  # noqa: E402
 from hotline import reports  # noqa: E402
 from hotline.demo.generator import DemoGenerator  # noqa: E402
 from hotline.events import EventClusterer, adjusted_rand, bcubed  # noqa: E402
-from hotline.hotspots.detect import detect, eligible, scores  # noqa: E402
+from hotline.hotspots.cells import UNCATEGORISED, cell_area  # noqa: E402
+from hotline.hotspots.detect import DETECTORS, detect, eligible, scores  # noqa: E402
 from hotline.hotspots.forecast import backtest, forecast  # noqa: E402
 from hotline.hotspots.series import CountTable  # noqa: E402
 from hotline.ingest import CaseBuilder, ColumnMap, parse_time  # noqa: E402
@@ -112,7 +113,7 @@ def evaluate(table: CountTable, outbreaks: list[tuple[int, int, int]]) -> dict[s
     for cell, start, length in outbreaks:
         quiet[cell, start : start + length + 7] = False
     results = {}
-    for method in ("nb", "ears-c2", "ears-c3", "ears-c1"):
+    for method in (name for name, d in DETECTORS.items() if d.per_cell):
         score, _, _, default = scores(table, method)
         values = np.where(eligible(counts, method), np.nan_to_num(score, nan=-np.inf), -np.inf)
         as_shipped = values >= default  # what `hotline hotspots` flags with its default threshold
@@ -204,7 +205,7 @@ def main() -> None:
 
     # A full run over one year of ~100 cells: detection for every day, forecast, report.
     year_cases = [builder.build(r, columns) for r in long_rows if r["received_at"] >= "2024-10-01"]
-    year = CountTable.from_records((c.received_at.date(), c.area.district or "未知", c.category.l1 if c.category else "未分类")
+    year = CountTable.from_records((c.received_at.date(), cell_area(c.area.district), c.category.l1 if c.category else UNCATEGORISED)
                                    for c in year_cases)
     year = CountTable(year.cells, year.start, year.counts[:, -365:]) if year.counts.shape[1] > 365 else year
     started = time.perf_counter()

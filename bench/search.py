@@ -95,7 +95,9 @@ def main() -> None:
         raw = ElasticsearchIndex(f"{node.url}/bench-raw", timeout=60)
         raw.ensure()
         started = time.perf_counter()
-        prepared = [{"_id": c.id, "_source": {**c.to_dict(), "cell_category": "", "tokens": t,
+        store_only = ("media_url", "updated_at")  # not in the index's mapping
+        prepared = [{"_id": c.id, "_source": {**{k: v for k, v in c.to_dict().items() if k not in store_only},
+                                               "cell_category": "", "tokens": t,
                                                "category_l1": None, "category_l2": None, "category_l3": None}}
                     for c, t in zip(cases, token_strings)]
         for ok, item in helpers.streaming_bulk(raw.client, prepared, index=raw.alias, chunk_size=1000):

@@ -11,11 +11,12 @@ from datetime import datetime
 from pathlib import Path
 
 from hotline.errors import InvalidInput
-from hotline.ingest import ColumnMap, parse_time, read_records
+from hotline.ingest import ColumnMap, parse_time, read_records, split_departments
 from hotline.places import Gazetteer
 from hotline.text import pii, transcript
 
-_DEPARTMENT_SEPARATORS = "|,，;；、"
+#: ``department_col`` meaning: the file's department column by its usual names, if it has one.
+USUAL = "*"
 
 
 def prepare_text(raw: str) -> str:
@@ -45,9 +46,12 @@ def load_examples(
     """Read ``path``; ``label_col`` may name several columns (``a,b``) that form a path ``a/b``.
 
     Rows without text or label are skipped and counted; id, time and
-    district columns are found by their usual names when present.
+    district columns are found by their usual names when present, and so is
+    the department column when ``department_col`` is :data:`USUAL`.
     """
     header, records, _ = read_records(Path(path))
+    if department_col == USUAL:
+        department_col = ColumnMap(text=text_col).resolve(header).get("department")
     label_cols = [c.strip() for c in label_col.split(",")] if label_col else []
     for column in (text_col, *label_cols, *([department_col] if department_col else [])):
         if column not in header:
@@ -82,10 +86,7 @@ def load_examples(
             district = gazetteer.extract(text).district
         out.districts.append(district)
         if department_col:
-            cell = str(values.get(department_col, "") or "")
-            for sep in _DEPARTMENT_SEPARATORS:
-                cell = cell.replace(sep, "|")
-            out.departments.append(tuple(d.strip() for d in cell.split("|") if d.strip()))
+            out.departments.append(split_departments(str(values.get(department_col, "") or "")))
     if not out.texts:
         raise InvalidInput(f"{Path(path).name} has no rows with both text and label")
     return out

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from classifiers.features import SparseRow
 from classifiers.linear import CalibratedSVM, TextClassifier
 from classifiers.similar import SimilarCases
 from hotline.errors import InvalidInput
@@ -85,3 +86,22 @@ class CaseModel(BaseEstimator):
     @property
     def classes_(self) -> Any:
         return self.category_.classes_
+
+    # ------------------------------------------------------------ the RoutingModel protocol
+    def features(self, text: str) -> SparseRow:
+        return self.category_.transform_row(text)
+
+    def batch_features(self, texts: Sequence[str]) -> list[SparseRow]:
+        matrix = self.category_.transform_texts(list(texts)).tocsr()
+        return [SparseRow.from_matrix(matrix[i]) for i in range(matrix.shape[0])]
+
+    def category_scores(self, features: SparseRow) -> tuple[np.ndarray, np.ndarray]:
+        return self.category_.classes_, self.category_.model_.predict_proba(features)[0]
+
+    def department_scores(self, features: SparseRow) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.departments_ is None:
+            return None
+        return self.departments_.classes_, self.departments_.predict_proba(features)[0]
+
+    def explain(self, features: SparseRow, category: str, k: int = 6) -> list[tuple[str, float]]:
+        return self.category_.explain_row(features, category, k=k)

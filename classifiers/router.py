@@ -16,24 +16,23 @@ so their departments always lead; urgent rules never auto-dispatch.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from classifiers.features import SparseRow
-from classifiers.model import LOCAL, CaseModel
+from classifiers.dataset import prepare_text
+from classifiers.model import LOCAL
 from classifiers.similar import Neighbour
 from hotline.case import Area
+from hotline.datafiles import toml_data
 from hotline.errors import InvalidInput
 from hotline.places import Gazetteer
 from hotline.taxonomy import Taxonomy
-from hotline.text import pii, transcript
 
 
 class SimilarFinder(Protocol):
@@ -55,14 +54,9 @@ class RoutingRules:
 
     @classmethod
     def load(cls, path: Path | None = None) -> RoutingRules:
-        raw = (Path(path).read_text("utf-8") if path else
-               resources.files("hotline.data").joinpath("routing_rules.toml").read_text("utf-8"))
-        try:
-            data = tomllib.loads(raw)
+        with toml_data(path, "routing_rules.toml", "routing rules") as data:
             rules = tuple(Rule(r["name"], tuple(r["keywords"]), tuple(r["departments"]), bool(r.get("urgent", False)))
                           for r in data.get("rules", []))
-        except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
-            raise InvalidInput(f"routing rules {path or 'bundled'} are malformed: {exc}") from None
         return cls(rules)
 
     def hits(self, text: str) -> list[tuple[Rule, str]]:
@@ -122,12 +116,35 @@ class Routing:
         }
 
 
+class RoutingModel(Protocol):
+    """What the router needs of a model; the linear :class:`CaseModel` implements it, and so can a transformer
+    or an ensemble, without the router knowing how features, probabilities or explanations are made."""
+
+    similar_: Any
+
+    def features(self, text: str) -> Any: ...
+
+    def batch_features(self, texts: Sequence[str]) -> list[Any]: ...
+
+    def category_scores(self, features: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(classes, probabilities) of the categories."""
+        ...
+
+    def department_scores(self, features: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        """(departments, probabilities) of the lead department, or None when the model has no department part."""
+        ...
+
+    def explain(self, features: Any, category: str, k: int = 6) -> list[tuple[str, float]]: ...
+
+    def lead(self, departments: Sequence[str]) -> str: ...
+
+
 class Router:
-    """Routes one case at a time (and batches) with a fitted :class:`CaseModel`."""
+    """Routes one case at a time (and batches) with any :class:`RoutingModel`."""
 
     def __init__(
         self,
-        model: CaseModel,
+        model: RoutingModel,
         taxonomy: Taxonomy,
         gazetteer: Gazetteer,
         rules: RoutingRules | None = None,
@@ -160,7 +177,7 @@ class Router:
         a category is said early (and the request at the end), so the head and
         the tail are read, and the answer says how much.
         """
-        text = pii.mask(transcript.caller_account(raw))
+        text = prepare_text(raw)
         if not text.strip():
             raise InvalidInput("the transcript has no words from the caller")
         total = len(text)
@@ -171,26 +188,23 @@ class Router:
 
     def route(self, raw: str, area: Area | None = None, at: datetime | None = None) -> Routing:
         text, found, total = self.prepare(raw)
-        row = self.model.category_.transform_row(text)
-        return self._route(text, area if area else found, at or datetime.now(), row, total)
+        return self._route(text, area if area else found, at or datetime.now(), self.model.features(text), total)
 
     def route_many(self, raws: list[str]) -> list[Routing]:
         """Batch routing: the classifiers see the whole batch at once."""
         prepared = [self.prepare(raw) for raw in raws]
-        features = self.model.category_.transform_texts([t for t, _, _ in prepared]).tocsr()
+        features = self.model.batch_features([t for t, _, _ in prepared])
         now = datetime.now()
-        return [self._route(text, area, now, SparseRow.from_matrix(features[i]), total)
-                for i, (text, area, total) in enumerate(prepared)]
+        return [self._route(text, area, now, features[i], total) for i, (text, area, total) in enumerate(prepared)]
 
-    def _route(self, text: str, area: Area, at: datetime, features: SparseRow, account_chars: int) -> Routing:
-        classes = self.model.category_.classes_
-        category_proba = self.model.category_.model_.predict_proba(features)[0]
-        department_proba = self.model.department_proba(features)
+    def _route(self, text: str, area: Area, at: datetime, features: Any, account_chars: int) -> Routing:
+        classes, category_proba = self.model.category_scores(features)
+        department_proba = self.model.department_scores(features)
         order = np.argsort(-category_proba)[:3]
         categories = [(str(classes[i]), float(category_proba[i])) for i in order]
         best = categories[0][0]
         reasons: dict[str, list[str]] = defaultdict(list)
-        scores = self._model_scores(categories, category_proba, department_proba, reasons)
+        scores = self._model_scores(categories, classes, category_proba, department_proba, reasons)
 
         neighbours = self._neighbours(text, at)
         if neighbours:
@@ -242,22 +256,23 @@ class Router:
             needs_person.append(f"把握不足：最高 {departments[0].probability:.0%}，阈值 {self.threshold:.0%}" if departments else "没有可选部门")
         return Routing(
             text=text, area=area, category=best, category_probability=categories[0][1], categories=categories,
-            departments=departments, terms=self.model.category_.explain_row(features, best, k=6), similar=neighbours[:5],
+            departments=departments, terms=self.model.explain(features, best, k=6), similar=neighbours[:5],
             rules=[rule.name for rule, _ in hits], urgent=urgent, auto_dispatch=confident and not needs_person,
             needs_person=needs_person, model_version=self.model_version,
             chars_read=min(account_chars, self.read_chars), chars_total=account_chars,
         )
 
-    def _model_scores(self, categories: list[tuple[str, float]], category_proba: np.ndarray,
-                      department_proba: np.ndarray | None, reasons: dict[str, list[str]]) -> dict[str, float]:
+    def _model_scores(self, categories: list[tuple[str, float]], classes: np.ndarray, category_proba: np.ndarray,
+                      department_proba: tuple[np.ndarray, np.ndarray] | None,
+                      reasons: dict[str, list[str]]) -> dict[str, float]:
         if department_proba is not None:
-            classes = self.model.departments_.classes_  # type: ignore[union-attr]
-            scores = {str(d): float(p) for d, p in zip(classes, department_proba[0], strict=True)}
+            departments, proba = department_proba
+            scores = {str(d): float(p) for d, p in zip(departments, proba, strict=True)}
             for d, p in sorted(scores.items(), key=lambda kv: -kv[1])[:3]:
                 reasons[d].append(f"模型 {p:.0%}")
             return scores
         scores: dict[str, float] = defaultdict(float)
-        for label, p in zip(self.model.category_.classes_, category_proba, strict=True):
+        for label, p in zip(classes, category_proba, strict=True):
             l2 = str(label).split("/")[-1]
             defaults = list(self.taxonomy.categories[l2].departments) if l2 in self.taxonomy.categories else []
             if l2 in self.taxonomy.jurisdiction:

@@ -18,6 +18,19 @@ from hotline.errors import InvalidInput
 from hotline.times import format_time, parse_time
 
 
+def _parse_named(kind: type[Any], value: str | None, default: Any, aliases: dict[str, Any]) -> Any:
+    """A member of ``kind`` from its value or an alias (case and spaces ignored); empty is ``default``."""
+    if value is None or not str(value).strip():
+        return default
+    text = str(value).strip().lower()
+    if text in aliases:
+        return aliases[text]
+    try:
+        return kind(text)
+    except ValueError:
+        raise InvalidInput(f"unknown {kind.__name__.lower()} {value!r}; use one of {[m.value for m in kind]}") from None
+
+
 class Channel(StrEnum):
     """How the citizen reached the hotline."""
 
@@ -29,21 +42,12 @@ class Channel(StrEnum):
     @classmethod
     def parse(cls, value: str | None) -> Channel:
         """Accept our names and the usual Chinese ones; empty means phone, the hotline's default."""
-        if value is None or not str(value).strip():
-            return cls.PHONE
-        text = str(value).strip().lower()
-        aliases = {
+        return _parse_named(cls, value, cls.PHONE, {
             "电话": cls.PHONE, "热线": cls.PHONE, "来电": cls.PHONE, "tel": cls.PHONE,
             "网站": cls.WEB, "网络": cls.WEB, "留言": cls.WEB, "网上": cls.WEB, "web": cls.WEB,
             "app": cls.APP, "客户端": cls.APP, "手机app": cls.APP,
             "微信": cls.WECHAT, "公众号": cls.WECHAT, "小程序": cls.WECHAT, "wechat": cls.WECHAT,
-        }
-        if text in aliases:
-            return aliases[text]
-        try:
-            return cls(text)
-        except ValueError:
-            raise InvalidInput(f"unknown channel {value!r}; use one of {[c.value for c in cls]}") from None
+        })
 
 
 class Status(StrEnum):
@@ -57,22 +61,14 @@ class Status(StrEnum):
 
     @classmethod
     def parse(cls, value: str | None) -> Status:
-        if value is None or not str(value).strip():
-            return cls.RECEIVED
-        text = str(value).strip().lower()
-        aliases = {
+        """Our names and the usual Chinese ones; empty means received."""
+        return _parse_named(cls, value, cls.RECEIVED, {
             "已受理": cls.RECEIVED, "受理": cls.RECEIVED, "待派单": cls.RECEIVED,
             "已派单": cls.DISPATCHED, "派单": cls.DISPATCHED,
             "办理中": cls.IN_PROGRESS, "处理中": cls.IN_PROGRESS,
             "已办结": cls.RESOLVED, "办结": cls.RESOLVED, "已解决": cls.RESOLVED,
             "已归档": cls.CLOSED, "关闭": cls.CLOSED, "已回访": cls.CLOSED,
-        }
-        if text in aliases:
-            return aliases[text]
-        try:
-            return cls(text)
-        except ValueError:
-            raise InvalidInput(f"unknown status {value!r}; use one of {[s.value for s in cls]}") from None
+        })
 
 
 class LabelKind(StrEnum):
@@ -186,6 +182,8 @@ class Case:
     departments_source: LabelSource | None = None
     status: Status = Status.RECEIVED
     event_id: str | None = None
+    media_url: str = ""
+    updated_at: datetime | None = field(default=None, compare=False)  # when the store last changed it
 
     def __post_init__(self) -> None:
         if not self.id or not self.id.strip():
@@ -235,6 +233,8 @@ class Case:
             "departments_source": source(self.departments_source),
             "status": self.status.value,
             "event_id": self.event_id,
+            "media_url": self.media_url,
+            "updated_at": format_time(self.updated_at),
         }
 
     @classmethod
@@ -264,6 +264,8 @@ class Case:
                 departments_source=source(data.get("departments_source")),
                 status=Status(data.get("status") or Status.RECEIVED.value),
                 event_id=data.get("event_id"),
+                media_url=data.get("media_url") or "",
+                updated_at=parse_time(data.get("updated_at")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"malformed case {data.get('id', '?')!r}: {exc}") from None

@@ -16,6 +16,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from hotline.errors import HotlineError, InvalidInput
 from hotline.settings import Settings, get_settings
 
@@ -30,6 +32,23 @@ def day_argument(value: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+class Renamed(argparse.Action):
+    """An option's old spelling: it still works, and says once on stderr what it is called now.
+
+    ``--model`` named a kind in ``train``/``retrain`` and a directory in
+    ``evaluate``/``predict``/``route``; it keeps the second meaning and the
+    first is ``--kind``. ``--start``/``--end`` are ``--from``/``--to`` everywhere.
+    """
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        now = next(o for o in parser._option_string_actions if  # noqa: SLF001 (argparse keeps no public map)
+                   parser._option_string_actions[o].dest == self.dest and o != option_string
+                   and not isinstance(parser._option_string_actions[o], Renamed))
+        print(f"hotline: note: {option_string} is now {now}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def _positive(value: str) -> int:
@@ -177,11 +196,7 @@ def cmd_cases_show(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         store.close()
     data = case.to_dict()
-    data["label_history"] = [
-        {"kind": h.source.kind.value, "by": h.source.by, "at": str(h.source.at),
-         "category": h.category.path if h.category else None, "departments": list(h.departments)}
-        for h in history
-    ]
+    data["label_history"] = [h.to_dict() for h in history]
     data["content_changes"] = [{"at": str(c.at), "by": c.by, "changes": c.changes} for c in changes]
     print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
     return 0
@@ -250,12 +265,12 @@ def _cell_records(args: argparse.Namespace, settings: Settings, start: date,
         if skipped:
             print(f"hotline: {skipped} rows without a time, area or category were left out", file=sys.stderr)
         return found
-    from hotline.reports import cell_category
+    from hotline.hotspots.cells import cell_of
     from hotline.store.base import CaseQuery
 
     store = _open(settings)
     try:
-        return [(c.received_at.date(), c.area.district or "未知区域", cell_category(c))
+        return [(c.received_at.date(), *cell_of(c))
                 for c in store.iter_cases(CaseQuery.days(since, end))]
     finally:
         store.close()
@@ -370,8 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--days", type=_positive, required=True)
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--out", required=True, metavar="FILE.csv")
-    gen.add_argument("--start", type=day_argument, help="first day (default: the days end on --end)")
-    gen.add_argument("--end", type=day_argument, help="last day when --start is not given (default: today)")
+    gen.add_argument("--from", "--start", dest="start", type=day_argument, metavar="YYYY-MM-DD",
+                     help="first day (default: the days end on --to)")
+    gen.add_argument("--to", "--end", dest="end", type=day_argument, metavar="YYYY-MM-DD",
+                     help="last day when --from is not given (default: today)")
     gen.add_argument("--rate", type=float, default=150.0, help="mean background calls per day")
     gen.set_defaults(handler=cmd_generate)
 
@@ -393,8 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     case_commands = cases.add_subparsers(dest="cases_command", metavar="ACTION", required=True)
     search = case_commands.add_parser("search", parents=[common], help="search cases by words and filters")
     search.add_argument("query", nargs="*", help="words to look for (optional)")
-    search.add_argument("--from", dest="date_from", type=day_argument, metavar="YYYY-MM-DD")
-    search.add_argument("--to", dest="date_to", type=day_argument, metavar="YYYY-MM-DD")
+    search.add_argument("--from", "--start", dest="date_from", type=day_argument, metavar="YYYY-MM-DD")
+    search.add_argument("--to", "--end", dest="date_to", type=day_argument, metavar="YYYY-MM-DD")
     search.add_argument("--district")
     search.add_argument("--category", help="a category at any level, or a path 一级/二级")
     search.add_argument("--department")
@@ -415,7 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=_positive, default=400)
     demo.add_argument("--seed", type=int, default=12345)
     demo.add_argument("--rate", type=float, default=150.0)
-    demo.add_argument("--start", type=day_argument, help="first day (default: the days end today)")
+    demo.add_argument("--from", "--start", dest="start", type=day_argument, metavar="YYYY-MM-DD",
+                      help="first day (default: the days end today)")
     demo.set_defaults(handler=cmd_demo)
     cells = argparse.ArgumentParser(add_help=False, parents=[common])
     cells.add_argument("--data", metavar="FILE", help="count cases of a file instead of the store")
@@ -423,33 +441,34 @@ def build_parser() -> argparse.ArgumentParser:
     cells.add_argument("--area-col", default="district", metavar="C")
     cells.add_argument("--category-col", default="category_l2", metavar="C")
 
-    from hotline.hotspots.detect import DEFAULT_METHOD, METHODS
+    from hotline.hotspots.detect import DEFAULT_METHOD, DETECTORS
 
     hot = commands.add_parser("hotspots", parents=[cells], help="surging (area, category) cells, day by day, prospectively")
-    hot.add_argument("--start", type=day_argument, required=True, metavar="YYYY-MM-DD")
-    hot.add_argument("--end", type=day_argument, required=True, metavar="YYYY-MM-DD")
+    hot.add_argument("--from", "--start", dest="start", type=day_argument, required=True, metavar="YYYY-MM-DD")
+    hot.add_argument("--to", "--end", dest="end", type=day_argument, required=True, metavar="YYYY-MM-DD")
     hot.add_argument("--out", default="-", metavar="FILE.csv", help="alerts CSV (default: stdout)")
-    hot.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS)
+    hot.add_argument("--method", default=DEFAULT_METHOD, choices=list(DETECTORS))
     hot.add_argument("--alpha", type=float, help="false-alarm level of the nb method (default 0.01: about one alert per 200 quiet cell-days)")
     hot.set_defaults(handler=cmd_hotspots)
 
     fc = commands.add_parser("forecast", parents=[cells], help="daily counts per cell for the coming days (JSON)")
-    fc.add_argument("--end", type=day_argument, default=date.today(), metavar="YYYY-MM-DD", help="last day of history")
+    fc.add_argument("--to", "--end", dest="end", type=day_argument, default=date.today(), metavar="YYYY-MM-DD",
+                    help="last day of history")
     fc.add_argument("--horizon", type=_positive, default=14)
     fc.add_argument("--rising", action="store_true", help="only the cells expected to rise above normal")
     fc.add_argument("--top", type=_positive, default=20)
     fc.set_defaults(handler=cmd_forecast)
 
     ev = commands.add_parser("events", parents=[common], help="incidents many callers report (JSON)")
-    ev.add_argument("--from", dest="start", type=day_argument, required=True, metavar="YYYY-MM-DD")
-    ev.add_argument("--to", dest="end", type=day_argument, required=True, metavar="YYYY-MM-DD")
+    ev.add_argument("--from", "--start", dest="start", type=day_argument, required=True, metavar="YYYY-MM-DD")
+    ev.add_argument("--to", "--end", dest="end", type=day_argument, required=True, metavar="YYYY-MM-DD")
     ev.add_argument("--min-size", type=_positive, default=3)
     ev.add_argument("--top", type=_positive, default=20)
     ev.set_defaults(handler=cmd_events)
 
     rep = commands.add_parser("report", parents=[common], help="the supervisors' hotspot report (self-contained HTML)")
-    rep.add_argument("--from", dest="start", type=day_argument, required=True, metavar="YYYY-MM-DD")
-    rep.add_argument("--to", dest="end", type=day_argument, required=True, metavar="YYYY-MM-DD")
+    rep.add_argument("--from", "--start", dest="start", type=day_argument, required=True, metavar="YYYY-MM-DD")
+    rep.add_argument("--to", "--end", dest="end", type=day_argument, required=True, metavar="YYYY-MM-DD")
     rep.add_argument("--out", required=True, metavar="FILE.html")
     rep.set_defaults(handler=cmd_report)
 
@@ -489,7 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HotlineError as exc:
         print(f"hotline: error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, InvalidInput) else 1
-    except ValueError as exc:  # settings from the environment that do not validate
+    except ValidationError as exc:  # settings from the environment that do not validate; any other error is a bug
         print(f"hotline: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

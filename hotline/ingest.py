@@ -56,6 +56,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "category_l3": ("category_l3", "三级分类"),
     "department": ("department", "departments", "承办单位", "处理部门"),
     "status": ("status", "状态", "办理状态"),
+    "media_url": ("media_url", "图片链接", "附件链接"),
 }
 _TIME_FORMATS = (
     "%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M",
@@ -90,6 +91,7 @@ class ColumnMap:
     category_l3: str | None = None
     department: str | None = None
     status: str | None = None
+    media_url: str | None = None
 
     def resolve(self, header: list[str]) -> dict[str, str]:
         """Field -> column for this header; a named column that is missing is an error."""
@@ -310,6 +312,18 @@ def _cell(values: dict[str, Any], columns: dict[str, str], name: str) -> str:
     return "" if value is None else str(value).strip()
 
 
+def split_departments(cell: str) -> tuple[str, ...]:
+    """The departments in one cell of an export: ``城管局|住建局``, ``城管局，住建局``, ``城管局、住建局`` …"""
+    return tuple(name for name in (part.strip() for part in _DEPARTMENT_SPLIT.split(cell)) if name)
+
+
+def _media_url(value: str) -> str:
+    """A caller's photo or document: an http(s) address, or nothing."""
+    if value and not re.fullmatch(r"https?://\S{1,490}", value):
+        raise InvalidInput(f"media_url {value[:60]!r} is not an http(s) address")
+    return value
+
+
 def mask_caller(value: str) -> str:
     """Phone numbers masked by :func:`pii.mask`; a name is hidden entirely."""
     masked = pii.mask(value)
@@ -376,6 +390,7 @@ class CaseBuilder:
             departments=(departments := self._departments(cell("department"))),
             departments_source=LabelSource(LabelKind.IMPORTED, self.source, received) if departments else None,
             status=Status.parse(cell("status")),
+            media_url=_media_url(cell("media_url")),
         )
 
     @staticmethod
@@ -404,9 +419,7 @@ class CaseBuilder:
 
     def _departments(self, value: str) -> tuple[str, ...]:
         out: list[str] = []
-        for name in (part.strip() for part in _DEPARTMENT_SPLIT.split(value)):
-            if not name:
-                continue
+        for name in split_departments(value):
             try:
                 name = self.taxonomy.department_id(name)
             except HotlineError:

@@ -9,13 +9,12 @@ is one such file away (``HOTLINE_GAZETTEER``).
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from importlib import resources
 from pathlib import Path
 
 from hotline.case import Area, Location
+from hotline.datafiles import toml_data
 from hotline.errors import InvalidInput
 
 PLACE_FREQ = 5000
@@ -61,15 +60,7 @@ class Gazetteer:
     @classmethod
     def load(cls, path: Path | str | None = None) -> Gazetteer:
         """Load a gazetteer TOML; ``None`` loads the bundled 泰州 file."""
-        if path is None:
-            raw = resources.files("hotline.data").joinpath("places/taizhou.toml").read_text("utf-8")
-        else:
-            try:
-                raw = Path(path).read_text("utf-8")
-            except OSError as exc:
-                raise InvalidInput(f"cannot read gazetteer {path}: {exc.strerror}") from None
-        try:
-            data = tomllib.loads(raw)
+        with toml_data(path, "places/taizhou.toml", "gazetteer") as data:
             districts = [
                 District(
                     name=d["name"],
@@ -86,8 +77,6 @@ class Gazetteer:
                 for d in data["districts"]
             ]
             return cls(data["city"], districts, str(data.get("area_code", "")), data.get("plate_prefix", ""))
-        except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
-            raise InvalidInput(f"gazetteer {path or 'bundled'} is malformed: {exc}") from None
 
     @cached_property
     def _names(self) -> dict[str, tuple[str, str]]:

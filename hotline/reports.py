@@ -22,6 +22,7 @@ import numpy as np
 from hotline.case import Case
 from hotline.errors import InvalidInput
 from hotline.events import Event, cluster_period
+from hotline.hotspots.cells import UNCATEGORISED, cell_area, cell_of
 from hotline.hotspots.detect import Alert, detect
 from hotline.hotspots.forecast import CellForecast, forecast, rising
 from hotline.hotspots.series import CountTable
@@ -65,13 +66,6 @@ class Report:
         }
 
 
-def cell_category(case: Case) -> str:
-    """The category a hotspot cell is counted under: level 2, else level 1, else 未分类."""
-    if case.category is None:
-        return "未分类"
-    return case.category.l2 or case.category.l1
-
-
 def build(cases: Iterable[Case], start: date, end: date, tokenize: Any, landmarks: Iterable[str] = (),
           top: int = 15) -> Report:
     """Compute the report over ``start``–``end`` from cases that include up to ``HISTORY_DAYS`` before it."""
@@ -86,28 +80,28 @@ def build(cases: Iterable[Case], start: date, end: date, tokenize: Any, landmark
     if (start - first).days < 28:
         notes.append(f"历史数据仅 {(start - first).days} 天，基线与预测的把握有限。")
 
-    table = CountTable.from_records(((c.received_at.date(), c.area.district or "未知区域", cell_category(c))
+    table = CountTable.from_records(((c.received_at.date(), *cell_of(c))
                                      for c in all_cases), end=end)
     alerts = detect(table, max(start, table.start), end)
     alerts = sorted(alerts, key=lambda a: -a.score)[:top]
     by_cell: dict[tuple[str, str, str], list[Case]] = defaultdict(list)
     wanted = {(a.date.isoformat(), a.area, a.category) for a in alerts}
     for c in period:
-        key = (c.received_at.date().isoformat(), c.area.district or "未知区域", cell_category(c))
+        key = (c.received_at.date().isoformat(), *cell_of(c))
         if key in wanted and len(by_cell[key]) < 5:
             by_cell[key].append(c)
 
-    level1 = Counter((c.category.l1 if c.category else "未分类") for c in period)
+    level1 = Counter((c.category.l1 if c.category else UNCATEGORISED) for c in period)
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     trend: dict[str, list[int]] = {name: [0] * len(days) for name, _ in level1.most_common(8)}
     for c in period:
-        name = c.category.l1 if c.category else "未分类"
+        name = c.category.l1 if c.category else UNCATEGORISED
         if name in trend:
             trend[name][(c.received_at.date() - start).days] += 1
 
-    heat = Counter((c.area.district or "未知区域", cell_category(c)) for c in period)
-    areas = [a for a, _ in Counter(c.area.district or "未知区域" for c in period).most_common()]
-    categories = [k for k, _ in Counter(cell_category(c) for c in period).most_common(15)]
+    heat = Counter(cell_of(c) for c in period)
+    areas = [a for a, _ in Counter(cell_area(c.area.district) for c in period).most_common()]
+    categories = [k for k, _ in Counter(cell_of(c)[1] for c in period).most_common(15)]
 
     events = cluster_period(all_cases, start, tokenize, landmarks).largest(min_size=3)[:10]
 

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
         default=DEFAULT_EARLIEST, description="Cases dated before this day are refused (the latest is now + 1 day)."
     )
     timezone: str = Field(default=DEFAULT_ZONE, description="The city's time zone; times with an offset are converted to it.")
+    open311_public: bool = Field(default=False, description="Open311 reads (masked cases, no caller fields) without a key.")
+    open311_jurisdiction: str = Field(default="", description="Open311 jurisdiction_id served; empty: any is accepted.")
     log_level: str = Field(default="INFO")
 
     @field_validator("segmenter")

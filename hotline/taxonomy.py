@@ -9,14 +9,13 @@ so routing by jurisdiction needs no edit here when the city changes.
 from __future__ import annotations
 
 import difflib
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 from hotline.case import Category
+from hotline.datafiles import toml_data
 from hotline.errors import Implausible, InvalidInput, NotFound
 
 TERM_FREQ = 3000
@@ -62,15 +61,7 @@ class Taxonomy:
     @classmethod
     def load(cls, path: Path | str | None = None, district_offices: dict[str, str] | None = None) -> Taxonomy:
         """Load the taxonomy TOML (bundled when ``path`` is None) plus the district offices."""
-        if path is None:
-            raw = resources.files("hotline.data").joinpath("taxonomy.toml").read_text("utf-8")
-        else:
-            try:
-                raw = Path(path).read_text("utf-8")
-            except OSError as exc:
-                raise InvalidInput(f"cannot read taxonomy {path}: {exc.strerror}") from None
-        try:
-            data = tomllib.loads(raw)
+        with toml_data(path, "taxonomy.toml", "taxonomy") as data:
             departments = [
                 Department(d["id"], d.get("name", d["id"]), d.get("kind", "municipal"), tuple(d.get("aliases", ())))
                 for d in data["departments"]
@@ -84,8 +75,6 @@ class Taxonomy:
                              bool(c.get("jurisdiction", False)))
                 for c in data["categories"]
             ]
-        except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
-            raise InvalidInput(f"taxonomy {path or 'bundled'} is malformed: {exc}") from None
         return cls(departments, categories)
 
     @property

@@ -28,6 +28,7 @@ from elasticsearch import helpers
 
 from hotline.case import Case, Category, Neighbour, format_time
 from hotline.errors import InvalidInput, NotFound, Unavailable
+from hotline.hotspots.cells import cell_category
 from hotline.store.base import CaseQuery, CaseStore, Page
 from search.base import CachedCount, CellCount, DocFreqCache, neighbour, query_terms, similarity
 
@@ -158,12 +159,14 @@ class ElasticsearchIndex:
 
     def _document(self, case: Case) -> dict[str, Any]:
         doc = case.to_dict()
+        for kept_by_the_store_alone in ("media_url", "updated_at"):  # the index's strict mapping predates them
+            doc.pop(kept_by_the_store_alone)
         category = case.category
         doc.update(
             category_l1=category.l1 if category else None,
             category_l2=(category.l2 or None) if category else None,
             category_l3=(category.l3 or None) if category else None,
-            cell_category=(category.l2 or category.l1) if category else "",
+            cell_category=cell_category(category) if category else "",
             tokens=" ".join(self.tokenize(f"{case.title} {case.text}")),
         )
         return doc
@@ -263,6 +266,8 @@ class ElasticsearchIndex:
                              ("departments", query.department)):
             if value:
                 filters.append({"term": {field: value}})
+        if query.statuses:
+            filters.append({"terms": {"status": list(query.statuses)}})
         if query.category:
             parts = Category.parse(query.category).path.split("/")
             if len(parts) == 1:

@@ -38,8 +38,9 @@ def test_the_schema_lists_every_endpoint(service: Services) -> None:  # noqa: F8
     for path in ("/v1/route", "/v1/cases", "/v1/cases/{case_id}", "/v1/cases/{case_id}/similar",
                  "/v1/cases/{case_id}/label", "/v1/hotspots", "/v1/events", "/v1/forecast", "/v1/reports/hotspots",
                  "/v1/models", "/v1/models/train", "/v1/models/{version}/promote", "/v1/models/rollback",
-                 "/health", "/metrics", "/open311/v2/services.json", "/open311/v2/requests.json",
-                 "/open311/v2/requests/{request_id}.json"):
+                 "/health", "/metrics", "/open311/v2/services.{fmt}", "/open311/v2/requests.{fmt}",
+                 "/open311/v2/requests/{request_id}.{fmt}", "/open311/v2/services/{code}.{fmt}",
+                 "/open311/discovery.{fmt}"):
         assert path in paths, path
 
 

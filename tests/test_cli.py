@@ -77,3 +77,36 @@ def test_errors_are_one_line_and_non_zero(tmp_path: Path, args: list[str], env: 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     result = run(["generate", "--days", "0", "--out", "x.csv"], tmp_path)
     assert result.returncode == 2 and "at least 1" in result.stderr
+
+
+def test_one_spelling_for_dates_and_models_the_old_kept(tmp_path: Path) -> None:
+    """--from/--to everywhere (--start/--end still work); --model names a directory, a kind is --kind."""
+    assert run(["generate", "--days", "20", "--to", "2025-06-20", "--seed", "2", "--out", "calls.csv"],
+               tmp_path).returncode == 0
+    new = run(["hotspots", "--data", "calls.csv", "--from", "2025-06-15", "--to", "2025-06-20"], tmp_path)
+    old = run(["hotspots", "--data", "calls.csv", "--start", "2025-06-15", "--end", "2025-06-20"], tmp_path)
+    assert new.returncode == old.returncode == 0 and new.stdout == old.stdout
+    import csv
+
+    with (tmp_path / "calls.csv").open(encoding="utf-8-sig", newline="") as fh:  # no department column:
+        rows = [(r["transcript"], r["category_l1"]) for r in csv.DictReader(fh)]  # departments stay optional
+    with (tmp_path / "plain.csv").open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows([("text", "label"), *rows])
+    retrained = run(["retrain", "--no-store", "--data", "plain.csv", "--text-col", "text", "--label-col", "label"],
+                    tmp_path, env={"HOTLINE_MODELS": str(tmp_path / "models")})
+    assert retrained.returncode == 0, retrained.stderr
+    renamed = run(["train", "--data", "plain.csv", "--text-col", "text", "--label-col", "label", "--model", "linear",
+                   "--out", "trained"], tmp_path)
+    assert renamed.returncode == 0 and "--model is now --kind" in renamed.stderr
+
+
+def test_a_bug_is_not_dressed_up_as_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only our own errors become one-line messages; a ValueError from a bug keeps its traceback."""
+    from hotline import cli
+
+    def broken(args: object, settings: object) -> int:
+        raise ValueError("a bug, not the user's mistake")
+
+    monkeypatch.setattr(cli, "cmd_summary", broken)
+    with pytest.raises(ValueError, match="a bug"):
+        cli.main(["summary", "--store", "sqlite:///:memory:"])

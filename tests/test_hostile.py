@@ -193,7 +193,10 @@ def test_unreadable_bodies_are_4xx_in_one_log_line(client: TestClient, caplog: p
         attempts.append(client.post(OPEN311, content=b"{not json", headers=json_type))
     for response in attempts:
         assert 400 <= response.status_code < 500, response.text
-        assert response.headers["content-type"].startswith("application/problem+json")
+        if "/open311/" in str(response.url):  # the specification's own error form there
+            assert response.json()[0]["code"] == response.status_code
+        else:
+            assert response.headers["content-type"].startswith("application/problem+json")
     assert all(r.exc_info is None for r in caplog.records)
     assert len([r for r in caplog.records if r.name.startswith("hotline")]) <= 1
 
@@ -354,4 +357,4 @@ def test_ids_with_control_or_path_characters_and_boolean_coordinates_are_refused
         assert 400 <= response.status_code < 500 and response.headers["content-type"].startswith("application/problem")
     created = client.post(OPEN311, json={"api_key": AGENT_KEY, "service_code": "供水", "description": "没水了",
                                          "lat": True, "long": 119.9})
-    assert problem(created, 400)["detail"] == "lat must be a number"
+    assert created.status_code == 400 and created.json() == [{"code": 400, "description": "lat must be a number"}]

@@ -172,3 +172,29 @@ def test_hotspots_cli_writes_the_prospective_alert_file(tmp_path: Path, demo: tu
     assert bad.returncode == 2 and "nope" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     backwards = run(["hotspots", "--data", str(data), "--start", "2025-07-20", "--end", "2025-07-15"], tmp_path)
     assert backwards.returncode == 2
+
+
+def test_a_new_detector_is_one_registered_object(demo: tuple[list, Truth]) -> None:
+    """Registering a detector is all it takes: ``detect``, the CLI's choices and the API's check read the registry."""
+    from hotline.hotspots import detect as detectors
+
+    class EveryBusyDay(detectors.CellDetector):
+        name = "busy-days"
+
+        def scores(self, table: CountTable, baseline: object = None) -> detectors.Scores:
+            counts = table.counts.astype(float)
+            return detectors.Scores(counts, np.ones_like(counts), np.full(counts.shape, np.nan), 10.0)
+
+    detectors.register(EveryBusyDay())
+    try:
+        table = CountTable([("海陵区", "供水"), ("高港区", "供水")], date(2025, 6, 1), np.array([[1, 12, 3], [0, 1, 2]]))
+        alerts = detect(table, date(2025, 6, 1), date(2025, 6, 3), method="busy-days")
+        assert [(a.area, a.date, a.method) for a in alerts] == [("海陵区", date(2025, 6, 2), "busy-days")]
+        from hotline.cli import build_parser
+
+        assert build_parser().parse_args(["hotspots", "--start", "2025-06-01", "--end", "2025-06-03",
+                                          "--method", "busy-days"]).method == "busy-days"
+    finally:
+        del detectors.DETECTORS["busy-days"]
+    with pytest.raises(InvalidInput, match="use one of nb, ears-c1"):
+        detect(table, date(2025, 6, 1), date(2025, 6, 3), method="busy-days")

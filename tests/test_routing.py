@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from classifiers import persist
-from classifiers.cli import dispatch_threshold, evaluation
+from classifiers.evaluate import dispatch_threshold, evaluation
 from classifiers.dataset import prepare_text
 from classifiers.model import LOCAL, CaseModel
 from classifiers.router import Router, RoutingRules
@@ -140,3 +140,39 @@ def test_evaluation_report_has_what_maintainers_compare() -> None:
     assert report["accuracy"] == pytest.approx(2 / 3) and report["top3_accuracy"] == 1.0
     assert set(report["per_class"]) == {"a", "b", "c"}
     assert report["confusion_matrix"]["matrix"][2] == [1, 0, 0]
+
+
+def test_the_router_needs_only_the_routing_model_protocol(taxonomy, gazetteer) -> None:  # noqa: ANN001
+    """Any model with features, category and department scores, explanations and leads can route (a transformer
+    or an ensemble tomorrow); this one knows two categories and no departments, so the taxonomy's defaults lead."""
+    from classifiers.router import Router, RoutingModel
+
+    class TwoCategories:
+        similar_ = None
+
+        def features(self, text: str) -> str:
+            return text
+
+        def batch_features(self, texts: list[str]) -> list[str]:
+            return list(texts)
+
+        def category_scores(self, features: str) -> tuple[np.ndarray, np.ndarray]:
+            water = 0.9 if "水" in features else 0.2
+            return np.asarray(["城乡建设/供水", "城乡建设/道路设施"], dtype=object), np.asarray([water, 1 - water])
+
+        def department_scores(self, features: str) -> None:
+            return None
+
+        def explain(self, features: str, category: str, k: int = 6) -> list[tuple[str, float]]:
+            return [("水", 1.0)] if "水" in features else []
+
+        def lead(self, departments: list[str]) -> str:
+            return departments[0] if departments else ""
+
+    model = TwoCategories()
+    typed: RoutingModel = model  # a Protocol: structural, nothing to inherit
+    routing = Router(typed, taxonomy, gazetteer).route("市民：海陵区梅兰新村停水了")
+    assert routing.category == "城乡建设/供水" and routing.terms == [("水", 1.0)]
+    assert routing.departments[0].department == taxonomy.categories["供水"].departments[0]
+    assert [r.category for r in Router(model, taxonomy, gazetteer).route_many(["停水", "路灯坏了"])] == \
+        ["城乡建设/供水", "城乡建设/道路设施"]

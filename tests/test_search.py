@@ -235,7 +235,8 @@ def test_migration_queues_existing_cases_for_the_index(tmp_path: Path, cases: li
     store = SQLiteStore(f"sqlite:///{tmp_path}/old.db")
     store.upsert(cases[:5])
     store.acknowledge([seq for seq, _, _ in store.pending()])
-    store._db.execute("DROP TABLE case_log")  # back to schema version 1: undo migrations 3 and 2
+    store._db.execute("ALTER TABLE cases DROP COLUMN media_url")  # back to schema version 1: undo 4, 3 and 2
+    store._db.execute("DROP TABLE case_log")
     store._db.execute("ALTER TABLE cases DROP COLUMN owner")
     store._db.execute("DROP TABLE index_outbox")
     store._db.execute("DROP TABLE cases_vocab")

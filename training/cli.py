@@ -9,10 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hotline.cli import day_argument
+from classifiers.dataset import USUAL
+from hotline.cli import Renamed, day_argument
 from hotline.errors import InvalidInput
 from hotline.settings import Settings
 from hotline.store.base import CaseQuery
+
+MODEL_KINDS = ("linear", "transformer", "ensemble")
 
 
 def _registry(settings: Settings) -> Any:
@@ -90,8 +93,8 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
         raise InvalidInput("nothing to train on: give --data or leave the store in")
     request = RetrainRequest(
         data=Path(args.data) if args.data else None, text_col=args.text_col, label_col=args.label_col,
-        department_col=args.department_col or None, since=CaseQuery.days(args.since).start,
-        use_store=not args.no_store, kind=args.model, base_model=args.base_model, segmenter=settings.segmenter,
+        department_col=args.department_col or USUAL, since=CaseQuery.days(args.since).start,
+        use_store=not args.no_store, kind=args.kind, base_model=args.base_model, segmenter=settings.segmenter,
         holdout=args.holdout, seed=args.seed, review=args.review,
     )
     store = None if args.no_store else open_store(settings.store)
@@ -138,10 +141,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     retrain.add_argument("--data", metavar="FILE")
     retrain.add_argument("--text-col", default="transcript", metavar="C")
     retrain.add_argument("--label-col", default="category_l1,category_l2", metavar="C")
-    retrain.add_argument("--department-col", default="department", metavar="C")
+    retrain.add_argument("--department-col", metavar="C", help="departments column (default: the usual names, if any)")
     retrain.add_argument("--since", type=day_argument, metavar="YYYY-MM-DD", help="only store labels from this day on")
     retrain.add_argument("--no-store", action="store_true", help="train on the file alone")
-    retrain.add_argument("--model", default="linear", choices=["linear", "transformer", "ensemble"])
+    retrain.add_argument("--kind", default="linear", choices=MODEL_KINDS, help="model kind")
+    retrain.add_argument("--model", dest="kind", choices=MODEL_KINDS, action=Renamed, help=argparse.SUPPRESS)
     retrain.add_argument("--base-model", metavar="PATH")
     retrain.add_argument("--holdout", type=float, default=0.1)
     retrain.add_argument("--seed", type=int, default=0)

@@ -106,10 +106,7 @@ def label_case(case_id: str, body: schemas.LabelIn, principal: Agent, services: 
 @router.get("/v1/cases/{case_id}/labels", summary="The audit log of a case's labels", operation_id="labelHistory")
 def label_history(case_id: str, principal: AnyRole, store: StoreDep) -> list[dict[str, Any]]:
     store.get(case_id)
-    return [{"kind": h.source.kind.value, "by": h.source.by, "at": str(h.source.at),
-             "category": h.category.path if h.category else None, "departments": list(h.departments),
-             "previous_category": h.previous_category.path if h.previous_category else None}
-            for h in store.label_history(case_id)]
+    return [h.to_dict() for h in store.label_history(case_id)]
 
 
 @router.get("/v1/cases/{case_id}/changes", operation_id="caseChanges",

@@ -29,9 +29,11 @@ def _days(services: Services, start: date | None, end: date | None, default_days
 @router.get("/v1/hotspots", response_model=list[schemas.AlertOut],
             summary="Surging (area, category) cells per day, prospectively")
 def hotspots(principal: Supervisor, services: ServicesDep, start: date | None = None, end: date | None = None,
-             method: Annotated[str, Query(pattern="^(nb|ears-c1|ears-c2|ears-c3)$")] = "nb") -> list[dict[str, Any]]:
-    from hotline.hotspots.detect import detect
+             method: Annotated[str, Query(max_length=40, description="a detector's name (nb, ears-c2, scan …)")] = "nb",
+             ) -> list[dict[str, Any]]:
+    from hotline.hotspots.detect import detect, detector
 
+    detector(method)  # a name the registry does not hold is a 400 naming those it does
     start, end = _days(services, start, end, 7)
 
     def compute() -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -29,7 +30,6 @@ from hotline.hotspots.baseline import Baseline, cusum, fit, upper_tail
 from hotline.hotspots.scan import scan
 from hotline.hotspots.series import CountTable
 
-METHODS = ("nb", "ears-c1", "ears-c2", "ears-c3", "scan")
 DEFAULT_METHOD = "nb"
 #: Upper-tail probability (after the weighting below) under which the default method flags a cell-day: under one
 #: false alarm per 100 cell-days on pure Poisson noise (0.86 with CUSUM), 0.45 on generated counts, 0.19 on the
@@ -65,76 +65,170 @@ class Alert:
                 "method": self.method}
 
 
-def scores(table: CountTable, method: str = DEFAULT_METHOD, baseline: Baseline | None = None
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """(score, expected, p-value or NaN, threshold) per cell and day; flag where score >= threshold."""
-    counts = table.counts
-    if method.startswith("ears-"):
-        stat, expected = ears_module.ears(counts, method)
-        return stat, expected, np.full(counts.shape, np.nan), ears_module.THRESHOLDS[method]
-    if method != "nb":
-        raise InvalidInput(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-    base = baseline or fit(counts, *table.calendar())
-    mu, size = base.mu, base.size[None, :]
-    runs = WINDOW_DAYS - 1
-    p = upper_tail(counts, mu, size) / (DAY_WEIGHT if runs else 1.0)
-    for width in range(2, WINDOW_DAYS + 1):  # the last 2 … WINDOW_DAYS days together: an outbreak spread thin
-        total, expected = counts.astype(float).copy(), mu.copy()
-        for back in range(1, width):
-            total[:, back:] += counts[:, :-back]
-            expected[:, back:] += mu[:, :-back]
-            expected[:, :back] = np.nan
-        pw = upper_tail(total, expected, size * width)  # a sum of days is less over-dispersed than one day
-        p = np.fmin(p, np.where(counts > mu, pw * runs / (1 - DAY_WEIGHT), np.nan))
-    p = np.minimum(p, 1.0)
-    with np.errstate(divide="ignore"):
-        score = -np.log10(np.maximum(p, 1e-300))
-    return score, mu, p, -math.log10(ALPHA)
+class Scores(NamedTuple):
+    """Per cell and day: the score, the expected count, the p-value (NaN where there is none), and the threshold."""
+
+    score: np.ndarray
+    expected: np.ndarray
+    p: np.ndarray
+    threshold: float
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """A surge detector: the CLI, the API and the benchmark find every one in :data:`DETECTORS` by its name."""
+
+    name: str
+    #: Whether it scores every cell and day (the benchmark compares those at equal false-alarm rates).
+    per_cell: bool
+
+    def detect(self, table: CountTable, first: int, last: int, alpha: float | None,
+               neighbours: Mapping[str, Sequence[str]], min_count: int, simulations: int) -> list[Alert]:
+        """Alerts for days ``first`` … ``last`` of ``table`` (indices), each from counts up to its own day."""
+        ...
+
+
+class CellDetector:
+    """A detector that scores each cell-day and flags the eligible ones at or over its threshold."""
+
+    name = ""
+    per_cell = True
+
+    def scores(self, table: CountTable, baseline: Baseline | None = None) -> Scores:
+        raise NotImplementedError
+
+    def eligible(self, counts: np.ndarray, min_count: int = MIN_COUNT) -> np.ndarray:
+        return np.ones(counts.shape, dtype=bool)
+
+    def flag(self, table: CountTable, alpha: float | None, min_count: int) -> tuple[np.ndarray, Scores, np.ndarray]:
+        """(flagged, scores, the method that flagged each cell-day)."""
+        found = self.scores(table)
+        flagged = (found.score >= found.threshold) & self.eligible(table.counts, min_count)
+        return flagged, found, np.full(table.counts.shape, self.name, dtype=object)
+
+    def detect(self, table: CountTable, first: int, last: int, alpha: float | None,
+               neighbours: Mapping[str, Sequence[str]], min_count: int, simulations: int) -> list[Alert]:
+        flagged, found, methods = self.flag(table, alpha, min_count)
+        counts, days = table.counts, table.days
+        alerts: list[Alert] = []
+        for cell, day in zip(*np.nonzero(flagged[:, first : last + 1]), strict=True):
+            t = first + day
+            area, category = table.cells[cell]
+            p = found.p[cell, t]
+            alerts.append(Alert(days[t], area, category, int(counts[cell, t]),
+                                float(np.nan_to_num(found.expected[cell, t])), float(found.score[cell, t]),
+                                str(methods[cell, t]), None if np.isnan(p) else float(p)))
+        return sorted(alerts, key=lambda a: (a.date, -a.score, a.area, a.category))
+
+
+class NegativeBinomial(CellDetector):
+    """The default: 1–3-day upper-tail tests on the negative-binomial baseline, and CUSUM for slow rises."""
+
+    name = "nb"
+
+    def scores(self, table: CountTable, baseline: Baseline | None = None) -> Scores:
+        counts = table.counts
+        base = baseline or fit(counts, *table.calendar())
+        mu, size = base.mu, base.size[None, :]
+        runs = WINDOW_DAYS - 1
+        p = upper_tail(counts, mu, size) / (DAY_WEIGHT if runs else 1.0)
+        for width in range(2, WINDOW_DAYS + 1):  # the last 2 … WINDOW_DAYS days together: an outbreak spread thin
+            total, expected = counts.astype(float).copy(), mu.copy()
+            for back in range(1, width):
+                total[:, back:] += counts[:, :-back]
+                expected[:, back:] += mu[:, :-back]
+                expected[:, :back] = np.nan
+            pw = upper_tail(total, expected, size * width)  # a sum of days is less over-dispersed than one day
+            p = np.fmin(p, np.where(counts > mu, pw * runs / (1 - DAY_WEIGHT), np.nan))
+        p = np.minimum(p, 1.0)
+        with np.errstate(divide="ignore"):
+            score = -np.log10(np.maximum(p, 1e-300))
+        return Scores(score, mu, p, -math.log10(ALPHA))
+
+    def eligible(self, counts: np.ndarray, min_count: int = MIN_COUNT) -> np.ndarray:
+        """``min_count`` calls over the day and the one before: a single call is nobody's hotspot."""
+        two = counts.copy()
+        two[:, 1:] += counts[:, :-1]
+        return (counts >= 1) & (two >= min_count)
+
+    def flag(self, table: CountTable, alpha: float | None, min_count: int) -> tuple[np.ndarray, Scores, np.ndarray]:
+        counts = table.counts
+        base = fit(counts, *table.calendar())
+        found = self.scores(table, base)
+        threshold = -math.log10(alpha) if alpha is not None else found.threshold
+        flagged = (found.score >= threshold) & self.eligible(counts, min_count)
+        methods = np.full(counts.shape, self.name, dtype=object)
+        cs = cusum(counts.astype(float), base.mu, base.size, CUSUM_K, CUSUM_H)
+        recent = counts.copy()  # calls over the last three days: a slow rise still needs a few calls
+        recent[:, 1:] += counts[:, :-1]
+        recent[:, 2:] += counts[:, :-2]
+        slow = (cs > CUSUM_H) & (counts >= 1) & (recent >= min_count) & ~flagged
+        methods[slow] = "nb-cusum"
+        return flagged | slow, found._replace(score=np.where(slow, cs, found.score)), methods
+
+
+class Ears(CellDetector):
+    """The CDC's EARS C1, C2 or C3, as the CDC defines them: the baseline to beat."""
+
+    def __init__(self, variant: str) -> None:
+        self.name = f"ears-{variant}"
+
+    def scores(self, table: CountTable, baseline: Baseline | None = None) -> Scores:
+        stat, expected = ears_module.ears(table.counts, self.name)
+        return Scores(stat, expected, np.full(table.counts.shape, np.nan), ears_module.THRESHOLDS[self.name])
+
+
+class SpaceTimeScan:
+    """Kulldorff's space-time permutation scan per category: clusters across neighbouring areas."""
+
+    name = "scan"
+    per_cell = False
+
+    def detect(self, table: CountTable, first: int, last: int, alpha: float | None,
+               neighbours: Mapping[str, Sequence[str]], min_count: int, simulations: int) -> list[Alert]:
+        return _scan_alerts(table, first, last, neighbours, min_count, simulations)
+
+
+#: Every detector by name: add one by registering it here (or from a plugin), nothing else changes.
+DETECTORS: dict[str, Detector] = {}
+
+
+def register(detector: Detector) -> Detector:
+    DETECTORS[detector.name] = detector
+    return detector
+
+
+for _detector in (NegativeBinomial(), Ears("c1"), Ears("c2"), Ears("c3"), SpaceTimeScan()):
+    register(_detector)
+
+
+def detector(name: str) -> Detector:
+    try:
+        return DETECTORS[name]
+    except KeyError:
+        raise InvalidInput(f"unknown method {name!r}; use one of {', '.join(DETECTORS)}") from None
+
+
+def scores(table: CountTable, method: str = DEFAULT_METHOD, baseline: Baseline | None = None) -> Scores:
+    """(score, expected, p-value or NaN, threshold) per cell and day of a per-cell detector."""
+    found = detector(method)
+    if not isinstance(found, CellDetector):
+        raise InvalidInput(f"method {method!r} does not score single cells")
+    return found.scores(table, baseline)
 
 
 def eligible(counts: np.ndarray, method: str, min_count: int = MIN_COUNT) -> np.ndarray:
-    """Cell-days a method may flag: the default needs ``min_count`` calls over the day and the one before;
-    EARS stays as the CDC defines it."""
-    if not method.startswith("nb"):
-        return np.ones(counts.shape, dtype=bool)
-    two = counts.copy()
-    two[:, 1:] += counts[:, :-1]
-    return (counts >= 1) & (two >= min_count)
+    """Cell-days a method may flag (the default needs ``min_count`` calls over the day and the one before)."""
+    found = detector(method)
+    return found.eligible(counts, min_count) if isinstance(found, CellDetector) else np.ones(counts.shape, dtype=bool)
 
 
 def detect(table: CountTable, start: date, end: date, method: str = DEFAULT_METHOD, alpha: float | None = None,
            neighbours: Mapping[str, Sequence[str]] | None = None, min_count: int = MIN_COUNT,
            simulations: int = 99) -> list[Alert]:
     """Alerts for each day from ``start`` to ``end``; each uses only counts up to the end of its day."""
-    first, last = table.day_index(start), table.day_index(end)
-    if method == "scan":
-        return _scan_alerts(table, first, last, neighbours or {}, min_count, simulations)
-    base = fit(table.counts, *table.calendar()) if method == "nb" else None
-    score, expected, p, threshold = scores(table, method, base)
-    if alpha is not None and method == "nb":
-        threshold = -math.log10(alpha)
-    counts = table.counts
-    two = counts.copy()
-    two[:, 1:] += counts[:, :-1]
-    flagged = (score >= threshold) & eligible(counts, method, min_count)
-    methods = np.full(counts.shape, method, dtype=object)
-    if base is not None:
-        cs = cusum(counts.astype(float), base.mu, base.size, CUSUM_K, CUSUM_H)
-        recent = two.copy()  # calls over the last three days: a slow rise still needs a few calls
-        recent[:, 2:] += counts[:, :-2]
-        slow = (cs > CUSUM_H) & (counts >= 1) & (recent >= min_count) & ~flagged
-        methods[slow] = "nb-cusum"
-        score = np.where(slow, cs, score)
-        flagged |= slow
-    alerts: list[Alert] = []
-    days = table.days
-    for cell, day in zip(*np.nonzero(flagged[:, first : last + 1]), strict=True):
-        t = first + day
-        area, category = table.cells[cell]
-        alerts.append(Alert(days[t], area, category, int(counts[cell, t]), float(np.nan_to_num(expected[cell, t])),
-                            float(score[cell, t]), str(methods[cell, t]),
-                            None if np.isnan(p[cell, t]) else float(p[cell, t])))
-    return sorted(alerts, key=lambda a: (a.date, -a.score, a.area, a.category))
+    return detector(method).detect(table, table.day_index(start), table.day_index(end), alpha, neighbours or {},
+                                   min_count, simulations)
 
 
 def _scan_alerts(table: CountTable, first: int, last: int, neighbours: Mapping[str, Sequence[str]],
@@ -160,3 +254,6 @@ def _scan_alerts(table: CountTable, first: int, last: int, neighbours: Mapping[s
                                         cluster.expected * window[z].sum() / max(window[list(cluster.zones)].sum(), 1),
                                         score, "scan", cluster.p_value))
     return sorted(alerts, key=lambda a: (a.date, -a.score, a.area, a.category))
+
+
+METHODS = tuple(DETECTORS)

@@ -31,6 +31,7 @@ class CaseQuery:
     category: str = ""
     department: str = ""
     status: str = ""
+    statuses: tuple[str, ...] = ()  # any of these (Open311's open and closed are several statuses)
     channel: str = ""
     event_id: str = ""
     limit: int = 20
@@ -82,6 +83,12 @@ class LabelChange:
     departments: tuple[str, ...]
     previous_category: Category | None
     previous_departments: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        """One line of a case's label history, as the API and ``hotline cases show`` print it."""
+        return {"kind": self.source.kind.value, "by": self.source.by, "at": str(self.source.at),
+                "category": self.category.path if self.category else None, "departments": list(self.departments),
+                "previous_category": self.previous_category.path if self.previous_category else None}
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ SYSTEM = Writer("system", privileged=True)
 
 #: The fields whose change is audited as content (labels have their own log).
 CONTENT_FIELDS = ("received_at", "channel", "title", "text", "transcript", "caller", "district", "street", "address",
-                  "lat", "lon", "status", "event_id")
+                  "lat", "lon", "status", "event_id", "media_url")
 
 
 def check_owner(case_id: str, owner: str, writer: Writer) -> None:

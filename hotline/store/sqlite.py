@@ -125,15 +125,20 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX case_log_case ON case_log(case_id, seq);
     """,
+    # 4: a photo or document the caller sent (Open311 media_url).
+    """
+    ALTER TABLE cases ADD COLUMN media_url TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 _CASE_COLUMNS = (
     "id", "received_at", "channel", "title", "text", "transcript", "caller", "district", "street",
     "address", "lat", "lon", "category_l1", "category_l2", "category_l3", "category_kind", "category_by",
     "category_at", "departments", "departments_kind", "departments_by", "departments_at", "status",
-    "event_id", "tokens", "content_hash", "updated_at",
+    "event_id", "media_url", "tokens", "content_hash", "updated_at",
 )
-_SELECT = "SELECT " + ", ".join(f"c.{col}" for col in _CASE_COLUMNS[:-3]) + " FROM cases c"
+#: What a Case is read from: every case column but the tokens and the hash, the update time last.
+_SELECT = "SELECT " + ", ".join(f"c.{col}" for col in (*_CASE_COLUMNS[:-3], "updated_at")) + " FROM cases c"
 
 
 def path_from_url(url: str) -> str:
@@ -270,8 +275,11 @@ class SQLiteStore:
             "departments_at": format_time(dep.at) if dep else None,
             "status": case.status.value,
             "event_id": case.event_id,
+            "media_url": case.media_url,
         }
-        row["content_hash"] = hashlib.blake2b(repr(sorted(row.items())).encode(), digest_size=16).hexdigest()
+        # Without an empty media_url, so that cases stored before it existed keep their hash.
+        hashed = {k: v for k, v in row.items() if k != "media_url" or v}
+        row["content_hash"] = hashlib.blake2b(repr(sorted(hashed.items())).encode(), digest_size=16).hexdigest()
         row["tokens"] = ""
         row["updated_at"] = now
         return row
@@ -279,7 +287,7 @@ class SQLiteStore:
     @staticmethod
     def _case(r: Sequence[Any]) -> Case:
         (id_, received, channel, title, text, transcript, caller, district, street, address, lat, lon,
-         l1, l2, l3, c_kind, c_by, c_at, departments, d_kind, d_by, d_at, status, event_id) = r
+         l1, l2, l3, c_kind, c_by, c_at, departments, d_kind, d_by, d_at, status, event_id, media_url, updated) = r
         return Case(
             id=id_,
             received_at=parse_time(received),  # type: ignore[arg-type]
@@ -297,6 +305,8 @@ class SQLiteStore:
             departments_source=_source(d_kind, d_by, d_at),
             status=Status(status),
             event_id=event_id,
+            media_url=media_url or "",
+            updated_at=parse_time(updated),
         )
 
     # ------------------------------------------------------------ writes
@@ -459,6 +469,9 @@ class SQLiteStore:
             if value:
                 clauses.append(f"c.{column} = ?")
                 params.append(value)
+        if query.statuses:
+            clauses.append(f"c.status IN ({','.join('?' * len(query.statuses))})")
+            params.extend(query.statuses)
         if query.category:
             parts = Category.parse(query.category).path.split("/")
             if len(parts) == 1:
