@@ -14,6 +14,7 @@ from hotline.settings import Settings
 def prepare(settings: Settings) -> None:
     """Before traffic: the API keys (bad ones stop the start), and a first model if the store has labels but none."""
     from api.keys import service_keys
+    from hotline.cli import city
     from hotline.store import open_store
     from training.registry import Registry
     from training.retrain import RetrainRequest, retrain
@@ -26,7 +27,8 @@ def prepare(settings: Settings) -> None:
             labeled = store.summary().labeled
             if labeled:
                 print(f"no active model: training one on the store's {labeled} labeled cases first …", file=sys.stderr)
-                entry = retrain(registry, RetrainRequest(segmenter=settings.segmenter), store, by="serve")
+                entry = retrain(registry, RetrainRequest(segmenter=settings.segmenter), store, by="serve",
+                                city=city(settings))
                 registry.promote(entry.version, by="serve")
                 print(f"model {entry.version} trained and active (macro-F1 {entry.metrics.get('macro_f1', 0):.3f})",
                       file=sys.stderr)
@@ -44,10 +46,17 @@ def prepare(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    os.environ["HOTLINE_STORE"] = settings.store  # the workers read the same settings
     prepare(settings)
     print(f"serving on http://{args.host}:{args.port} (agent console /, supervisors /supervisor, models /models)",
           file=sys.stderr)
+    if args.workers == 1:  # the settings object itself, as given (--store included)
+        from api.app import create_app
+
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False)
+        return 0
+    # Worker processes build their own app from the environment, the only thing they inherit: hand them the
+    # --store given here (the one place that writes it, at the entry point).
+    os.environ["HOTLINE_STORE"] = settings.store
     uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                 log_level="warning", access_log=False)
     return 0

@@ -16,10 +16,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from api.keys import KeyRing, service_keys
 from hotline.errors import Conflict, HotlineError, NotFound, Unavailable
-from hotline.places import Gazetteer, default_gazetteer
+from hotline.city import City
 from hotline.settings import Settings
 from hotline.store import CaseStore, open_store
-from hotline.taxonomy import Taxonomy, default_taxonomy
 from search import SearchIndex, open_index
 from search.sync import Syncer
 from training.registry import Registry
@@ -55,10 +54,9 @@ def settle_heap() -> None:
 class ModelHolder:
     """The active router; promotion swaps it between requests, so no request sees half a model."""
 
-    def __init__(self, registry: Registry, taxonomy: Taxonomy, gazetteer: Gazetteer) -> None:
+    def __init__(self, registry: Registry, city: City) -> None:
         self.registry = registry
-        self.taxonomy = taxonomy
-        self.gazetteer = gazetteer
+        self.city = city
         self.router: Any = None
         self.version: str | None = None
         self.target: str | None = None  # the folder `current` named when the router was loaded
@@ -80,7 +78,7 @@ class ModelHolder:
             target = current.resolve().name
             if target == self.target and self.router is not None:
                 return self.version
-            router = make_router(current)  # loaded fully before it replaces the old one
+            router = make_router(current, self.city)  # loaded fully before it replaces the old one
             self.router, self.version, self.target = router, router.model_version or target, target
             settle_heap()
             log.info("serving model %s", self.version)
@@ -179,12 +177,14 @@ class Services:
     def __init__(self, settings: Settings, keys: KeyRing | None = None, sync_interval: float = 1.0) -> None:
         self.settings = settings
         self.window = settings.time_window()
-        self.store: CaseStore = open_store(settings.store)
-        self.index: SearchIndex = open_index(settings.index_url, self.store)
-        self.taxonomy = default_taxonomy()
-        self.gazetteer = default_gazetteer()
+        self.city = City.from_settings(settings).serve()
+        tokens = self.city.segmenter.tokens
+        self.store: CaseStore = open_store(settings.store, tokenize=tokens)
+        self.index: SearchIndex = open_index(settings.index_url, self.store, tokenize=tokens)
+        self.taxonomy = self.city.taxonomy
+        self.gazetteer = self.city.gazetteer
         self.registry = Registry(settings.models)
-        self.models = ModelHolder(self.registry, self.taxonomy, self.gazetteer)
+        self.models = ModelHolder(self.registry, self.city)
         self.jobs = Jobs()
         self.metrics = Metrics()
         self.views = ReadCache()
@@ -232,7 +232,7 @@ class Services:
         from training.retrain import RetrainRequest, retrain
 
         request = RetrainRequest(since=since, segmenter=self.settings.segmenter)
-        entry = retrain(self.registry, request, self.store, by=by)
+        entry = retrain(self.registry, request, self.store, by=by, city=self.city)
         if promote_if_first and self.registry.active() is None:
             self.registry.promote(entry.version, by=by)
             self.reload_model()

@@ -17,7 +17,7 @@ import numpy as np
 from classifiers.evaluate import evaluation
 from classifiers.fit import fit_model, holdout_split
 from classifiers.kinds import KINDS, load_category_classifier, make_router
-from hotline.cli import Renamed
+from hotline.cli import Renamed, city
 from hotline.errors import InvalidInput
 from hotline.settings import Settings
 
@@ -31,16 +31,16 @@ def default_model_dir(settings: Settings) -> Path:
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from classifiers import persist
     from classifiers.dataset import load_examples
-    from hotline.places import default_gazetteer
 
     out = persist.writable(Path(args.out))  # before the minutes of training, not after
-    data = load_examples(Path(args.data), args.text_col, args.label_col, args.department_col, default_gazetteer())
+    here = city(settings)
+    data = load_examples(Path(args.data), args.text_col, args.label_col, args.department_col, here.gazetteer)
     train, test = holdout_split(data.labels, args.holdout, args.seed)
     model, parts, manifest = fit_model(
         data, train, test, args.kind, C=args.C, holdout=args.holdout, seed=args.seed, segmenter=settings.segmenter,
         departments=bool(args.department_col), base_model=args.base_model, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate, source=str(args.data),
-        params={"label_col": args.label_col, "department_col": args.department_col}, progress=True,
+        params={"label_col": args.label_col, "department_col": args.department_col}, progress=True, city=here,
     )
     persist.save(out, model, manifest, parts)
     print(json.dumps({"model": str(args.out), "version": manifest.version, **manifest.metrics}, ensure_ascii=False))
@@ -86,7 +86,7 @@ def cmd_route(args: argparse.Namespace, settings: Settings) -> int:
     from hotline.case import Area
 
     text = " ".join(args.text) if args.text else sys.stdin.read()
-    router = make_router(Path(args.model) if args.model else default_model_dir(settings))
+    router = make_router(Path(args.model) if args.model else default_model_dir(settings), city(settings))
     routing = router.route(text, area=Area(args.area) if args.area else None)
     if args.json:
         print(json.dumps(routing.to_dict(), ensure_ascii=False))

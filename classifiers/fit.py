@@ -12,6 +12,7 @@ import numpy as np
 
 from classifiers.evaluate import dispatch_threshold, evaluation
 from classifiers.kinds import TRANSFORMER_DIR, category_classifier, kind_of
+from hotline.city import City
 from hotline.errors import InvalidInput
 
 
@@ -34,7 +35,7 @@ def fit_model(data: Any, train: np.ndarray, test: np.ndarray, kind: str = "linea
               holdout: float = 0.1, seed: int = 0, segmenter: str = "rjieba", departments: bool = True,
               base_model: str | None = None, epochs: int = 3, batch_size: int = 16, learning_rate: float = 5e-5,
               source: str = "", params: dict[str, Any] | None = None,
-              progress: bool = False) -> tuple[Any, dict[str, Any], Any]:
+              progress: bool = False, city: City | None = None) -> tuple[Any, dict[str, Any], Any]:
     """Train on the ``train`` rows of ``data`` (:class:`~classifiers.dataset.Examples`), measure on ``test``.
 
     The caller owns the split (:func:`holdout_split`; the retrainer also drops
@@ -42,11 +43,13 @@ def fit_model(data: Any, train: np.ndarray, test: np.ndarray, kind: str = "linea
     memory). Returns (linear model or None, transformer parts, manifest); the
     manifest carries the held-out metrics, the auto-dispatch threshold (the
     lowest confidence at which 98% of held-out answers are right) and what
-    the model was trained on.
+    the model was trained on, and the fingerprint of ``city`` (the bundled one by default), whose offices it
+    learns as 属地 and whose words it segments with.
     """
     from classifiers import persist
     from classifiers.model import CaseModel
-    from hotline.places import default_gazetteer
+
+    city = city or City.bundled(segmenter)
 
     model_kind = kind_of(kind)
     if model_kind.transformer and not base_model:
@@ -64,7 +67,7 @@ def fit_model(data: Any, train: np.ndarray, test: np.ndarray, kind: str = "linea
             pick(data.texts), pick(data.labels),
             departments=pick(data.departments) if with_departments else None,
             ids=pick(data.ids), times=pick(data.times), districts=pick(data.districts),
-            district_offices=list(default_gazetteer().offices().values()),
+            district_offices=list(city.gazetteer.offices().values()),
         )
     parts = {}
     if model_kind.transformer:
@@ -96,7 +99,7 @@ def fit_model(data: Any, train: np.ndarray, test: np.ndarray, kind: str = "linea
         params={"C": C, "holdout": holdout, "seed": seed, "segmenter": segmenter, "base_model": base_model,
                 "epochs": epochs, **(params or {})},
         metrics=metrics,
-        extra={"auto_dispatch_threshold": threshold, "source": source,
+        extra={"auto_dispatch_threshold": threshold, "source": source, "city": city.fingerprint(),
                "holdout_hash": persist.data_hash([data.texts[i] for i in test], [data.labels[i] for i in test]),
                "train_seconds": round(time.perf_counter() - started, 1)},
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hotline.city import City
 from hotline.errors import InvalidInput
 
 #: Where a model directory keeps its fine-tuned transformer.
@@ -63,15 +64,16 @@ def load_category_classifier(model_dir: Path) -> Any:
     return category_classifier(model, transformer)
 
 
-def make_router(model_dir: Path) -> Any:
-    """A :class:`~classifiers.router.Router` over the routing model a directory holds."""
+def make_router(model_dir: Path, city: City | None = None) -> Any:
+    """A :class:`~classifiers.router.Router` over the routing model a directory holds, for ``city``
+    (the bundled one by default); a model trained under another city's context is refused."""
     from classifiers import persist
-    from classifiers.router import Router
-    from hotline.places import default_gazetteer
-    from hotline.taxonomy import default_taxonomy
+    from classifiers.router import Router, RoutingRules
 
+    city = city or City.bundled()
     model, manifest = persist.load(model_dir)
     if not kind_of(manifest.kind).linear or model is None:
         raise InvalidInput(f"{model_dir} holds a {manifest.kind} model; routing needs a linear or ensemble model")
-    return Router(model, default_taxonomy(), default_gazetteer(), model_version=manifest.version,
-                  threshold=float(manifest.extra.get("auto_dispatch_threshold", 0.9)))
+    city.check_model(manifest.version, manifest.extra.get("city"))
+    return Router(model, city.taxonomy, city.gazetteer, rules=RoutingRules.load(city.routing_rules),
+                  model_version=manifest.version, threshold=float(manifest.extra.get("auto_dispatch_threshold", 0.9)))

@@ -51,6 +51,19 @@ class Renamed(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+def city(settings: Settings) -> Any:
+    """The city the settings name (gazetteer, taxonomy, routing rules, segmenter), read once per process."""
+    from hotline.city import City
+
+    key = (settings.gazetteer, settings.taxonomy, settings.routing_rules, settings.segmenter)
+    if key not in _CITIES:
+        _CITIES[key] = City.from_settings(settings)
+    return _CITIES[key]
+
+
+_CITIES: dict[tuple[Any, ...], Any] = {}
+
+
 def _positive(value: str) -> int:
     try:
         number = int(value)
@@ -64,11 +77,10 @@ def _positive(value: str) -> int:
 # ---------------------------------------------------------------- commands
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from hotline.demo.generator import DemoGenerator, truth_path, write_csv
-    from hotline.places import default_gazetteer
-    from hotline.taxonomy import default_taxonomy
 
     start = _generated_start(args)
-    generator = DemoGenerator(default_gazetteer(), default_taxonomy(), seed=args.seed, rate=args.rate)
+    here = city(settings)
+    generator = DemoGenerator(here.gazetteer, here.taxonomy, seed=args.seed, rate=args.rate)
     rows, truth = generator.generate(args.days, start)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -108,17 +120,16 @@ def _column_map(args: argparse.Namespace) -> Any:
 
 def _builder(settings: Settings, source: str) -> Any:
     from hotline.ingest import CaseBuilder
-    from hotline.places import default_gazetteer
-    from hotline.taxonomy import default_taxonomy
 
-    return CaseBuilder(default_gazetteer(), default_taxonomy(), settings.max_text_chars, source=source,
+    here = city(settings)
+    return CaseBuilder(here.gazetteer, here.taxonomy, settings.max_text_chars, source=source,
                        window=settings.time_window())
 
 
 def _open(settings: Settings) -> Any:
     from hotline.store import open_store
 
-    return open_store(settings.store)
+    return open_store(settings.store, tokenize=lambda text: city(settings).segmenter.tokens(text))
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -276,12 +287,11 @@ def _cell_records(args: argparse.Namespace, settings: Settings, start: date,
         store.close()
 
 
-def _neighbours() -> dict[str, list[str]]:
+def _neighbours(settings: Settings) -> dict[str, list[str]]:
     """Each district's neighbours, nearest first (for the scan)."""
     from hotline.events import distance_km
-    from hotline.places import default_gazetteer
 
-    districts = default_gazetteer().districts
+    districts = city(settings).gazetteer.districts
     return {name: sorted(d.neighbors, key=lambda n: distance_km(d.center, districts[n].center) if n in districts else 1e9)
             for name, d in districts.items()}
 
@@ -297,7 +307,7 @@ def cmd_hotspots(args: argparse.Namespace, settings: Settings) -> int:
     table = CountTable.from_records(records, end=args.end)
     if args.start < table.start:
         raise InvalidInput(f"--start {args.start} is before the first case ({table.start})")
-    alerts = detect(table, args.start, args.end, method=args.method, alpha=args.alpha, neighbours=_neighbours())
+    alerts = detect(table, args.start, args.end, method=args.method, alpha=args.alpha, neighbours=_neighbours(settings))
     out = open(args.out, "w", encoding="utf-8", newline="") if args.out != "-" else sys.stdout
     try:
         writer = SafeDictWriter(out, fieldnames=["date", "area", "category", "observed", "expected", "score", "method"])
@@ -334,14 +344,11 @@ def _period_cases(settings: Settings, start: date, end: date, history_days: int)
 
 def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
     from hotline.events import cluster_period
-    from hotline.places import default_gazetteer
-    from hotline.text.segment import default_segmenter
-
     cases = _period_cases(settings, args.start, args.end, 28)
     if not any(c.received_at.date() >= args.start for c in cases):
         raise InvalidInput(f"no cases between {args.start} and {args.end}")
-    clusterer = cluster_period(cases, args.start, default_segmenter(settings.segmenter).tokens,
-                               default_gazetteer().landmarks)
+    here = city(settings)
+    clusterer = cluster_period(cases, args.start, here.segmenter.tokens, here.gazetteer.landmarks)
     events = clusterer.largest(min_size=args.min_size)
     print(json.dumps([e.to_dict() for e in events[: args.top]], ensure_ascii=False, indent=1))
     return 0
@@ -349,12 +356,9 @@ def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from hotline import reports
-    from hotline.places import default_gazetteer
-    from hotline.text.segment import default_segmenter
-
     cases = _period_cases(settings, args.start, args.end, reports.HISTORY_DAYS)
-    report = reports.build(cases, args.start, args.end, default_segmenter(settings.segmenter).tokens,
-                           default_gazetteer().landmarks)
+    here = city(settings)
+    report = reports.build(cases, args.start, args.end, here.segmenter.tokens, here.gazetteer.landmarks)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_suffix(out.suffix + ".part")
@@ -504,6 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = get_settings()
         if getattr(args, "store", None):
             settings = settings.model_copy(update={"store": args.store})
+        city(settings).serve()  # the city's words for every segmenter of this run
         return int(args.handler(args, settings))
     except HotlineError as exc:
         print(f"hotline: error: {exc}", file=sys.stderr)

@@ -151,8 +151,5 @@ def _load_cached(path: str | None) -> Gazetteer:
 
 
 def default_gazetteer() -> Gazetteer:
-    """The configured gazetteer (``HOTLINE_GAZETTEER``), loaded once."""
-    from hotline.settings import get_settings
-
-    path = get_settings().gazetteer
-    return _load_cached(str(path) if path else None)
+    """The bundled city's gazetteer (泰州), loaded once; a deployment's own comes from :class:`hotline.city.City`."""
+    return _load_cached(None)

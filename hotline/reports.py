@@ -210,82 +210,23 @@ th{background:#f5f5f5} td.l,th.l{text-align:left} .muted{color:#777;font-size:12
 
 
 def render(report: Report) -> str:
-    """The report as one HTML page."""
-    out: list[str] = [
-        "<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'>",
-        f"<title>12345 热线热点报告 {report.start}–{report.end}</title><style>{STYLE}</style></head><body>",
-        f"<h1>12345 热线热点报告：{report.start} 至 {report.end}</h1>",
-        f"<p>共 {report.total} 件工单。生成时间 {report.generated}。</p>",
-    ]
-    out.extend(f"<p class='note'>{_esc(n)}</p>" for n in report.notes)
+    """The report as one HTML page (``hotline/templates/report.html``; the charts are our own SVG)."""
+    from markupsafe import Markup
 
-    out.append("<h2>各类别趋势</h2>")
-    out.append(f"<figure id='trend'>{line_chart(report.trend_days, report.trend, title='各一级类别每日工单量')}</figure>")
-    out.append(f"<figure id='categories'>{bar_chart(list(report.by_category.items())[:12], title='类别工单量')}</figure>")
+    from hotline.pages import render as render_page
 
-    out.append("<h2>区域 × 类别</h2><table id='heat'><tr><th class='l'>区域</th>")
-    out.extend(f"<th>{_esc(c)}</th>" for c in report.heat_categories)
-    out.append("</tr>")
     peak = max(report.heat.values(), default=0)
-    for area in report.heat_areas:
-        out.append(f"<tr><td class='l'>{_esc(area)}</td>")
-        for cat in report.heat_categories:
-            v = report.heat.get((area, cat), 0)
-            out.append(f"<td style='background:{_heat_color(v, peak)}'>{v or ''}</td>")
-        out.append("</tr>")
-    out.append("</table>")
-
-    out.append("<h2>激增热点</h2>")
-    if report.alerts:
-        out.append("<table id='alerts'><tr><th>日期</th><th class='l'>区域</th><th class='l'>类别</th><th>实际</th>"
-                   "<th>预期</th><th>得分</th><th class='l'>方法</th></tr>")
-        for a in report.alerts:
-            out.append(f"<tr><td>{a.date}</td><td class='l'>{_esc(a.area)}</td><td class='l'>{_esc(a.category)}</td>"
-                       f"<td>{a.observed}</td><td>{a.expected:.1f}</td><td>{a.score:.1f}</td><td class='l'>{a.method}</td></tr>")
-            for c in report.alert_cases.get((a.date.isoformat(), a.area, a.category), [])[:3]:
-                out.append(f"<tr><td colspan='7' class='l cases'>{_esc(c.id)}：{_esc(c.text[:80])}</td></tr>")
-        out.append("</table>")
-    else:
-        out.append("<p>本期没有显著激增的区域与类别。</p>")
-
-    out.append("<h2>最大事件（多人反映同一事）</h2>")
-    if report.events:
-        out.append(f"<figure id='events'>{bar_chart([(e.title[:14], e.size) for e in report.events], title='事件工单数')}</figure>")
-        out.append("<table><tr><th class='l'>事件</th><th>工单</th><th>首次</th><th>最近</th><th class='l'>关键词</th></tr>")
-        for e in report.events:
-            out.append(f"<tr><td class='l'>{_esc(e.title)}</td><td>{e.size}</td><td>{e.first_seen:%m-%d %H:%M}</td>"
-                       f"<td>{e.last_seen:%m-%d %H:%M}</td><td class='l'>{_esc('、'.join(e.key_terms()))}</td></tr>")
-        out.append("</table>")
-    else:
-        out.append("<p>本期没有三人以上反映的同一事件。</p>")
-
-    out.append("<h2>未来两周预计上升</h2>")
-    if report.forecasts:
-        for i, f in enumerate(report.forecasts[:4]):
-            recent = report.history.get((f.area, f.category), [])
-            chart = line_chart(report.history_days, {"近四周": recent, "预测": list(f.mean)},
-                               band=(list(f.low), list(f.high)), band_days=f.days, height=200,
-                               title=f"{f.area} {f.category} 预测")
-            out.append(f"<figure class='forecast' id='forecast-{i}'><figcaption>{_esc(f.area)} · {_esc(f.category)}："
-                       f"常态 {f.normal:.1f} 件/日，高峰一周预计多出 {f.rise:.0f} 件（阴影为 80% 区间）</figcaption>{chart}</figure>")
-        out.append("<table id='rising'><tr><th class='l'>区域</th><th class='l'>类别</th><th>常态/日</th><th>高峰一周预计</th><th>多出</th></tr>")
-        for f in report.forecasts:
-            out.append(f"<tr><td class='l'>{_esc(f.area)}</td><td class='l'>{_esc(f.category)}</td><td>{f.normal:.1f}</td>"
-                       f"<td>{float(np.sum(f.mean[f.peak_week])):.0f}</td><td>{f.rise:.0f}</td></tr>")
-        out.append("</table>")
-    else:
-        out.append("<p>没有预计明显上升的区域与类别。</p>")
-
-    out.append("<h2>新出现的词语</h2>")
-    if report.terms:
-        out.append(f"<figure id='terms'>{bar_chart([(t.term, t.observed) for t in report.terms[:12]], title='新词出现次数')}</figure>")
-        out.append("<table><tr><th class='l'>词语</th><th>件数</th><th>预期</th><th>倍数</th><th class='l'>示例工单</th></tr>")
-        for t in report.terms:
-            out.append(f"<tr><td class='l'>{_esc(t.term)}</td><td>{t.observed}</td><td>{t.expected:.1f}</td>"
-                       f"<td>{t.ratio:.1f}</td><td class='l'>{_esc('、'.join(t.case_ids[:3]))}</td></tr>")
-        out.append("</table>")
-    else:
-        out.append("<p>最后一天没有突然增多的词语。</p>")
-    out.append("<p class='muted'>检测：负二项基线（星期、节假日、趋势）与 CUSUM；事件：按地点、类别与用词归并。</p>")
-    out.append("</body></html>")
-    return "\n".join(out)
+    charts = {
+        "trend": Markup(line_chart(report.trend_days, report.trend, title="各一级类别每日工单量")),
+        "categories": Markup(bar_chart(list(report.by_category.items())[:12], title="类别工单量")),
+        "events": Markup(bar_chart([(e.title[:14], e.size) for e in report.events], title="事件工单数")),
+        "terms": Markup(bar_chart([(t.term, t.observed) for t in report.terms[:12]], title="新词出现次数")),
+        "forecasts": [Markup(line_chart(report.history_days, {"近四周": report.history.get((f.area, f.category), []),
+                                                              "预测": list(f.mean)},
+                                        band=(list(f.low), list(f.high)), band_days=f.days, height=200,
+                                        title=f"{f.area} {f.category} 预测"))
+                      for f in report.forecasts[:4]],
+    }
+    return render_page("report.html", r=report, style=Markup(STYLE), charts=charts,
+                       heat_color=lambda value: _heat_color(value, peak),
+                       peak_week=lambda f: float(np.sum(f.mean[f.peak_week])))

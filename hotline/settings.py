@@ -1,6 +1,8 @@
 """The one settings object, read from ``HOTLINE_*`` environment variables.
 
-Every component takes what it needs from :func:`get_settings`; tests build a
+Only entry points (the CLI's ``main``, ``create_app``) call :func:`get_settings`;
+they turn it into explicit objects (a :class:`hotline.city.City`, a store, keys)
+and pass those down, so nothing below reads the environment. Tests build a
 :class:`Settings` directly instead of patching globals.
 """
 
@@ -40,6 +42,9 @@ class Settings(BaseSettings):
     )
     taxonomy: Path | None = Field(
         default=None, description="Taxonomy TOML; default: the bundled one."
+    )
+    routing_rules: Path | None = Field(
+        default=None, description="Keyword routing rules TOML of the city; default: the bundled ones."
     )
     segmenter: str = Field(default="rjieba", description="'jieba' or 'rjieba' (same tokens, faster).")
     max_text_chars: int = Field(default=20_000, gt=0, description="Longest accepted case text.")

@@ -159,11 +159,6 @@ def _load_cached(path: str | None, gazetteer_path: str | None) -> Taxonomy:
 
 
 def default_taxonomy() -> Taxonomy:
-    """The configured taxonomy with the configured city's district offices, loaded once."""
-    from hotline.settings import get_settings
-
-    settings = get_settings()
-    return _load_cached(
-        str(settings.taxonomy) if settings.taxonomy else None,
-        str(settings.gazetteer) if settings.gazetteer else None,
-    )
+    """The bundled taxonomy with the bundled city's district offices, loaded once; a deployment's own comes from
+    :class:`hotline.city.City`."""
+    return _load_cached(None, None)

@@ -8,6 +8,8 @@ store stays the system of record: indexes are filled from its outbox
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hotline.errors import InvalidInput
 from hotline.store.base import CaseStore
 from search.base import CellCount, SearchIndex
@@ -15,8 +17,9 @@ from search.base import CellCount, SearchIndex
 __all__ = ["CellCount", "SearchIndex", "open_index"]
 
 
-def open_index(url: str, store: CaseStore | None = None) -> SearchIndex:
-    """The index a URL names; an embedded URL equal to the store's shares the store's file."""
+def open_index(url: str, store: CaseStore | None = None,
+               tokenize: Callable[[str], list[str]] | None = None) -> SearchIndex:
+    """The index a URL names; an embedded URL equal to the store's shares the store's file (and its tokens)."""
     if url.startswith("sqlite:///"):
         from hotline.store.sqlite import SQLiteStore
         from search.embedded import EmbeddedIndex
@@ -25,5 +28,5 @@ def open_index(url: str, store: CaseStore | None = None) -> SearchIndex:
     if url.startswith(("http://", "https://")):
         from search.elastic import ElasticsearchIndex
 
-        return ElasticsearchIndex(url)
+        return ElasticsearchIndex(url, tokenize=tokenize)
     raise InvalidInput(f"no search backend for {url!r}; use sqlite:///path or http://host:9200")

@@ -106,11 +106,10 @@ class ElasticsearchIndex:
 
     @property
     def tokenize(self) -> Callable[[str], list[str]]:
-        if self._tokenize is None:
-            from hotline.settings import get_settings
+        if self._tokenize is None:  # whoever opened the index gave none: the served city's default segmenter
             from hotline.text.segment import default_segmenter
 
-            self._tokenize = default_segmenter(get_settings().segmenter).tokens
+            self._tokenize = default_segmenter().tokens
         return self._tokenize
 
     # ------------------------------------------------------------ plumbing

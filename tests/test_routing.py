@@ -176,3 +176,26 @@ def test_the_router_needs_only_the_routing_model_protocol(taxonomy, gazetteer) -
     assert routing.departments[0].department == taxonomy.categories["供水"].departments[0]
     assert [r.category for r in Router(model, taxonomy, gazetteer).route_many(["停水", "路灯坏了"])] == \
         ["城乡建设/供水", "城乡建设/道路设施"]
+
+
+def test_a_new_model_kind_is_one_row_of_the_kinds_table(demo_cases, tmp_path: Path) -> None:  # noqa: ANN001
+    """A kind says which parts a model holds; fitting, saving, loading and routing read the table, nothing else."""
+    from classifiers.dataset import Examples
+    from classifiers.fit import fit_model, holdout_split
+    from classifiers.kinds import KINDS, ModelKind, load_category_classifier, make_router
+
+    KINDS["linear-lite"] = ModelKind("linear-lite", linear=True, transformer=False)
+    try:
+        cases = [c for c in demo_cases[:900] if c.category]
+        data = Examples(texts=[c.text for c in cases], labels=[c.category.l1 for c in cases],
+                        ids=[c.id for c in cases], times=[c.received_at for c in cases],
+                        districts=[c.area.district for c in cases], departments=[c.departments for c in cases],
+                        rows=list(range(len(cases))))
+        train, test = holdout_split(data.labels, 0.1, 0)
+        model, parts, manifest = fit_model(data, train, test, kind="linear-lite", departments=False)
+        persist.save(tmp_path / "lite", model, manifest, parts)
+        assert persist.read_manifest(tmp_path / "lite").kind == "linear-lite"
+        assert len(load_category_classifier(tmp_path / "lite").classes_) > 5
+        assert make_router(tmp_path / "lite").route("小区停水两天了").category
+    finally:
+        del KINDS["linear-lite"]

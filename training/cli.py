@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from classifiers.dataset import USUAL
-from hotline.cli import Renamed, day_argument
+from hotline.cli import Renamed, city, day_argument
 from hotline.errors import InvalidInput
 from hotline.settings import Settings
 from hotline.store.base import CaseQuery
@@ -100,7 +100,7 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     store = None if args.no_store else open_store(settings.store)
     try:
         registry = _registry(settings)
-        entry = retrain(registry, request, store, by=_user(), progress=True)
+        entry = retrain(registry, request, store, by=_user(), progress=True, city=city(settings))
         if args.promote and registry.active() is None:
             entry = registry.promote(entry.version, by=_user())
     finally:

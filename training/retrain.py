@@ -26,7 +26,7 @@ from classifiers.fit import fit_model, holdout_split
 from classifiers.kinds import load_category_classifier
 from classifiers.dataset import USUAL, Examples, load_examples
 from hotline.errors import InvalidInput
-from hotline.places import default_gazetteer
+from hotline.city import City
 from hotline.store.base import CaseStore
 from training.data import examples_from_store
 from training.quality import (
@@ -55,12 +55,12 @@ class RetrainRequest:
     min_class_examples: int = MIN_CLASS_EXAMPLES
 
 
-def gather(request: RetrainRequest, store: CaseStore | None) -> Examples:
+def gather(request: RetrainRequest, store: CaseStore | None, city: City | None = None) -> Examples:
     """The file's examples plus the store's labeled cases (by case id, the store's confirmed label wins)."""
     parts: list[Examples] = []
     if request.data:
         parts.append(load_examples(request.data, request.text_col, request.label_col, request.department_col,
-                                   default_gazetteer()))
+                                   (city or City.bundled()).gazetteer))
     if request.use_store and store is not None:
         try:
             parts.append(examples_from_store(store, request.since))
@@ -91,12 +91,13 @@ def gather(request: RetrainRequest, store: CaseStore | None) -> Examples:
 
 
 def retrain(registry: Registry, request: RetrainRequest, store: CaseStore | None = None, by: str = "system",
-            progress: bool = False) -> Entry:
+            progress: bool = False, city: City | None = None) -> Entry:
     """Train a candidate, compare it with the active model on the same held-out data, register it."""
     steps = tqdm(total=4, desc="retrain", unit="step", disable=not progress)
     steps.set_postfix_str("reading labeled data")
     quality = QualityReport()
-    data = drop_rare_classes(deduplicate(gather(request, store), quality), quality, request.min_class_examples)
+    city = city or City.bundled(request.segmenter)
+    data = drop_rare_classes(deduplicate(gather(request, store, city), quality), quality, request.min_class_examples)
     steps.update()
     steps.set_postfix_str(f"training on {len(data.texts)} examples")
     train, test = holdout_split(data.labels, request.holdout, request.seed)
@@ -106,6 +107,7 @@ def retrain(registry: Registry, request: RetrainRequest, store: CaseStore | None
         data, train, test, request.kind, C=request.C, holdout=request.holdout, seed=request.seed,
         segmenter=request.segmenter, base_model=request.base_model, source=str(request.data or "store"),
         params={"label_col": request.label_col, "since": request.since.isoformat() if request.since else None},
+        city=city,
     )
     steps.update()
     steps.set_postfix_str("comparing with the active model")
@@ -176,37 +178,14 @@ def _drift(store: CaseStore, request: RetrainRequest) -> dict[str, Any] | None:
 
 
 def render_evaluation(version: str, report: dict[str, Any]) -> str:
-    """The evaluation report as a page: metrics side by side, the confusion matrix as a heat table, changed cases."""
-    from html import escape
+    """The evaluation report as a page: metrics side by side, the confusion matrix as a heat table, the suspect
+    labels to review and the cases whose prediction changed."""
+    from hotline.pages import render
 
-    def cell(value: Any) -> str:
-        return f"{value:.4f}" if isinstance(value, float) else escape(str(value))
+    def number(value: Any) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
 
-    out = [f"<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'><title>评估 {escape(version)}</title>"
-           "<style>body{font-family:sans-serif;margin:20px}table{border-collapse:collapse;font-size:12px}"
-           "td,th{border:1px solid #ddd;padding:3px 5px;text-align:right}</style></head><body>",
-           f"<h1>模型评估：{escape(version)}</h1><table><tr><th>指标</th><th>候选</th><th>在用</th></tr>"]
-    for key in ("n", "macro_f1", "accuracy", "top3_accuracy"):
-        out.append(f"<tr><td>{key}</td><td>{cell(report['candidate'].get(key))}</td>"
-                   f"<td>{cell(report.get('active', {}).get(key, '–'))}</td></tr>")
-    out.append("</table>")
-    matrix = report["candidate"]["confusion_matrix"]
-    peak = max((max(row) for row in matrix["matrix"]), default=1) or 1
-    out.append("<h2>混淆矩阵（行：真实，列：预测）</h2><table id='confusion'><tr><th></th>")
-    out.extend(f"<th>{escape(label.split('/')[-1])}</th>" for label in matrix["labels"])
-    out.append("</tr>")
-    for label, row in zip(matrix["labels"], matrix["matrix"], strict=True):
-        out.append(f"<tr><th>{escape(label)}</th>")
-        for value in row:
-            shade = int(255 - 200 * value / peak)
-            out.append(f"<td style='background:rgb({shade},{shade},255)'>{value or ''}</td>")
-        out.append("</tr>")
-    out.append("</table><h2>预测变化的工单</h2><table><tr><th>文本</th><th>标签</th><th>在用</th><th>候选</th></tr>")
-    for change in report.get("changed", [])[:100]:
-        out.append(f"<tr><td style='text-align:left'>{escape(change['text'][:80])}</td><td>{escape(change['label'])}</td>"
-                   f"<td>{escape(change['active'])}</td><td>{escape(change['candidate'])}</td></tr>")
-    out.append("</table></body></html>")
-    return "".join(out)
+    return render("evaluation.html", version=version, report=report, number=number, zip=zip)
 
 
 def _compare(registry: Registry, candidate_dir: Path, data: Examples, test: np.ndarray) -> dict[str, Any]:

@@ -49,14 +49,12 @@ def events(principal: Supervisor, services: ServicesDep, start: date | None = No
            min_size: Annotated[int, Query(ge=2, le=1000)] = 3,
            top: Annotated[int, Query(ge=1, le=200)] = 20) -> list[dict[str, Any]]:
     from hotline.events import cluster_period
-    from hotline.text.segment import default_segmenter
 
     start, end = _days(services, start, end, 3)
     if (end - start).days > MAX_EVENT_DAYS:
         raise InvalidInput(f"events are clustered over at most {MAX_EVENT_DAYS} days at a time")
     cases = services.store.iter_cases(CaseQuery.days(start - timedelta(days=28), end))
-    clusterer = cluster_period(cases, start, default_segmenter(services.settings.segmenter).tokens,
-                               services.gazetteer.landmarks)
+    clusterer = cluster_period(cases, start, services.city.segmenter.tokens, services.gazetteer.landmarks)
     return [e.to_dict() for e in clusterer.largest(min_size=min_size)[:top]]
 
 
@@ -82,12 +80,10 @@ def forecast(principal: Supervisor, services: ServicesDep, end: date | None = No
 def report(principal: Supervisor, services: ServicesDep, start: date | None = None,
            end: date | None = None) -> HTMLResponse:
     from hotline import reports
-    from hotline.text.segment import default_segmenter
 
     start, end = _days(services, start, end, 7)
     if (end - start).days >= MAX_REPORT_DAYS:
         raise InvalidInput(f"a report covers at most {MAX_REPORT_DAYS} days")
     cases = services.store.iter_cases(CaseQuery.days(start - timedelta(days=reports.HISTORY_DAYS), end))
-    built = reports.build(cases, start, end, default_segmenter(services.settings.segmenter).tokens,
-                          services.gazetteer.landmarks)
+    built = reports.build(cases, start, end, services.city.segmenter.tokens, services.gazetteer.landmarks)
     return HTMLResponse(reports.render(built), headers={"Content-Security-Policy": REPORT_POLICY, **SECURITY_HEADERS})

@@ -188,11 +188,10 @@ class SQLiteStore:
     # ------------------------------------------------------------ plumbing
     @property
     def tokenize(self) -> Callable[[str], list[str]]:
-        if self._tokenize is None:
-            from hotline.settings import get_settings
+        if self._tokenize is None:  # whoever opened the store gave none: the served city's default segmenter
             from hotline.text.segment import default_segmenter
 
-            self._tokenize = default_segmenter(get_settings().segmenter).tokens
+            self._tokenize = default_segmenter().tokens
         return self._tokenize
 
     @contextmanager

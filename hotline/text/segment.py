@@ -97,12 +97,39 @@ class Segmenter:
         return [tok.lower() for tok in self._cut(text) if _WORDY.search(tok)]
 
 
+#: The vocabulary of the city this process serves (its places, departments, categories), set once by the entry
+#: point (:meth:`hotline.city.City.serve`); until then, the bundled city's.
+_city_words: tuple[tuple[str, int], ...] | None = None
+
+
+def serve_city(words: Iterable[tuple[str, int]]) -> None:
+    """Make ``words`` the city vocabulary of every segmenter this process hands out from now on."""
+    global _city_words
+    words = tuple(words)
+    if words != _city_words:
+        _city_words = words
+        default_segmenter.cache_clear()
+
+
+def city_vocabulary() -> tuple[tuple[str, int], ...]:
+    """Government terms and the served city's words (the bundled city's before any is served)."""
+    if _city_words is None:
+        from hotline.places import Gazetteer
+        from hotline.taxonomy import Taxonomy
+
+        gazetteer = Gazetteer.load()
+        return tuple(government_terms() + gazetteer.vocabulary() + Taxonomy.load(None, gazetteer.offices()).vocabulary())
+    return _city_words
+
+
 @lru_cache(maxsize=4)
 def default_segmenter(backend: str = "rjieba") -> Segmenter:
-    """The process-wide segmenter with the gazetteer and taxonomy vocabulary loaded."""
-    from hotline.places import default_gazetteer
-    from hotline.taxonomy import default_taxonomy
+    """The process-wide segmenter of a backend, with the served city's vocabulary loaded.
 
-    words = government_terms() + default_gazetteer().vocabulary() + default_taxonomy().vocabulary()
+    Models and the index find it by backend name (a fitted model cannot hold a
+    tokenizer); the manifest's city fingerprint makes sure a model is only
+    served where the vocabulary is the one it was trained with.
+    """
+    words = city_vocabulary()
     log.debug("loading %d custom words into %s", len(words), backend)
     return Segmenter(words, backend=backend)
