@@ -8,7 +8,7 @@ from typing import Any
 from api.schemas import CaseIn
 from api.services import Services
 from hotline.case import Case, Category
-from hotline.errors import InvalidInput
+from hotline.errors import InvalidInput, NotFound
 from hotline.ingest import CaseBuilder
 
 #: Body field -> the builder's column name.
@@ -24,9 +24,15 @@ def build_case(services: Services, item: CaseIn, source: str) -> Case:
     Labels sent with it must name the taxonomy's categories and departments
     (422 with the closest ones). A case without a time came in now; the time
     is part of a derived id, so two callers reporting the same words at
-    different times make two cases, not one overwritten by the other.
+    different times make two cases, not one overwritten by the other; a
+    re-post of a stored case without a time keeps the stored time.
     """
     values: dict[str, Any] = item.model_dump(exclude_none=True)
+    if "received_at" not in values and "id" in values:  # a re-post that leaves out the time keeps the stored one
+        try:
+            values["received_at"] = services.store.get(values["id"]).received_at
+        except NotFound:
+            pass
     values.setdefault("received_at", datetime.now(services.window.city).replace(tzinfo=None, microsecond=0))
     if "category" in values:
         values["category"] = services.taxonomy.checked_category(Category.parse(values["category"])).path

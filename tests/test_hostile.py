@@ -121,6 +121,9 @@ def test_a_case_belongs_to_its_source_and_changes_are_audited(client: TestClient
     client.post("/v1/cases", json={**case, "text": "高港区永安路路灯坏了两个礼拜"}, headers=AGENT)
     again = client.get("/v1/cases/OWN-1", headers=AGENT).json()
     assert again["text"].endswith("两个礼拜") and again["category"] == "城乡建设/道路设施" and again["departments"] == ["城管局"]
+    # A re-post that leaves out the time keeps the stored one.
+    client.post("/v1/cases", json={"id": "OWN-1", "text": "高港区永安路路灯坏了两个礼拜"}, headers=AGENT)
+    assert client.get("/v1/cases/OWN-1", headers=AGENT).json()["received_at"] == "2025-06-03 10:00:00"
     # An admin may change any case; that is audited too.
     client.post("/v1/cases", json={**case, "received_at": "2025-06-03T11:00:00"}, headers=ADMIN)
     changes = client.get("/v1/cases/OWN-1/changes", headers=SUPERVISOR).json()
