@@ -14,17 +14,12 @@ from fastapi import Depends, Request
 
 from api.auth import Principal, require
 from api.services import Services
-from hotline.settings import Settings
 from hotline.store import CaseStore
 from search import SearchIndex
 
 
 async def get_services(request: Request) -> Services:
     return request.app.state.services
-
-
-async def get_settings(services: Annotated[Services, Depends(get_services)]) -> Settings:
-    return services.settings
 
 
 async def get_store(services: Annotated[Services, Depends(get_services)]) -> CaseStore:

@@ -49,7 +49,6 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from classifiers.dataset import load_examples
-    from hotline.spreadsheet import SafeWriter
 
     classifier = load_category_classifier(Path(args.model))
     data = load_examples(Path(args.data), args.text_col, args.label_col)
@@ -111,7 +110,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     train.add_argument("--department-col", metavar="C", help="also learn departments and similar cases from C")
     train.add_argument("--out", required=True, metavar="DIR")
     train.add_argument("--kind", default="linear", choices=list(KINDS), help="model kind")
-    train.add_argument("--model", dest="kind", choices=list(KINDS), action=Renamed,
+    train.add_argument("--model", dest="kind", choices=list(KINDS), action=Renamed, now="--kind",
                        help=argparse.SUPPRESS)
     train.add_argument("--base-model", metavar="PATH", help="local pretrained model directory (transformer, ensemble)")
     train.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (transformer)")

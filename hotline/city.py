@@ -14,7 +14,7 @@ city's context is refused rather than served with the wrong words.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from hotline.errors import Conflict
@@ -30,15 +30,12 @@ class City:
     taxonomy: Taxonomy
     routing_rules: Path | None = None    # None: the bundled keyword rules
     backend: str = "rjieba"
-    sources: dict[str, str] = field(default_factory=dict, compare=False)  # what each part was read from
 
     @classmethod
     def from_settings(cls, settings: Settings) -> City:
         gazetteer = Gazetteer.load(settings.gazetteer)
         taxonomy = Taxonomy.load(settings.taxonomy, gazetteer.offices())
-        return cls(gazetteer, taxonomy, settings.routing_rules, settings.segmenter,
-                   {"gazetteer": str(settings.gazetteer or "bundled"), "taxonomy": str(settings.taxonomy or "bundled"),
-                    "routing_rules": str(settings.routing_rules or "bundled")})
+        return cls(gazetteer, taxonomy, settings.routing_rules, settings.segmenter)
 
     @classmethod
     def bundled(cls, backend: str = "rjieba") -> City:

@@ -42,12 +42,13 @@ class Renamed(argparse.Action):
     first is ``--kind``. ``--start``/``--end`` are ``--from``/``--to`` everywhere.
     """
 
+    def __init__(self, *args: Any, now: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.now = now
+
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
                  option_string: str | None = None) -> None:
-        now = next(o for o in parser._option_string_actions if  # noqa: SLF001 (argparse keeps no public map)
-                   parser._option_string_actions[o].dest == self.dest and o != option_string
-                   and not isinstance(parser._option_string_actions[o], Renamed))
-        print(f"hotline: note: {option_string} is now {now}", file=sys.stderr)
+        print(f"hotline: note: {option_string} is now {self.now}", file=sys.stderr)
         setattr(namespace, self.dest, values)
 
 

@@ -32,7 +32,7 @@ from hotline.spreadsheet import SafeWriter
 from hotline.store.rules import Writer
 from hotline.taxonomy import Taxonomy
 from hotline.text import pii, transcript
-from hotline.text.clean import normalize, unencodable
+from hotline.text.clean import normalize, replace_unencodable, unencodable
 from hotline.times import DEFAULT_ZONE, TimeWindow, to_local
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,6 @@ _TIME_FORMATS = (
     "%Y-%m-%d", "%Y/%m/%d", "%Y%m%d%H%M%S", "%Y%m%d", "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日 %H:%M", "%Y年%m月%d日",
 )
 _DEPARTMENT_SPLIT = re.compile(r"[|,，;；、/]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _SNIFF_BYTES = 1 << 22
 _REASON_KIND = re.compile(r"[^:'\"(\d]*")
@@ -492,7 +491,7 @@ def _progress(records: Iterable[Record], enabled: bool, name: str) -> Iterable[R
 
 
 def _masked_content(values: dict[str, Any]) -> str:
-    cleaned = {str(k): _SURROGATE.sub("\ufffd", str(v)) for k, v in values.items()}
+    cleaned = {str(k): replace_unencodable(str(v)) for k, v in values.items()}
     return pii.mask(json.dumps(cleaned, ensure_ascii=False))
 
 

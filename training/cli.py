@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from classifiers.dataset import USUAL
+from classifiers.kinds import KINDS
 from hotline.cli import Renamed, city, day_argument
 from hotline.errors import InvalidInput
 from hotline.settings import Settings
 from hotline.store.base import CaseQuery
-
-MODEL_KINDS = ("linear", "transformer", "ensemble")
 
 
 def _registry(settings: Settings) -> Any:
@@ -144,8 +143,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     retrain.add_argument("--department-col", metavar="C", help="departments column (default: the usual names, if any)")
     retrain.add_argument("--since", type=day_argument, metavar="YYYY-MM-DD", help="only store labels from this day on")
     retrain.add_argument("--no-store", action="store_true", help="train on the file alone")
-    retrain.add_argument("--kind", default="linear", choices=MODEL_KINDS, help="model kind")
-    retrain.add_argument("--model", dest="kind", choices=MODEL_KINDS, action=Renamed, help=argparse.SUPPRESS)
+    retrain.add_argument("--kind", default="linear", choices=list(KINDS), help="model kind")
+    retrain.add_argument("--model", dest="kind", choices=list(KINDS), action=Renamed, now="--kind",
+                         help=argparse.SUPPRESS)
     retrain.add_argument("--base-model", metavar="PATH")
     retrain.add_argument("--holdout", type=float, default=0.1)
     retrain.add_argument("--seed", type=int, default=0)

@@ -508,11 +508,8 @@ class SQLiteStore:
 
     def span(self, until: datetime | None = None) -> tuple[datetime | None, datetime | None]:
         """When the first and the last case came in (two index lookups)."""
-        if until is None:
-            first, last = self._read("SELECT min(received_at), max(received_at) FROM cases")[0]
-        else:
-            first, last = self._read("SELECT min(received_at), max(received_at) FROM cases WHERE received_at <= ?",
-                                     (format_time(until),))[0]
+        where, params = ("", ()) if until is None else (" WHERE received_at <= ?", (format_time(until),))
+        first, last = self._read(f"SELECT min(received_at), max(received_at) FROM cases{where}", params)[0]
         return parse_time(first), parse_time(last)
 
     def summary(self) -> Summary:

@@ -29,3 +29,8 @@ _SURROGATES = re.compile("[\ud800-\udfff]")
 def unencodable(text: str) -> bool:
     """True when ``text`` holds lone surrogates: valid in JSON and in Python, but not in UTF-8, so never storable."""
     return _SURROGATES.search(text) is not None
+
+
+def replace_unencodable(text: str) -> str:
+    """``text`` with each lone surrogate shown as U+FFFD (for a reject file, which must be writable)."""
+    return _SURROGATES.sub("\ufffd", text)

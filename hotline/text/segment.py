@@ -114,11 +114,9 @@ def serve_city(words: Iterable[tuple[str, int]]) -> None:
 def city_vocabulary() -> tuple[tuple[str, int], ...]:
     """Government terms and the served city's words (the bundled city's before any is served)."""
     if _city_words is None:
-        from hotline.places import Gazetteer
-        from hotline.taxonomy import Taxonomy
+        from hotline.city import City
 
-        gazetteer = Gazetteer.load()
-        return tuple(government_terms() + gazetteer.vocabulary() + Taxonomy.load(None, gazetteer.offices()).vocabulary())
+        return tuple(City.bundled().vocabulary())
     return _city_words
 
 
