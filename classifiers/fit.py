@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from classifiers.evaluate import dispatch_threshold, evaluation
-from classifiers.kinds import TRANSFORMER_DIR, category_classifier, kind_of
+from classifiers.kinds import TRANSFORMER_DIR, kind_of
 from hotline.city import City
 from hotline.errors import InvalidInput
 
@@ -34,7 +34,7 @@ def holdout_split(labels: Sequence[str], holdout: float = 0.1, seed: int = 0) ->
 def fit_model(data: Any, train: np.ndarray, test: np.ndarray, kind: str = "linear", C: float = 0.5,
               holdout: float = 0.1, seed: int = 0, segmenter: str = "rjieba", departments: bool = True,
               base_model: str | None = None, epochs: int = 3, batch_size: int = 16, learning_rate: float = 5e-5,
-              source: str = "", params: dict[str, Any] | None = None,
+              max_length: int = 256, source: str = "", params: dict[str, Any] | None = None,
               progress: bool = False, city: City | None = None) -> tuple[Any, dict[str, Any], Any]:
     """Train on the ``train`` rows of ``data`` (:class:`~classifiers.dataset.Examples`), measure on ``test``.
 
@@ -56,27 +56,47 @@ def fit_model(data: Any, train: np.ndarray, test: np.ndarray, kind: str = "linea
         raise InvalidInput(f"--kind {kind} needs --base-model DIR (a local pretrained model directory)")
     started = time.perf_counter()
     counts = Counter(data.labels)
-    pick = lambda seq: [seq[i] for i in train]  # noqa: E731
     if progress:
         print(f"training on {len(train)} of {len(data.texts)} examples ({data.skipped} skipped), "
               f"{len(counts)} classes; holding out {len(test)}", file=sys.stderr)
     with_departments = departments and any(data.departments)
-    model = None
-    if model_kind.linear:
-        model = CaseModel(C=C, segmenter=segmenter).fit(
-            pick(data.texts), pick(data.labels),
-            departments=pick(data.departments) if with_departments else None,
-            ids=pick(data.ids), times=pick(data.times), districts=pick(data.districts),
+    # An ensemble's stacker learns from rows neither member trained on: a share of the training rows, after
+    # which the linear model is refitted on all of them (as scikit-learn's StackingClassifier does).
+    stack_rows = np.asarray([], dtype=int)
+    fit_rows = np.asarray(train)
+    if model_kind.linear and model_kind.transformer:
+        inner_fit, inner_stack = holdout_split([data.labels[i] for i in train], 0.1, seed)
+        fit_rows, stack_rows = np.asarray(train)[inner_fit], np.asarray(train)[inner_stack]
+
+    def linear(rows: np.ndarray) -> Any:
+        pick_rows = lambda seq: [seq[i] for i in rows]  # noqa: E731
+        return CaseModel(C=C, segmenter=segmenter).fit(
+            pick_rows(data.texts), pick_rows(data.labels),
+            departments=pick_rows(data.departments) if with_departments else None,
+            ids=pick_rows(data.ids), times=pick_rows(data.times), districts=pick_rows(data.districts),
             district_offices=list(city.gazetteer.offices().values()),
         )
-    parts = {}
+
+    model = linear(fit_rows) if model_kind.linear else None
+    parts: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    classifier = model.category_ if model is not None else None
     if model_kind.transformer:
         from classifiers.transformer import TransformerClassifier
 
-        parts[TRANSFORMER_DIR] = TransformerClassifier(
+        transformer = TransformerClassifier(
             base_model=base_model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-        ).fit(pick(data.texts), pick(data.labels))
-    classifier = category_classifier(model, parts.get(TRANSFORMER_DIR))
+            max_length=max_length, seed=seed, progress=progress,
+        ).fit([data.texts[i] for i in fit_rows], [data.labels[i] for i in fit_rows])
+        parts[TRANSFORMER_DIR] = transformer
+        extra["transformer"] = {"base_model": base_model, "max_length": max_length, "best_epoch": transformer.best_epoch_,
+                                "validation_macro_f1": transformer.validation_history_,
+                                "loss": transformer.loss_history_}
+        classifier = transformer
+        if model is not None:
+            classifier = _stack(model, transformer, data, stack_rows, parts, extra)
+            model = linear(np.asarray(train))
+            classifier.first = model.category_
     metrics: dict[str, Any] = {}
     threshold = 0.9
     if len(test):
@@ -87,6 +107,10 @@ def fit_model(data: Any, train: np.ndarray, test: np.ndarray, kind: str = "linea
         correct = classifier.classes_[proba.argmax(axis=1)] == np.asarray([data.labels[i] for i in test], dtype=object)
         threshold, coverage = dispatch_threshold(correct, proba.max(axis=1))
         metrics.update(category_threshold_98=threshold, category_coverage_98=coverage)
+        if "cascade_threshold" in extra:
+            metrics["encoder_share"] = classifier.encoder_share(texts)
+            first = evaluation([data.labels[i] for i in test], model.category_.predict_proba(texts), model.classes_)
+            metrics["linear_macro_f1"] = first["macro_f1"]
         if model is not None and model.departments_ is not None:
             leads = np.asarray([model.lead(data.departments[i]) for i in test], dtype=object)
             d_proba = model.department_proba(model.category_.transform_texts(texts))
@@ -97,10 +121,28 @@ def fit_model(data: Any, train: np.ndarray, test: np.ndarray, kind: str = "linea
     manifest = persist.Manifest.new(
         kind, data_hash=persist.data_hash(data.texts, data.labels), data_size=len(data.texts),
         params={"C": C, "holdout": holdout, "seed": seed, "segmenter": segmenter, "base_model": base_model,
-                "epochs": epochs, **(params or {})},
+                "epochs": epochs, "max_length": max_length, **(params or {})},
         metrics=metrics,
-        extra={"auto_dispatch_threshold": threshold, "source": source, "city": city.fingerprint(),
+        extra={**extra, "auto_dispatch_threshold": threshold, "source": source, "city": city.fingerprint(),
                "holdout_hash": persist.data_hash([data.texts[i] for i in test], [data.labels[i] for i in test]),
                "train_seconds": round(time.perf_counter() - started, 1)},
     )
     return model, parts, manifest
+
+
+def _stack(model: Any, transformer: Any, data: Any, rows: np.ndarray, parts: dict[str, Any],
+           extra: dict[str, Any]) -> Any:
+    """The cascade of the linear model and the encoder, its stacker fitted on ``rows`` (which neither saw) and
+    its threshold the linear model's 98%-precision confidence there."""
+    from classifiers.cascade import STACKER_DIR, Cascade, Stacker
+
+    texts = [data.texts[i] for i in rows]
+    labels = np.asarray([data.labels[i] for i in rows], dtype=object)
+    first = model.category_.predict_proba(texts)
+    second = transformer.predict_proba(texts)
+    stacker = Stacker().fit([first, second], [model.classes_, transformer.classes_], labels)
+    correct = model.classes_[first.argmax(axis=1)] == labels
+    threshold, coverage = dispatch_threshold(correct, first.max(axis=1))
+    parts[STACKER_DIR] = stacker
+    extra.update(cascade_threshold=threshold, cascade_linear_coverage=coverage, stacker_rows=len(rows))
+    return Cascade(model.category_, transformer, stacker, threshold)

@@ -2,7 +2,8 @@
 
 ``linear`` is the scikit-learn :class:`~classifiers.model.CaseModel` (categories,
 departments, explanations, similar cases); ``transformer`` a fine-tuned
-pretrained encoder; ``ensemble`` both, averaged. A new kind is a row here and
+pretrained encoder; ``ensemble`` both, as a cascade: the linear model alone
+where it is sure, a stacked combination elsewhere. A new kind is a row here and
 its classes; nothing else tests a kind's name.
 """
 
@@ -40,40 +41,53 @@ def kind_of(name: str) -> ModelKind:
         raise InvalidInput(f"unknown model kind {name!r}; use one of {', '.join(KINDS)}") from None
 
 
-def category_classifier(model: Any, transformer: Any) -> Any:
-    """The linear category model, the transformer, or their even ensemble: one estimator either way."""
-    if transformer is None:
-        return model.category_
-    if model is None:
-        return transformer
-    from classifiers.transformer import EnsembleClassifier
+def load_transformer(directory: Path) -> Any:
+    """The fine-tuned encoder as the service runs it: its int8 ONNX graph with onnxruntime when exported
+    (no torch), else with torch."""
+    from classifiers.transformer import INT8_FILE, OnnxClassifier, TransformerClassifier
 
-    return EnsembleClassifier([model.category_, transformer])
+    if (Path(directory) / INT8_FILE).is_file():
+        return OnnxClassifier.load(directory)
+    return TransformerClassifier.load(directory)
+
+
+def load_parts(model_dir: Path) -> tuple[Any, Any, Any]:
+    """(linear CaseModel or None, category estimator, manifest) of whatever kind a model directory holds.
+
+    The category estimator is the linear model's, the encoder's, or for
+    ``ensemble`` the :class:`~classifiers.cascade.Cascade` of both.
+    """
+    from classifiers import persist
+    from classifiers.cascade import STACKER_DIR, Cascade, Stacker
+
+    model, manifest = persist.load(model_dir)
+    kind = kind_of(manifest.kind)
+    if not kind.transformer:
+        return model, model.category_, manifest
+    transformer = load_transformer(Path(model_dir) / TRANSFORMER_DIR)
+    if model is None:
+        return None, transformer, manifest
+    cascade = Cascade(model.category_, transformer, Stacker.load(Path(model_dir) / STACKER_DIR),
+                      threshold=float(manifest.extra.get("cascade_threshold", 1.0)))
+    return model, cascade, manifest
 
 
 def load_category_classifier(model_dir: Path) -> Any:
     """Whatever kind a model directory holds, as one estimator with ``predict_proba`` and ``classes_``."""
-    from classifiers import persist
-
-    model, manifest = persist.load(model_dir)
-    transformer = None
-    if kind_of(manifest.kind).transformer:
-        from classifiers.transformer import TransformerClassifier
-
-        transformer = TransformerClassifier.load(Path(model_dir) / TRANSFORMER_DIR)
-    return category_classifier(model, transformer)
+    return load_parts(model_dir)[1]
 
 
 def make_router(model_dir: Path, city: City | None = None) -> Any:
     """A :class:`~classifiers.router.Router` over the routing model a directory holds, for ``city``
     (the bundled one by default); a model trained under another city's context is refused."""
-    from classifiers import persist
+    from classifiers.cascade import Cascade, CascadeModel
     from classifiers.router import Router, RoutingRules
 
     city = city or City.bundled()
-    model, manifest = persist.load(model_dir)
+    model, category, manifest = load_parts(model_dir)
     if not kind_of(manifest.kind).linear or model is None:
         raise InvalidInput(f"{model_dir} holds a {manifest.kind} model; routing needs a linear or ensemble model")
     city.check_model(manifest.version, manifest.extra.get("city"))
-    return Router(model, city.taxonomy, city.gazetteer, rules=RoutingRules.load(city.routing_rules),
+    routing = CascadeModel(model, category) if isinstance(category, Cascade) else model
+    return Router(routing, city.taxonomy, city.gazetteer, rules=RoutingRules.load(city.routing_rules),
                   model_version=manifest.version, threshold=float(manifest.extra.get("auto_dispatch_threshold", 0.9)))

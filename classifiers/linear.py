@@ -27,6 +27,10 @@ from classifiers.features import (SparseRow, check_labels, check_texts, forget_s
 from hotline.errors import InvalidInput
 
 SEPARATOR = "/"
+#: At most this share of the training texts may fall below the evidence floor of :meth:`TextClassifier.unclear`.
+EVIDENCE_QUANTILE = 0.01
+#: ... and at most the evidence of the median bundled content-free phrase.
+CONTENT_FREE_QUANTILE = 0.5
 
 
 class NBLinearSVC(ClassifierMixin, BaseEstimator):
@@ -257,6 +261,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         base = calibrated_svm(self.C, self.calibration_folds, self.class_weight)
         self.model_ = HierarchicalClassifier(base).fit(matrix, labels) if self.hierarchical else _fit_base(base, matrix, labels)
         self.classes_ = self.model_.classes_
+        self._fit_unclear(texts, matrix)
         return self
 
     def transform_texts(self, X: Any) -> sparse.csr_matrix:
@@ -273,6 +278,65 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         return self.model_.predict_proba(self.transform_texts(X))
+
+    def evidence(self, features: Any) -> np.ndarray:
+        """Per row: Σ feature value × the largest weight any class gives that feature (first level).
+
+        Words no class cares about (greetings, fillers, 我想问个事) add little;
+        one telling word (路灯, 欠薪) adds much.
+        """
+        weights = self.evidence_weights_
+        if isinstance(features, SparseRow):
+            return np.asarray([float(features.data @ weights[features.indices])])
+        return np.asarray(features @ weights).ravel()
+
+    def unclear(self, features: Any) -> np.ndarray:
+        """Per row: nothing a department could act on yet ("hello", "我想问个事", a question about the weather).
+
+        The calibrated probabilities cannot say this (they sum to one, and a
+        text with no evidence still leans somewhere, at 75–87% in the demo).
+        Two signals can: a small logistic model that tells the bundled
+        content-free phrases from training texts (and from those phrases
+        followed by real content, so "我想问个事，停电了" is clear), and the
+        evidence, below what the median content-free phrase carries. Models
+        saved before this rule never answer unclear.
+        """
+        detector = getattr(self, "content_free_", None)
+        if detector is None:
+            return np.zeros(1 if isinstance(features, SparseRow) else features.shape[0], dtype=bool)
+        coef, intercept = detector.coef_[0], detector.intercept_[0]
+        if isinstance(features, SparseRow):
+            logit = np.asarray([float(features.data @ coef[features.indices]) + intercept])
+        else:
+            logit = np.asarray(features @ coef).ravel() + intercept
+        return (logit >= 0) | (self.evidence(features) < self.evidence_floor_)
+
+    def _fit_unclear(self, texts: list[str], matrix: sparse.csr_matrix) -> None:
+        import random
+
+        from sklearn.linear_model import LogisticRegression
+
+        svm = self.model_.top_ if isinstance(self.model_, HierarchicalClassifier) else self.model_
+        inner = getattr(getattr(svm, "svm_", None), "coef_", None)
+        if inner is None:
+            return
+        self.evidence_weights_ = np.abs(np.asarray(inner)).max(axis=0)
+        phrases = content_free_phrases()
+        rng = random.Random(0)
+        pairs = [f"{a}，{b}" for a, b in (rng.sample(phrases, 2) for _ in range(300))]
+
+        def window(text: str) -> str:
+            start = rng.randrange(max(1, len(text) - 12))
+            return text[start:start + 12]
+
+        led = [f"{rng.choice(phrases)}，{window(rng.choice(texts))}" for _ in range(600)]
+        sample = rng.sample(range(len(texts)), min(len(texts), 5000))
+        free = self.features_.transform(phrases + pairs)
+        X = sparse.vstack([matrix[sample], self.features_.transform(led), free]).tocsr()
+        y = np.r_[np.zeros(len(sample) + len(led)), np.ones(free.shape[0])]
+        self.content_free_ = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(X, y)
+        self.evidence_floor_ = float(min(np.quantile(self.evidence(self.features_.transform(phrases)), CONTENT_FREE_QUANTILE),
+                                         np.quantile(self.evidence(matrix), EVIDENCE_QUANTILE)))
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
@@ -315,6 +379,14 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             names = self.features_.get_feature_names_out()
             self._names = np.array([n.split("__", 1)[1].replace(" ", "") for n in names], dtype=object)
         return self._names
+
+
+def content_free_phrases() -> list[str]:
+    """The bundled calls that say nothing yet (greetings, fillers, questions about the hotline itself)."""
+    from importlib import resources
+
+    text = resources.files("hotline.data").joinpath("content_free.txt").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
 def _class_weights(model: BaseEstimator | None, cls: str) -> np.ndarray | float:

@@ -49,10 +49,13 @@ class CaseModel(BaseEstimator):
         self.district_offices_ = np.asarray(sorted(district_offices), dtype=object)
         self.departments_ = None
         self.similar_ = None
+        self.usual_departments_: dict[str, dict[str, float]] = {}
+        self.co_handlers_: dict[str, dict[str, float]] = {}
         if departments is not None:
             if len(departments) != len(texts):
                 raise InvalidInput(f"{len(texts)} texts but {len(departments)} department lists")
             leads = [self.lead(d) for d in departments]
+            self.usual_departments_, self.co_handlers_ = _category_departments(categories, departments, leads)
             labeled = [i for i, lead in enumerate(leads) if lead]
             if len({leads[i] for i in labeled}) >= 2:
                 matrix = self.category_.transform_texts([texts[i] for i in labeled])
@@ -83,6 +86,14 @@ class CaseModel(BaseEstimator):
         first = departments[0]
         return LOCAL if first in set(self.district_offices_.tolist()) else first
 
+    def usual_departments(self, category: str) -> dict[str, float]:
+        """Share of the category's training cases each lead department handled (empty for older models)."""
+        return getattr(self, "usual_departments_", {}).get(category, {})
+
+    def co_handlers(self, category: str) -> dict[str, float]:
+        """Share of the category's training cases each department co-handled (协办)."""
+        return getattr(self, "co_handlers_", {}).get(category, {})
+
     @property
     def classes_(self) -> Any:
         return self.category_.classes_
@@ -105,3 +116,25 @@ class CaseModel(BaseEstimator):
 
     def explain(self, features: SparseRow, category: str, k: int = 6) -> list[tuple[str, float]]:
         return self.category_.explain_row(features, category, k=k)
+
+    def unclear(self, features: SparseRow) -> bool:
+        return bool(self.category_.unclear(features)[0])
+
+
+def _category_departments(categories: Sequence[str], departments: Sequence[Sequence[str]],
+                          leads: Sequence[str]) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Per category: the share of its cases each department led, and the share each co-handled."""
+    from collections import Counter, defaultdict
+
+    led: dict[str, Counter] = defaultdict(Counter)
+    helped: dict[str, Counter] = defaultdict(Counter)
+    sizes: Counter = Counter()
+    for category, lead, handlers in zip(categories, leads, departments, strict=True):
+        if not lead:
+            continue
+        sizes[category] += 1
+        led[category][lead] += 1
+        for d in dict.fromkeys(handlers[1:]):
+            helped[category][d] += 1
+    share = lambda counts, n: {d: c / n for d, c in counts.most_common()}  # noqa: E731
+    return ({c: share(led[c], n) for c, n in sizes.items()}, {c: share(helped[c], n) for c, n in sizes.items()})

@@ -28,7 +28,8 @@ from hotline.errors import InvalidInput, NotFound
 MODEL_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
 TRUSTED_PREFIXES = ("classifiers.", "sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
-LIBRARIES = ("scikit-learn", "numpy", "scipy", "jieba", "rjieba", "skops", "torch", "transformers")
+LIBRARIES = ("scikit-learn", "numpy", "scipy", "jieba", "rjieba", "skops", "torch", "transformers", "onnxruntime",
+             "tokenizers")
 
 
 @dataclass

@@ -6,11 +6,20 @@ similar case ids, rule hits, jurisdiction), whether it is urgent, and whether
 it is confident enough to dispatch without a person.
 
 The department distribution is a mixture: the department classifier (or,
-without one, the category's default departments), and a vote of similar past
-cases weighted by similarity and recency (half-life ``half_life_days``). The
-属地 class is resolved to the office of the case's district. Keyword rules
-(燃气泄漏 → gas company and emergency management) then take half of the mass,
-so their departments always lead; urgent rules never auto-dispatch.
+without one, the category's default departments) half, and half the
+departments that led the training cases of the likely categories, so a
+department that never handled a category cannot lead it on the strength of
+a few words. Similar past cases then vote, each by its similarity, its
+recency (half-life ``half_life_days``) and how well its category agrees
+with this call's; their share of the mass grows with the evidence, so one
+weak neighbour moves little. The 属地 class is resolved to the office of the
+case's district. Keyword rules (燃气泄漏 → gas company and emergency
+management) then take half of the mass, so their departments always lead;
+urgent rules never auto-dispatch. The first department leads (主办); those
+that co-handled the category's cases are marked 协办.
+
+A call in which no category finds its words ("hello", "我想问个事") is
+*unclear*: no category, no department, ask the caller.
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ from hotline.case import Area
 from hotline.datafiles import toml_data
 from hotline.errors import InvalidInput
 from hotline.places import Gazetteer
+from hotline.text import transcript
+from hotline.text.transcript import Speaker
 from hotline.taxonomy import Taxonomy
 
 
@@ -69,11 +80,18 @@ class RoutingRules:
         return found
 
 
+LEAD, CO_HANDLER, ALTERNATIVE = "主办", "协办", "备选"
+#: A department that co-handled at least this share of a category's cases is suggested as 协办.
+CO_HANDLING_SHARE = 0.2
+UNCLEAR = "诉求不明确：请询问来电人具体反映什么问题"
+
+
 @dataclass
 class DepartmentSuggestion:
     department: str
     probability: float
     reasons: list[str] = field(default_factory=list)
+    role: str = ALTERNATIVE
 
 
 @dataclass
@@ -95,6 +113,7 @@ class Routing:
     model_version: str
     chars_read: int = 0
     chars_total: int = 0
+    unclear: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -103,8 +122,9 @@ class Routing:
             "category": self.category,
             "category_probability": round(self.category_probability, 4),
             "categories": [{"category": c, "probability": round(p, 4)} for c, p in self.categories],
-            "departments": [{"department": d.department, "probability": round(d.probability, 4), "reasons": d.reasons}
-                            for d in self.departments],
+            "departments": [{"department": d.department, "probability": round(d.probability, 4), "reasons": d.reasons,
+                             "role": d.role} for d in self.departments],
+            "unclear": self.unclear,
             "terms": [{"term": t, "weight": round(w, 4)} for t, w in self.terms],
             "similar": [n.to_dict() for n in self.similar],
             "rules": self.rules,
@@ -137,6 +157,18 @@ class RoutingModel(Protocol):
     def explain(self, features: Any, category: str, k: int = 6) -> list[tuple[str, float]]: ...
 
     def lead(self, departments: Sequence[str]) -> str: ...
+
+    def unclear(self, features: Any) -> bool:
+        """No category finds its words in the text."""
+        ...
+
+    def usual_departments(self, category: str) -> dict[str, float]:
+        """Share of the category's past cases each department led."""
+        ...
+
+    def co_handlers(self, category: str) -> dict[str, float]:
+        """Share of the category's past cases each department co-handled."""
+        ...
 
 
 class Router:
@@ -179,7 +211,10 @@ class Router:
         """
         text = prepare_text(raw)
         if not text.strip():
-            raise InvalidInput("the transcript has no words from the caller")
+            said = any(t.speaker is Speaker.CALLER and t.text.strip() for t in transcript.parse(raw).turns)
+            if not said:
+                raise InvalidInput("the transcript has no words from the caller")
+            return "", Area(""), 0  # only greetings and fillers ("喂，你好"): unclear, ask the caller
         total = len(text)
         if total > self.read_chars:
             head = self.read_chars * 3 // 4
@@ -188,7 +223,8 @@ class Router:
 
     def route(self, raw: str, area: Area | None = None, at: datetime | None = None) -> Routing:
         text, found, total = self.prepare(raw)
-        return self._route(text, area if area else found, at or datetime.now(), self.model.features(text), total)
+        return self._route(text, area if area else found, at or datetime.now(),
+                           self.model.features(text) if text else None, total)
 
     def route_many(self, raws: list[str]) -> list[Routing]:
         """Batch routing: the classifiers see the whole batch at once."""
@@ -198,6 +234,11 @@ class Router:
         return [self._route(text, area, now, features[i], total) for i, (text, area, total) in enumerate(prepared)]
 
     def _route(self, text: str, area: Area, at: datetime, features: Any, account_chars: int) -> Routing:
+        if not text or self.model.unclear(features):
+            return Routing(text=text, area=area, category="", category_probability=0.0, categories=[], departments=[],
+                           terms=[], similar=[], rules=[], urgent=False, auto_dispatch=False, needs_person=[UNCLEAR],
+                           model_version=self.model_version, chars_read=min(account_chars, self.read_chars),
+                           chars_total=account_chars, unclear=True)
         classes, category_proba = self.model.category_scores(features)
         department_proba = self.model.department_scores(features)
         order = np.argsort(-category_proba)[:3]
@@ -205,22 +246,27 @@ class Router:
         best = categories[0][0]
         reasons: dict[str, list[str]] = defaultdict(list)
         scores = self._model_scores(categories, classes, category_proba, department_proba, reasons)
+        scores = self._with_usual(scores, categories, reasons)
 
         neighbours = self._neighbours(text, at)
         if neighbours:
+            agreement = {str(c): float(p) for c, p in zip(classes, category_proba, strict=True)}
+            top = max(agreement.values())
             votes: dict[str, float] = defaultdict(float)
             voters: dict[str, int] = defaultdict(int)
             for n in neighbours:
                 if n.departments:
                     age = (at - n.received_at).days if n.received_at else 0
+                    agree = 1.0 if n.category == best else min(1.0, agreement.get(n.category, 0.0) / top)
                     lead = self.model.lead(n.departments)
-                    votes[lead] += n.similarity * math.exp(-math.log(2) * max(age, 0) / self.half_life_days)
+                    votes[lead] += n.similarity * agree * math.exp(-math.log(2) * max(age, 0) / self.half_life_days)
                     voters[lead] += 1
             total = sum(votes.values())
             if total > 0:
-                scores = {d: (1 - self.similar_weight) * p for d, p in scores.items()}
+                share = self.similar_weight * total / (total + 1.0)
+                scores = {d: (1 - share) * p for d, p in scores.items()}
                 for d, v in votes.items():
-                    scores[d] = scores.get(d, 0.0) + self.similar_weight * v / total
+                    scores[d] = scores.get(d, 0.0) + share * v / total
                     reasons[d].append(f"相似工单 {voters[d]} 件")
 
         needs_person: list[str] = []
@@ -249,8 +295,16 @@ class Router:
             needs_person.append("紧急事项：请立即电话转派")
 
         total = sum(scores.values()) or 1.0
-        ranked = sorted(scores.items(), key=lambda kv: -kv[1])[: self.top_k]
-        departments = [DepartmentSuggestion(d, p / total, reasons.get(d, [])) for d, p in ranked]
+        ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+        shown = ranked[: self.top_k]
+        usual = next(iter(self.model.usual_departments(best)), None)
+        usual = self._resolve_local(usual, area) if usual else None
+        if usual and usual in scores and all(d != usual for d, _ in shown):
+            shown = [*shown[: self.top_k - 1], (usual, scores[usual])]  # the category's own department is always offered
+        co = self.model.co_handlers(best)
+        departments = [DepartmentSuggestion(d, float(p / total), reasons.get(d, []),
+                                            LEAD if i == 0 else CO_HANDLER if co.get(d, 0.0) >= CO_HANDLING_SHARE else ALTERNATIVE)
+                       for i, (d, p) in enumerate(shown)]
         confident = bool(departments) and departments[0].probability >= self.threshold
         if not confident:
             needs_person.append(f"把握不足：最高 {departments[0].probability:.0%}，阈值 {self.threshold:.0%}" if departments else "没有可选部门")
@@ -282,6 +336,27 @@ class Router:
         for d in sorted(scores, key=lambda k: -scores[k])[:1]:
             reasons[d].append(f"类别「{categories[0][0]}」的默认承办单位")
         return dict(scores)
+
+    def _with_usual(self, scores: dict[str, float], categories: list[tuple[str, float]],
+                    reasons: dict[str, list[str]]) -> dict[str, float]:
+        """Half the model's department scores, half the departments that led the likely categories' cases."""
+        usual: dict[str, float] = defaultdict(float)
+        for category, p in categories:
+            for d, share in self.model.usual_departments(category).items():
+                usual[d] += p * share
+        if not usual:
+            return scores
+        mass = sum(usual.values())
+        mixed = {d: 0.5 * p for d, p in scores.items()}
+        for d, p in usual.items():
+            mixed[d] = mixed.get(d, 0.0) + 0.5 * p / mass
+        category, _ = categories[0]
+        for d, share in list(self.model.usual_departments(category).items())[:2]:
+            reasons[d].append(f"「{category.split('/')[-1]}」类工单 {share:.0%} 由其承办")
+        return mixed
+
+    def _resolve_local(self, department: str, area: Area) -> str:
+        return self.offices.get(area.district, "属地（待确认区县）") if department == LOCAL else department
 
     def _neighbours(self, text: str, at: datetime) -> list[Neighbour]:
         if self.similar is None or self.similar_weight <= 0:

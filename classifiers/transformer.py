@@ -1,19 +1,33 @@
-"""Fine-tuning a local pretrained Chinese model (BERT, RoBERTa …) for case categories.
+"""Fine-tuning a local pretrained Chinese encoder (BERT, RoBERTa …) for case categories, and serving it.
 
 The model comes from a directory on this machine, never from a hub: a city's
 servers have no route to one, and a model that changes under the same name is
-not a model anyone can audit. ``HF_HUB_OFFLINE=1`` and ``local_files_only``
-make that explicit. Weights are written as safetensors, which hold tensors
-and nothing that runs. Training runs on a GPU when there is one, else on the
-CPU (small models only).
+not a model anyone can audit (``hotline encoder fetch`` builds one from Maven
+Central). ``HF_HUB_OFFLINE=1`` and ``local_files_only`` make that explicit.
+Weights are written as safetensors, which hold tensors and nothing that runs.
+
+Fine-tuning is shaped for two CPU cores: batches of similar lengths padded
+only to their longest text, linear warm-up and decay, clipped gradients,
+early stopping on a validation share, all cores as threads, a progress bar
+with the time left; a GPU when there is one. A message is read as its head
+and its tail (what the caller wants is often said last), not its first
+``max_length`` tokens.
+
+The service does not load torch: :meth:`TransformerClassifier.save` also
+exports the classifier to ONNX and quantizes it to int8, and
+:class:`OnnxClassifier` serves that with onnxruntime and ``tokenizers``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import math
 import os
 import random
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +40,15 @@ from hotline.errors import InvalidInput, NotFound
 log = logging.getLogger(__name__)
 
 CLASSES_FILE = "classes.json"
+ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
 
 
 def _torch() -> Any:
     try:
         import torch
     except ImportError:
-        raise InvalidInput("the transformer path needs torch and transformers: pip install -e '.[transformer]'") from None
+        raise InvalidInput("fine-tuning needs torch and transformers: pip install -e '.[transformer]'") from None
     return torch
 
 
@@ -42,6 +58,82 @@ def check_model_dir(path: str | Path) -> Path:
     if not (directory / "config.json").is_file():
         raise InvalidInput(f"{path} is not a local model directory (no config.json); hub downloads are disabled")
     return directory
+
+
+def load_tokenizer(directory: Path) -> Any:
+    """The directory's ``tokenizer.json`` as a ``tokenizers.Tokenizer`` with no truncation or padding of its own.
+
+    Read as it is: rebuilding a WordPiece tokenizer from a vocabulary file
+    under transformers 5 silently maps every Chinese character to [UNK].
+    """
+    from tokenizers import Tokenizer
+
+    path = Path(directory) / "tokenizer.json"
+    if not path.is_file():
+        raise InvalidInput(f"{directory} has no tokenizer.json")
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def token_ids(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    """[CLS] text [SEP] per text; a text longer than ``max_length`` tokens keeps its head (¾) and its tail."""
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    if cls is None or sep is None:
+        raise InvalidInput("the tokenizer has no [CLS]/[SEP] tokens; a BERT-style tokenizer is needed")
+    body = max_length - 2
+    head = body * 3 // 4
+    out = []
+    for encoding in tokenizer.encode_batch([t or " " for t in texts], add_special_tokens=False):
+        ids = encoding.ids
+        if len(ids) > body:
+            ids = ids[:head] + ids[len(ids) - (body - head):]
+        out.append([cls, *ids, sep])
+    return out
+
+
+def pad(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, attention mask), padded with 0 to the longest row of this batch only."""
+    width = max(len(r) for r in rows)
+    ids = np.zeros((len(rows), width), dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, :len(row)] = row
+        mask[i, :len(row)] = 1
+    return ids, mask
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random | None = None,
+                   pool: int = 50) -> list[list[int]]:
+    """Indices in batches of similar length: shuffled, sorted by length within pools of ``pool`` batches,
+    the batches shuffled again (without ``rng``: sorted, for prediction)."""
+    order = list(range(len(lengths)))
+    if rng is None:
+        order.sort(key=lambda i: lengths[i])
+        return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+    rng.shuffle(order)
+    batches = []
+    for start in range(0, len(order), batch_size * pool):
+        chunk = sorted(order[start:start + batch_size * pool], key=lambda i: lengths[i])
+        batches += [chunk[s:s + batch_size] for s in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _predict_in_batches(rows: list[list[int]], run: Any, batch_size: int = 64) -> np.ndarray:
+    """Logits → probabilities in the order of ``rows``, computed in length-sorted batches."""
+    out: list[np.ndarray | None] = [None] * len(rows)
+    for batch in length_batches([len(r) for r in rows], batch_size):
+        proba = _softmax(run(*pad([rows[i] for i in batch])).astype(np.float64))
+        for i, p in zip(batch, proba, strict=True):
+            out[i] = p
+    return np.vstack(out) if rows else np.zeros((0, 0))
 
 
 class TransformerClassifier(ClassifierMixin, BaseEstimator):
@@ -55,6 +147,12 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         learning_rate: float = 5e-5,
         max_length: int = 256,
         weight_decay: float = 0.01,
+        warmup: float = 0.1,
+        max_grad_norm: float = 1.0,
+        validation_fraction: float = 0.1,
+        patience: int = 1,
+        threads: int = 0,
+        progress: bool = False,
         device: str | None = None,
         seed: int = 0,
     ) -> None:
@@ -64,6 +162,12 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.max_length = max_length
         self.weight_decay = weight_decay
+        self.warmup = warmup
+        self.max_grad_norm = max_grad_norm
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.threads = threads
+        self.progress = progress
         self.device = device
         self.seed = seed
 
@@ -71,10 +175,16 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         return self.device or ("cuda" if _torch().cuda.is_available() else "cpu")
 
     def fit(self, X: Any, y: Any) -> TransformerClassifier:
+        """Fine-tune; with ``validation_fraction`` > 0 the epoch with the best held-out macro-F1 is kept,
+        and training stops after ``patience`` epochs without a better one."""
         torch = _torch()
         os.environ["HF_HUB_OFFLINE"] = "1"
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from sklearn.metrics import f1_score
+        from tqdm import tqdm
+        from transformers import AutoModelForSequenceClassification
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.set_verbosity_error()
         texts = check_texts(X)
         labels = check_labels(texts, y)
         self.classes_ = np.unique(labels)
@@ -82,84 +192,165 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         random.seed(self.seed)
         np.random.seed(self.seed)
         torch.manual_seed(self.seed)
+        torch.set_num_threads(self.threads or os.cpu_count() or 1)
         device = self._device()
-        self.tokenizer_ = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        self.tokenizer_ = load_tokenizer(directory)
+        rows = token_ids(self.tokenizer_, texts, self.max_length)
+        target = np.searchsorted(self.classes_, labels)
+        train, valid = self._validation_split(target)
         names = [str(c) for c in self.classes_]
         self.model_ = AutoModelForSequenceClassification.from_pretrained(
             directory, local_files_only=True, num_labels=len(names),
             id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
             ignore_mismatched_sizes=True,
         ).to(device)
-        target = torch.tensor(np.searchsorted(self.classes_, labels), dtype=torch.long)
-        optimizer = torch.optim.AdamW(self.model_.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-        generator = torch.Generator().manual_seed(self.seed)
+        decay = [p for n, p in self.model_.named_parameters() if not n.endswith("bias") and "LayerNorm" not in n]
+        rest = [p for n, p in self.model_.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
+                                       {"params": rest, "weight_decay": 0.0}], lr=self.learning_rate)
+        per_epoch = math.ceil(len(train) / self.batch_size)
+        total = max(1, per_epoch * self.epochs)
+        warm = int(self.warmup * total)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: (step + 1) / max(1, warm) if step < warm else max(0.0, (total - step) / max(1, total - warm)))
+        rng = random.Random(self.seed)
         self.loss_history_: list[float] = []
-        self.model_.train()
+        self.validation_history_: list[float] = []
+        best_score, best_state, stale = -1.0, None, 0
+        bar = tqdm(total=total, disable=not self.progress, unit="batch", file=sys.stderr, desc="fine-tuning")
         for epoch in range(self.epochs):
-            order = torch.randperm(len(texts), generator=generator).tolist()
-            total, batches = 0.0, 0
-            for start in range(0, len(order), self.batch_size):
-                index = order[start:start + self.batch_size]
-                batch = self._encode([texts[i] for i in index], device)
-                out = self.model_(**batch, labels=target[index].to(device))
+            self.model_.train()
+            loss_sum, batches = 0.0, 0
+            for batch in length_batches([len(rows[i]) for i in train], self.batch_size, rng):
+                index = [train[i] for i in batch]
+                ids, mask = pad([rows[i] for i in index])
+                out = self.model_(input_ids=torch.from_numpy(ids).to(device),
+                                  attention_mask=torch.from_numpy(mask).to(device),
+                                  labels=torch.from_numpy(target[index]).to(device))
                 optimizer.zero_grad()
                 out.loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.model_.parameters(), self.max_grad_norm)
                 optimizer.step()
-                total += float(out.loss.detach())
+                schedule.step()
+                loss_sum += float(out.loss.detach())
                 batches += 1
-            self.loss_history_.append(total / max(batches, 1))
-            log.info("epoch %d/%d: mean loss %.4f", epoch + 1, self.epochs, self.loss_history_[-1])
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / batches:.3f}")
+            self.loss_history_.append(loss_sum / max(batches, 1))
+            if len(valid):
+                predicted = self._proba_rows([rows[i] for i in valid]).argmax(axis=1)
+                score = float(f1_score(target[valid], predicted, average="macro"))
+                self.validation_history_.append(score)
+                log.info("epoch %d/%d: loss %.4f, validation macro-F1 %.4f", epoch + 1, self.epochs,
+                         self.loss_history_[-1], score)
+                if score > best_score:
+                    best_score, stale = score, 0
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model_.state_dict().items()}
+                else:
+                    stale += 1
+                    if stale >= self.patience:
+                        break
+        bar.close()
+        if best_state is not None:
+            self.model_.load_state_dict(best_state)
         self.model_.eval()
+        self.best_epoch_ = (int(np.argmax(self.validation_history_)) + 1) if self.validation_history_ else len(self.loss_history_)
         return self
 
-    def _encode(self, texts: list[str], device: str) -> dict[str, Any]:
-        batch = self.tokenizer_(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        return {k: v.to(device) for k, v in batch.items()}
+    def _validation_split(self, target: np.ndarray) -> tuple[list[int], list[int]]:
+        index = np.arange(len(target))
+        counts = np.bincount(target)
+        if self.validation_fraction <= 0 or len(target) * self.validation_fraction < len(counts):
+            return index.tolist(), []
+        from sklearn.model_selection import train_test_split
+
+        stratify = target if counts[counts > 0].min() >= 2 else None
+        train, valid = train_test_split(index, test_size=self.validation_fraction, random_state=self.seed,
+                                        stratify=stratify)
+        return sorted(train.tolist()), sorted(valid.tolist())
+
+    def _proba_rows(self, rows: list[list[int]]) -> np.ndarray:
+        torch = _torch()
+        device = next(self.model_.parameters()).device
+        self.model_.eval()
+
+        def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return self.model_(input_ids=torch.from_numpy(ids).to(device),
+                                   attention_mask=torch.from_numpy(mask).to(device)).logits.float().cpu().numpy()
+
+        return _predict_in_batches(rows, run)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        torch = _torch()
         if not hasattr(self, "model_"):
             raise NotFound("the transformer model is not fitted")
-        texts = check_texts(X)
-        device = next(self.model_.parameters()).device
-        out = []
-        with torch.no_grad():
-            for start in range(0, len(texts), 64):
-                logits = self.model_(**self._encode(texts[start:start + 64], str(device))).logits
-                out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
-        return np.vstack(out)
+        return self._proba_rows(token_ids(self.tokenizer_, check_texts(X), self.max_length))
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
-    def save(self, directory: Path) -> Path:
-        """Weights as safetensors, the tokenizer, and the classes in order."""
+    def save(self, directory: Path, export: bool = True) -> Path:
+        """Weights as safetensors, the tokenizer, the classes in order; and the ONNX graphs the service runs."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.model_.save_pretrained(directory, safe_serialization=True)
-        self.tokenizer_.save_pretrained(directory)
-        params = {k: v for k, v in self.get_params().items() if k != "device"}
+        self.tokenizer_.save(str(directory / "tokenizer.json"))
+        params = {k: v for k, v in self.get_params().items() if k not in ("device", "progress")}
         (directory / CLASSES_FILE).write_text(
             json.dumps({"classes": [str(c) for c in self.classes_], "params": params}, ensure_ascii=False), encoding="utf-8"
         )
+        if export:
+            self.export_onnx(directory)
         return directory
+
+    def export_onnx(self, directory: Path, quantize: bool = True) -> Path:
+        """``model.onnx`` (fp32) and ``model.int8.onnx`` (weights quantized to int8): logits from ids and mask."""
+        torch = _torch()
+
+        class Logits(torch.nn.Module):
+            def __init__(self, model: Any) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+                return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+        model = copy.deepcopy(self.model_).to("cpu").eval()
+        ids, mask = pad(token_ids(self.tokenizer_, ["您好，我想反映一个问题", "停水"], self.max_length))
+        path = Path(directory) / ONNX_FILE
+        axes = {"batch": 0, "tokens": 1}
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                Logits(model), (torch.from_numpy(ids), torch.from_numpy(mask)), str(path),
+                input_names=["input_ids", "attention_mask"], output_names=["logits"], dynamo=False,
+                dynamic_axes={"input_ids": {v: k for k, v in axes.items()},
+                              "attention_mask": {v: k for k, v in axes.items()}, "logits": {0: "batch"}},
+            )
+        if quantize:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            # Per output channel: one scale per tensor flipped 3% of the answers of bge-small on real messages.
+            quantize_dynamic(str(path), str(Path(directory) / INT8_FILE), weight_type=QuantType.QInt8,
+                             per_channel=True, op_types_to_quantize=["MatMul"])
+        return path
 
     @classmethod
     def load(cls, directory: Path, device: str | None = None) -> TransformerClassifier:
-        """Load a model :meth:`save` wrote; only safetensors weights are read."""
+        """Load a model :meth:`save` wrote, with torch (to compare or continue training); only safetensors are read."""
         os.environ["HF_HUB_OFFLINE"] = "1"
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
 
         directory = check_model_dir(directory)
-        try:
-            meta = json.loads((directory / CLASSES_FILE).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise NotFound(f"{directory} has no {CLASSES_FILE}: not a model this project trained") from None
+        meta = _classes(directory)
         if not any(directory.glob("*.safetensors")):
             raise InvalidInput(f"{directory} has no safetensors weights; other formats are not loaded")
-        model = cls(**{**meta["params"], "device": device})
+        known = cls().get_params()
+        model = cls(**{**{k: v for k, v in meta["params"].items() if k in known}, "device": device})
         model.classes_ = np.asarray(meta["classes"])
-        model.tokenizer_ = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        model.tokenizer_ = load_tokenizer(directory)
         model.model_ = AutoModelForSequenceClassification.from_pretrained(
             directory, local_files_only=True, use_safetensors=True
         ).to(model._device())
@@ -167,26 +358,52 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         return model
 
 
-class EnsembleClassifier(ClassifierMixin, BaseEstimator):
-    """Weighted mean of the members' probabilities, aligned by class name."""
+def _classes(directory: Path) -> dict[str, Any]:
+    try:
+        return json.loads((Path(directory) / CLASSES_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFound(f"{directory} has no {CLASSES_FILE}: not a model this project trained") from None
 
-    def __init__(self, members: list[Any], weights: list[float] | None = None) -> None:
-        self.members = members
-        self.weights = weights
 
-    @property
-    def classes_(self) -> np.ndarray:
-        return np.unique(np.concatenate([np.asarray(m.classes_, dtype=object) for m in self.members]))
+class OnnxClassifier(ClassifierMixin, BaseEstimator):
+    """A fine-tuned classifier exported by :meth:`TransformerClassifier.save`, served by onnxruntime (no torch).
+
+    ``quantized`` picks the int8 graph (the default: about twice as fast on a
+    CPU, agreeing with fp32 on ≥ 99.5% of answers in bench/encoder.py).
+    """
+
+    def __init__(self, directory: str = "", quantized: bool = True, threads: int = 0) -> None:
+        self.directory = directory
+        self.quantized = quantized
+        self.threads = threads
+
+    @classmethod
+    def load(cls, directory: Path, quantized: bool = True, threads: int = 0) -> OnnxClassifier:
+        model = cls(str(directory), quantized, threads)
+        return model.fit()
+
+    def fit(self, X: Any = None, y: Any = None) -> OnnxClassifier:
+        """Nothing is learned here: the graph, the tokenizer and the classes are read from ``directory``."""
+        import onnxruntime
+
+        directory = Path(self.directory)
+        graph = directory / (INT8_FILE if self.quantized else ONNX_FILE)
+        if not graph.is_file():
+            raise NotFound(f"{directory} has no {graph.name}: export it with TransformerClassifier.save")
+        meta = _classes(directory)
+        self.classes_ = np.asarray(meta["classes"], dtype=object)
+        self.max_length_ = int(meta["params"].get("max_length", 256))
+        self.tokenizer_ = load_tokenizer(directory)
+        options = onnxruntime.SessionOptions()
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        self.session_ = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        texts = check_texts(X)
-        classes = self.classes_
-        weights = self.weights or [1.0] * len(self.members)
-        total = np.zeros((len(texts), len(classes)))
-        for member, weight in zip(self.members, weights, strict=True):
-            columns = np.searchsorted(classes, np.asarray(member.classes_, dtype=object))
-            total[:, columns] += weight * member.predict_proba(texts)
-        return total / sum(weights)
+        rows = token_ids(self.tokenizer_, check_texts(X), self.max_length_)
+        return _predict_in_batches(
+            rows, lambda ids, mask: self.session_.run(None, {"input_ids": ids, "attention_mask": mask})[0])
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

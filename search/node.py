@@ -15,7 +15,6 @@ root the node runs as ``nobody``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -29,8 +28,11 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from hotline import maven
+
 VERSION = "8.19.21"
-MAVEN = "https://repo1.maven.org/maven2/org/elasticsearch/distribution/integ-test-zip/elasticsearch"
+#: The integ-test zip of each version this project runs, by SHA-1.
+SHA1 = {"8.19.21": "8861771bbfe2fab12ccc386bc8b4c5c6f9619865"}
 NOBODY = 65534
 
 
@@ -39,7 +41,7 @@ class NodeError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("HOTLINE_CACHE") or Path.home() / ".cache" / "hotline") / "elasticsearch"
+    return maven.cache_root() / "elasticsearch"
 
 
 def java_home() -> str:
@@ -54,28 +56,15 @@ def java_home() -> str:
 
 
 def download(version: str = VERSION) -> Path:
-    """The distribution zip, fetched once and checked against Maven Central's SHA-1."""
-    target = cache_dir() / f"elasticsearch-{version}.zip"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    url = f"{MAVEN}/{version}/elasticsearch-{version}.zip"
-    print(f"downloading {url}", file=sys.stderr)
-    partial = target.with_suffix(".zip.part")
+    """The distribution zip, fetched once and checked against its pinned SHA-1."""
+    if version not in SHA1:
+        raise NodeError(f"Elasticsearch {version} is not pinned here; add its SHA-1 to search.node.SHA1")
+    artifact = maven.Artifact("org.elasticsearch.distribution.integ-test-zip", "elasticsearch", version,
+                              SHA1[version], extension="zip")
     try:
-        with urllib.request.urlopen(url, timeout=120) as response, partial.open("wb") as out:
-            shutil.copyfileobj(response, out, 1 << 20)
-        with urllib.request.urlopen(url + ".sha1", timeout=30) as response:
-            expected = response.read().decode().split()[0]
-    except (urllib.error.URLError, OSError) as exc:
-        partial.unlink(missing_ok=True)
-        raise NodeError(f"cannot download Elasticsearch {version}: {exc}") from None
-    digest = hashlib.sha1(partial.read_bytes()).hexdigest()
-    if digest != expected:
-        partial.unlink()
-        raise NodeError(f"Elasticsearch {version} zip is corrupt (sha1 {digest}, expected {expected})")
-    partial.replace(target)
-    return target
+        return maven.fetch(artifact, cache_dir())
+    except maven.DownloadError as exc:
+        raise NodeError(str(exc)) from None
 
 
 def distribution(version: str = VERSION) -> Path:

@@ -169,6 +169,15 @@ def test_the_router_needs_only_the_routing_model_protocol(taxonomy, gazetteer) -
         def lead(self, departments: list[str]) -> str:
             return departments[0] if departments else ""
 
+        def unclear(self, features: str) -> bool:
+            return features == "hello"
+
+        def usual_departments(self, category: str) -> dict[str, float]:
+            return {}
+
+        def co_handlers(self, category: str) -> dict[str, float]:
+            return {}
+
     model = TwoCategories()
     typed: RoutingModel = model  # a Protocol: structural, nothing to inherit
     routing = Router(typed, taxonomy, gazetteer).route("市民：海陵区梅兰新村停水了")
@@ -176,6 +185,8 @@ def test_the_router_needs_only_the_routing_model_protocol(taxonomy, gazetteer) -
     assert routing.departments[0].department == taxonomy.categories["供水"].departments[0]
     assert [r.category for r in Router(model, taxonomy, gazetteer).route_many(["停水", "路灯坏了"])] == \
         ["城乡建设/供水", "城乡建设/道路设施"]
+    unclear = Router(model, taxonomy, gazetteer).route("hello")
+    assert unclear.unclear and unclear.category == "" and not unclear.departments and not unclear.auto_dispatch
 
 
 def test_a_new_model_kind_is_one_row_of_the_kinds_table(demo_cases, tmp_path: Path) -> None:  # noqa: ANN001
@@ -199,3 +210,53 @@ def test_a_new_model_kind_is_one_row_of_the_kinds_table(demo_cases, tmp_path: Pa
         assert make_router(tmp_path / "lite").route("小区停水两天了").category
     finally:
         del KINDS["linear-lite"]
+
+
+#: Content-free and off-topic calls that are not in hotline/data/content_free.txt (what the model learns from).
+HELD_OUT_CONTENT_FREE = ["喂喂喂", "您好，请问是热线吗", "我想了解一点事情", "有件事想请你们帮忙", "你好，我这边想问问",
+                         "哈喽", "你们吃饭了吗", "我想问问你们的上班时间", "那个，怎么说呢", "我打这个电话是想说一下",
+                         "对对对", "好的谢谢你", "请帮我转人工", "你们领导在吗", "周末去哪里玩比较好"]
+
+
+def test_calls_that_say_nothing_yet_are_unclear_not_confident(router: Router, demo: tuple) -> None:
+    for text in ("hello", "我想问个事", "喂，你好"):
+        routing = router.route(text)
+        assert routing.unclear and routing.category == "" and not routing.departments and not routing.auto_dispatch
+        assert routing.to_dict()["unclear"] is True and "询问来电人" in routing.needs_person[0]
+    held_out = [router.route(t).unclear for t in HELD_OUT_CONTENT_FREE]
+    assert np.mean(held_out) >= 0.6, held_out
+    calls = [r["transcript"] for r in demo[0][5000:5300]]
+    assert sum(routing.unclear for routing in router.route_many(calls)) <= 3  # ≤ 1% of real calls
+
+
+def test_the_category_s_own_department_is_always_offered_and_leads_mostly(router: Router, trained: CaseModel,
+                                                                         demo: tuple) -> None:
+    rows = demo[0][5000:5400]
+    first_usual = 0
+    for routing in router.route_many([r["transcript"] for r in rows]):
+        if routing.unclear:
+            continue
+        usual = trained.usual_departments(routing.category)
+        offices = {router._resolve_local(d, routing.area) for d in usual}
+        named = [d.department for d in routing.departments]
+        assert router._resolve_local(next(iter(usual)), routing.area) in named or routing.rules, (routing.text, named)
+        assert routing.departments[0].role == "主办" and {d.role for d in routing.departments} <= {"主办", "协办", "备选"}
+        first_usual += named[0] in offices
+    assert first_usual / len(rows) >= 0.95
+
+
+def test_a_weak_neighbour_of_another_category_barely_moves_the_departments(trained: CaseModel, taxonomy: Taxonomy,
+                                                                          gazetteer: Gazetteer) -> None:
+    from hotline.case import Neighbour
+
+    class OneStrayNeighbour:
+        def similar(self, text: str, **kw: Any) -> list[Neighbour]:
+            return [Neighbour("x-1", 0.22, ("人社局",), "劳动和社会保障/欠薪", datetime(2025, 8, 1), "海陵区")]
+
+    text = "市民：我们小区有一条流浪狗，见人就咬，小孩都不敢下楼了"
+    alone = Router(trained, taxonomy, gazetteer, similar=None, similar_weight=0).route(text, at=datetime(2025, 9, 1))
+    nudged = Router(trained, taxonomy, gazetteer, similar=OneStrayNeighbour()).route(text, at=datetime(2025, 9, 1))
+    before = {d.department: d.probability for d in alone.departments}
+    after = {d.department: d.probability for d in nudged.departments}
+    assert [d.department for d in nudged.departments][0] == [d.department for d in alone.departments][0]
+    assert after.get("人社局", 0.0) <= before.get("人社局", 0.0) + 0.05

@@ -11,7 +11,8 @@ import torch  # make test installs the transformer extra; a missing torch must f
 import transformers
 
 from classifiers.linear import TextClassifier
-from classifiers.transformer import EnsembleClassifier, TransformerClassifier
+from classifiers.cascade import Cascade, Stacker
+from classifiers.transformer import OnnxClassifier, TransformerClassifier, length_batches, token_ids
 from hotline.errors import InvalidInput
 
 TEXTS = {
@@ -47,7 +48,8 @@ def data() -> tuple[list[str], np.ndarray]:
 def fitted(tmp_path_factory: pytest.TempPathFactory, data: tuple) -> TransformerClassifier:
     base = tiny_bert(tmp_path_factory.mktemp("bert") / "tiny-chinese-bert")
     texts, labels = data
-    return TransformerClassifier(base_model=str(base), epochs=30, batch_size=6, learning_rate=2e-3, max_length=32).fit(texts, labels)
+    return TransformerClassifier(base_model=str(base), epochs=30, batch_size=6, learning_rate=2e-3, max_length=32,
+                                 validation_fraction=0).fit(texts, labels)
 
 
 def test_fine_tuning_lowers_the_loss(fitted: TransformerClassifier, data: tuple) -> None:
@@ -65,13 +67,68 @@ def test_saved_model_predicts_the_same_after_loading(fitted: TransformerClassifi
     assert list(loaded.classes_) == list(fitted.classes_)
 
 
-def test_ensemble_with_the_linear_model(fitted: TransformerClassifier, data: tuple) -> None:
+def test_the_int8_graph_serves_without_torch(fitted: TransformerClassifier, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    fitted.save(tmp_path / "model")
+    probe = ["停水三天了", "晚上太吵", "工资不发"]
+    int8 = OnnxClassifier.load(tmp_path / "model")
+    assert list(int8.predict(probe)) == list(fitted.predict(probe))
+    fp32 = OnnxClassifier.load(tmp_path / "model", quantized=False)
+    np.testing.assert_allclose(fp32.predict_proba(probe), fitted.predict_proba(probe), atol=1e-5)
+    script = ("import sys\n"
+              "class NoTorch:\n"  # any import of torch now fails
+              "    def find_spec(self, name, path=None, target=None):\n"
+              "        if name.split('.')[0] == 'torch': raise ImportError('no torch in the service')\n"
+              "sys.meta_path.insert(0, NoTorch())\n"
+              "from classifiers.transformer import OnnxClassifier\n"
+              f"print(list(OnnxClassifier.load({str(tmp_path / 'model')!r}).predict({probe!r})))\n"
+              "assert 'torch' not in sys.modules")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str([str(c) for c in fitted.predict(probe)])
+
+
+def test_long_texts_keep_their_head_and_tail_and_batches_group_lengths(fitted: TransformerClassifier) -> None:
+    ids = token_ids(fitted.tokenizer_, ["停" * 10 + "吵" * 40 + "钱" * 10], 22)[0]
+    words = fitted.tokenizer_.decode(ids).replace(" ", "")
+    assert len(ids) == 22 and words.startswith("停" * 10) and words.endswith("钱" * 5)
+    batches = length_batches([1, 9, 2, 8, 3, 7], 2)
+    assert [sorted(b) for b in batches] == [[0, 2], [4, 5], [1, 3]]
+
+
+def test_early_stopping_keeps_the_best_epoch(tmp_path: Path, data: tuple) -> None:
+    texts, labels = data
+    base = tiny_bert(tmp_path / "bert")
+    model = TransformerClassifier(base_model=str(base), epochs=6, batch_size=6, learning_rate=2e-3, max_length=32,
+                                  validation_fraction=0.5, patience=1).fit(texts * 2, np.concatenate([labels, labels]))
+    assert len(model.validation_history_) <= 6 and model.best_epoch_ == int(np.argmax(model.validation_history_)) + 1
+
+
+def test_the_cascade_asks_the_encoder_only_when_the_linear_model_is_unsure(fitted: TransformerClassifier,
+                                                                          data: tuple) -> None:
     texts, labels = data
     linear = TextClassifier(min_df=1, calibration_folds=2).fit(texts * 2, np.concatenate([labels, labels]))
-    ensemble = EnsembleClassifier([linear, fitted], weights=[0.5, 0.5])
-    proba = ensemble.predict_proba(["小区停水了"])
-    np.testing.assert_allclose(proba.sum(), 1.0, rtol=1e-6)
-    assert set(ensemble.classes_) == {"供水", "噪声", "欠薪"}
+    stacker = Stacker().fit([linear.predict_proba(texts), fitted.predict_proba(texts)],
+                            [linear.classes_, fitted.classes_], labels)
+
+    class Counting:
+        classes_ = fitted.classes_
+        calls = 0
+
+        def predict_proba(self, X: list[str]) -> np.ndarray:
+            Counting.calls += len(X)
+            return fitted.predict_proba(X)
+
+    probe = ["小区停水了", "晚上广场舞太吵", "工资不发"]
+    sure = linear.predict_proba(probe).max(axis=1)
+    cascade = Cascade(linear, Counting(), stacker, threshold=float(np.median(sure)))
+    proba = cascade.predict_proba(probe)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert Counting.calls == int(np.sum(sure < np.median(sure))) == round(3 * cascade.encoder_share(probe))
+    everything = Cascade(linear, fitted, stacker, threshold=1.01)
+    assert everything.encoder_share(probe) == 1.0 and set(everything.classes_) == {"供水", "噪声", "欠薪"}
 
 
 def test_hub_names_and_missing_directories_are_refused(data: tuple) -> None:
@@ -99,6 +156,14 @@ def test_train_evaluate_predict_through_the_command_line(tmp_path: Path, kind: s
     assert trained.returncode == 0, trained.stderr
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["kind"] == kind and list((tmp_path / "m" / "transformer").glob("*.safetensors"))
+    assert (tmp_path / "m" / "transformer" / "model.int8.onnx").is_file()
+    assert manifest["extra"]["transformer"]["base_model"] == "bert"
+    if kind == "ensemble":  # the manifest records both parts and the cascade between them
+        assert (tmp_path / "m" / "stacker" / "stacker.skops").is_file()
+        assert 0 < manifest["extra"]["cascade_threshold"] <= 1 and manifest["extra"]["stacker_rows"] > 0
+        routed = run(["route", "--model", "m", "--json", "小区停水了好几天"], tmp_path)
+        assert routed.returncode == 0, routed.stderr
+        assert json.loads(routed.stdout)["category"] in TEXTS
     report = json.loads(run(["evaluate", "--model", "m", "--data", "train.csv", "--text-col", "text",
                              "--label-col", "label"], tmp_path).stdout)
     assert set(report["per_class"]) >= {"供水", "噪声", "欠薪"}

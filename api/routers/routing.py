@@ -37,3 +37,9 @@ async def route(principal: AnyRole, body: schemas.RouteRequest, services: Servic
     services.metrics.routed.labels(str(routing.auto_dispatch).lower()).inc()
     # Built by us, so returned as is: the schema stays documented without validating every answer again.
     return JSONResponse({**routing.to_dict(), "elapsed_ms": round((time.perf_counter() - started) * 1000, 2)})
+
+
+@router.get("/v1/departments", response_model=list[schemas.DepartmentName],
+            summary="Every department of the taxonomy (and the district offices): what an agent may pick")
+async def departments(principal: AnyRole, services: ServicesDep) -> list[schemas.DepartmentName]:
+    return [schemas.DepartmentName(id=d.id, name=d.name) for d in services.taxonomy.departments.values()]

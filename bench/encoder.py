@@ -1,0 +1,142 @@
+"""The pretrained encoder beside the linear model, on the real messages: accuracy, int8 serving, the cascade.
+
+Per fold of a stratified 5-fold split of ../shared/data (``--folds N`` runs the
+first N, since each fold fine-tunes bge-small-zh-v1.5 on two CPU cores for
+minutes): the jieba + TF-IDF + LinearSVC baseline, the linear model, the
+fine-tuned encoder alone (fp32 with torch, int8 with onnxruntime), and the
+cascade (linear alone where sure, else the stacker over both) — on whole
+messages and on short texts (first sentence ≤ 60 characters). Also: the
+share of calls that reach the encoder, the encoder's own latency, the
+auto-dispatch share at precision ≥ 0.98, and the fine-tuning time.
+
+    python bench/encoder.py [--folds 1] [--epochs 3] [--max-length 256] [--short-max-length 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import SHARED, peak_rss_mib, report  # noqa: E402
+from classify import Baseline, first_sentence  # noqa: E402
+
+
+def latencies_ms(fn, texts: list[str]) -> tuple[float, float]:
+    for t in texts[:10]:
+        fn([t])
+    out = []
+    for t in texts:
+        started = time.perf_counter()
+        fn([t])
+        out.append((time.perf_counter() - started) * 1000)
+    return float(np.percentile(out, 50)), float(np.percentile(out, 99))
+
+
+def run_fold(name: str, texts: list[str], labels: np.ndarray, train: np.ndarray, test: np.ndarray,
+             base: Path, args: argparse.Namespace, max_length: int, out: Path, figures: dict) -> None:
+    import tempfile
+
+    from sklearn.metrics import f1_score
+
+    from classifiers.cascade import Cascade, Stacker
+    from classifiers.evaluate import dispatch_threshold
+    from classifiers.fit import holdout_split
+    from classifiers.linear import TextClassifier
+    from classifiers.transformer import OnnxClassifier, TransformerClassifier
+
+    pick = lambda rows: [texts[i] for i in rows]  # noqa: E731
+    y_test = labels[test]
+    f1 = lambda proba, classes: float(f1_score(y_test, np.asarray(classes)[proba.argmax(axis=1)], average="macro"))  # noqa: E731
+    baseline = Baseline().fit(pick(train), labels[train])
+    figures[f"{name}: baseline jieba+TF-IDF+LinearSVC macro-F1"] = f1(baseline.predict_proba(pick(test)), baseline.classes_)
+    linear_full = TextClassifier().fit(pick(train), labels[train])
+    linear_proba = linear_full.predict_proba(pick(test))
+    figures[f"{name}: linear macro-F1"] = f1(linear_proba, linear_full.classes_)
+
+    inner_fit, inner_stack = holdout_split(labels[train].tolist(), 0.1, 0)
+    fit_rows, stack_rows = train[inner_fit], train[inner_stack]
+    started = time.perf_counter()
+    encoder = TransformerClassifier(base_model=str(base), epochs=args.epochs, batch_size=16,
+                                    learning_rate=args.learning_rate, max_length=max_length, progress=True,
+                                    ).fit(pick(fit_rows), labels[fit_rows])
+    figures[f"{name}: fine-tuning seconds ({len(fit_rows)} texts, {args.epochs} epochs max, {max_length} tokens)"] = \
+        time.perf_counter() - started
+    figures[f"{name}: best epoch / validation macro-F1"] = f"{encoder.best_epoch_} / {encoder.validation_history_}"
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        started = time.perf_counter()
+        encoder.save(Path(tmp))
+        figures[f"{name}: ONNX export + int8 seconds"] = time.perf_counter() - started
+        fp32 = OnnxClassifier.load(Path(tmp), quantized=False)
+        int8 = OnnxClassifier.load(Path(tmp), quantized=True)
+        torch_proba = encoder.predict_proba(pick(test))
+        fp32_proba = fp32.predict_proba(pick(test))
+        int8_proba = int8.predict_proba(pick(test))
+        figures[f"{name}: encoder alone macro-F1 (torch fp32)"] = f1(torch_proba, encoder.classes_)
+        figures[f"{name}: encoder alone macro-F1 (ONNX fp32)"] = f1(fp32_proba, encoder.classes_)
+        figures[f"{name}: encoder alone macro-F1 (ONNX int8)"] = f1(int8_proba, encoder.classes_)
+        figures[f"{name}: int8 argmax agreement with fp32"] = float(np.mean(int8_proba.argmax(1) == fp32_proba.argmax(1)))
+        sample = [(t * 4)[:200] for t in pick(test)[:200]]
+        figures[f"{name}: encoder p50/p99 ms per 200-char text, fp32"] = "%.1f / %.1f" % latencies_ms(fp32.predict_proba, sample)
+        figures[f"{name}: encoder p50/p99 ms per 200-char text, int8"] = "%.1f / %.1f" % latencies_ms(int8.predict_proba, sample)
+
+        linear = TextClassifier().fit(pick(fit_rows), labels[fit_rows])
+        first = linear.predict_proba(pick(stack_rows))
+        stacker = Stacker().fit([first, int8.predict_proba(pick(stack_rows))], [linear.classes_, int8.classes_],
+                                labels[stack_rows])
+        threshold, _ = dispatch_threshold(linear.classes_[first.argmax(1)] == labels[stack_rows], first.max(1))
+        cascade = Cascade(linear_full, int8, stacker, threshold)
+        proba = cascade.predict_proba(pick(test))
+        figures[f"{name}: cascade macro-F1"] = f1(proba, cascade.classes_)
+        figures[f"{name}: cascade gain over linear (points)"] = 100 * (figures[f"{name}: cascade macro-F1"]
+                                                                         - figures[f"{name}: linear macro-F1"])
+        figures[f"{name}: share reaching the encoder"] = cascade.encoder_share(pick(test))
+        correct = cascade.classes_[proba.argmax(1)] == y_test
+        figures[f"{name}: cascade auto-dispatch share at precision>=0.98"] = dispatch_threshold(correct, proba.max(1))[1]
+        correct = linear_full.classes_[linear_proba.argmax(1)] == y_test
+        figures[f"{name}: linear auto-dispatch share at precision>=0.98"] = dispatch_threshold(correct, linear_proba.max(1))[1]
+        figures[f"{name}: cascade p50/p99 ms per 200-char text"] = "%.1f / %.1f" % latencies_ms(cascade.predict_proba, sample)
+        figures[f"{name}: linear p50/p99 ms per 200-char text"] = "%.1f / %.1f" % latencies_ms(linear_full.predict_proba, sample)
+
+
+def main() -> None:
+    from sklearn.model_selection import StratifiedKFold
+
+    from classifiers import encoder
+    from classifiers.dataset import prepare_text
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--short-max-length", type=int, default=64)
+    parser.add_argument("--only", choices=("whole", "short"))
+    args = parser.parse_args()
+    base = encoder.fetch()
+    with (SHARED / "messages_labeled.csv").open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    labels = np.array([r["label"] for r in rows], dtype=object)
+    whole = [prepare_text(r["text"]) or r["text"] for r in rows]
+    short = [prepare_text(first_sentence(r["text"])) or first_sentence(r["text"]) for r in rows]
+    out = Path(__file__).resolve().parent / "out"
+    out.mkdir(exist_ok=True)
+    figures: dict[str, object] = {"messages": len(rows), "classes": len(set(labels.tolist())),
+                                  "folds run": f"{args.folds} of 5"}
+    folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(whole, labels))[: args.folds]
+    for k, (train, test) in enumerate(folds, start=1):
+        for name, texts, length in (("whole", whole, args.max_length), ("short", short, args.short_max_length)):
+            if args.only and name != args.only:
+                continue
+            run_fold(f"fold {k} {name}", texts, labels, train, test, base, args, length, out, figures)
+            report("encoder", {**figures, "peak RSS MiB": peak_rss_mib()})
+
+
+if __name__ == "__main__":
+    main()
