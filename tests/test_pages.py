@@ -47,6 +47,13 @@ def test_agent_types_sees_suggestions_and_confirms(live: LiveServer, service: Se
     assert case.category_source is not None and case.category_source.kind.value == "confirmed"
     assert case.departments == (chosen,) and case.category_source.by == "agent-1"
     assert service.store.label_history(case_id)[-1].source.by == "agent-1"
+    # Posted as a transcript with the call's time: the agent's lines stay out, the time is the call's.
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    assert "12345" not in case.text and "请讲" not in case.text
+    city_now = datetime.now(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)  # the browser's time, in the city's zone
+    assert abs(case.received_at - city_now) < timedelta(minutes=10)
 
 
 def test_supervisor_dashboard_and_models_page(live: LiveServer) -> None:
