@@ -74,16 +74,9 @@ class Stacker(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def load(cls, directory: Path) -> Stacker:
-        import skops.io
+        from classifiers.persist import load_skops
 
-        from classifiers.persist import TRUSTED_PREFIXES
-
-        path = Path(directory) / STACKER_FILE
-        untrusted = skops.io.get_untrusted_types(file=path)
-        refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
-        if refused:
-            raise InvalidInput(f"{path} names types we do not load: {refused[:5]}")
-        return skops.io.load(path, trusted=untrusted)
+        return load_skops(Path(directory) / STACKER_FILE)
 
 
 class Cascade(ClassifierMixin, BaseEstimator):
@@ -103,7 +96,7 @@ class Cascade(ClassifierMixin, BaseEstimator):
         texts = check_texts(X)
         first = self.first.predict_proba(texts)
         out = aligned(first, self.first.classes_, self.classes_)
-        unsure = np.flatnonzero(first.max(axis=1) < self.threshold)
+        unsure = np.flatnonzero(self.unsure(first))
         if len(unsure):
             out[unsure] = self.combine(first[unsure], [texts[i] for i in unsure])
         return out
@@ -116,10 +109,14 @@ class Cascade(ClassifierMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
+    def unsure(self, first: np.ndarray) -> np.ndarray:
+        """Per row of ``first``'s probabilities: below the threshold, so the encoder is asked."""
+        return first.max(axis=1) < self.threshold
+
     def encoder_share(self, X: Any) -> float:
         """Share of ``X`` that would reach the encoder."""
         first = self.first.predict_proba(check_texts(X))
-        return float(np.mean(first.max(axis=1) < self.threshold)) if len(first) else 0.0
+        return float(np.mean(self.unsure(first))) if len(first) else 0.0
 
 
 class CascadeModel:
@@ -134,8 +131,6 @@ class CascadeModel:
         self.linear = linear
         self.cascade = cascade
         self.similar_ = linear.similar_
-        self.classes_ = cascade.classes_
-        self.encoder_calls = 0
 
     def features(self, text: str) -> tuple[Any, str]:
         return self.linear.features(text), text
@@ -146,9 +141,8 @@ class CascadeModel:
     def category_scores(self, features: tuple[Any, str]) -> tuple[np.ndarray, np.ndarray]:
         row, text = features
         classes, proba = self.linear.category_scores(row)
-        if proba.max() >= self.cascade.threshold:
+        if not self.cascade.unsure(proba[None, :])[0]:
             return classes, proba
-        self.encoder_calls += 1
         return self.cascade.classes_, self.cascade.combine(proba[None, :], [text])[0]
 
     def department_scores(self, features: tuple[Any, str]) -> tuple[np.ndarray, np.ndarray] | None:

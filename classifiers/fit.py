@@ -108,9 +108,9 @@ def fit_model(data: Any, train: np.ndarray, test: np.ndarray, kind: str = "linea
         threshold, coverage = dispatch_threshold(correct, proba.max(axis=1))
         metrics.update(category_threshold_98=threshold, category_coverage_98=coverage)
         if "cascade_threshold" in extra:
-            metrics["encoder_share"] = classifier.encoder_share(texts)
-            first = evaluation([data.labels[i] for i in test], model.category_.predict_proba(texts), model.classes_)
-            metrics["linear_macro_f1"] = first["macro_f1"]
+            first = model.category_.predict_proba(texts)
+            metrics["encoder_share"] = float(np.mean(classifier.unsure(first)))
+            metrics["linear_macro_f1"] = evaluation([data.labels[i] for i in test], first, model.classes_)["macro_f1"]
         if model is not None and model.departments_ is not None:
             leads = np.asarray([model.lead(data.departments[i]) for i in test], dtype=object)
             d_proba = model.department_proba(model.category_.transform_texts(texts))

@@ -129,14 +129,19 @@ def read_manifest(directory: Path) -> Manifest:
 
 def load(directory: Path) -> tuple[Any, Manifest]:
     """Load a model directory's scikit-learn part, refusing any type outside our own and the scientific stack."""
-    import skops.io
-
     manifest = read_manifest(directory)
     path = Path(directory) / MODEL_FILE
     if not path.exists():
         if manifest.kind == "transformer":
             return None, manifest
         raise NotFound(f"no model at {directory} (no {MODEL_FILE})")
+    return load_skops(path), manifest
+
+
+def load_skops(path: Path) -> Any:
+    """A skops file's object, refusing any type outside our own and the scientific stack."""
+    import skops.io
+
     try:
         untrusted = skops.io.get_untrusted_types(file=path)
     except Exception as exc:  # a corrupt or foreign file
@@ -144,4 +149,4 @@ def load(directory: Path) -> tuple[Any, Manifest]:
     refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
     if refused:
         raise InvalidInput(f"model file {path} names types we do not load: {refused[:5]}")
-    return skops.io.load(path, trusted=untrusted), manifest
+    return skops.io.load(path, trusted=untrusted)

@@ -84,6 +84,8 @@ LEAD, CO_HANDLER, ALTERNATIVE = "主办", "协办", "备选"
 #: A department that co-handled at least this share of a category's cases is suggested as 协办.
 CO_HANDLING_SHARE = 0.2
 UNCLEAR = "诉求不明确：请询问来电人具体反映什么问题"
+#: Where 属地 goes when the case's district is not known.
+UNKNOWN_OFFICE = "属地（待确认区县）"
 
 
 @dataclass
@@ -279,7 +281,7 @@ class Router:
             else:
                 if p >= max(scores.values(), default=0.0):
                     needs_person.append("属地不明：请确认所在区县")
-                scores["属地（待确认区县）"] = p
+                scores[UNKNOWN_OFFICE] = p
 
         hits = self.rules.hits(text)
         urgent = any(rule.urgent for rule, _ in hits)
@@ -356,7 +358,7 @@ class Router:
         return mixed
 
     def _resolve_local(self, department: str, area: Area) -> str:
-        return self.offices.get(area.district, "属地（待确认区县）") if department == LOCAL else department
+        return self.offices.get(area.district, UNKNOWN_OFFICE) if department == LOCAL else department
 
     def _neighbours(self, text: str, at: datetime) -> list[Neighbour]:
         if self.similar is None or self.similar_weight <= 0:
