@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/demo_data.py
 	$(BIN)/python bench/classify.py
+	$(BIN)/python bench/departments.py
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/hotspots.py
 	$(BIN)/python bench/api_load.py
