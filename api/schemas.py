@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -219,6 +219,12 @@ class ModelOut(BaseModel):
 
 class TrainIn(Input):
     since: datetime | None = Field(default=None, description="only labels from this time on")
+    kind: Literal["linear", "ensemble"] = Field(
+        default="linear", description="linear: seconds, in the service; ensemble: the encoder fine-tuned beside it "
+                                      "(HOTLINE_ENCODER), in a child process, minutes to an hour on a CPU; served at "
+                                      "once if it beats the active model")
+    review: bool = Field(default=False, description="flag likely mislabeled cases (linear)")
+    epochs: int | None = Field(default=None, ge=1, le=20, description="fine-tuning epochs (ensemble)")
 
 
 class JobOut(BaseModel):
@@ -230,6 +236,8 @@ class JobOut(BaseModel):
     version: str | None
     error: str | None
     params: dict[str, Any]
+    progress: str = Field(description="the last progress line of the work (fine-tuning: epoch, step, time left)")
+    promoted: bool = Field(description="the result beat the active model and is served now")
 
 
 class Health(BaseModel):

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from api.keys import KeyRing, service_keys
-from hotline.errors import Conflict, HotlineError, NotFound, Unavailable
+from hotline.errors import Conflict, HotlineError, InvalidInput, NotFound, Unavailable
 from hotline.city import City
 from hotline.settings import Settings
 from hotline.store import CaseStore, open_store
@@ -101,6 +106,8 @@ class Job:
     version: str | None = None
     error: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    progress: str = ""                # the last line the work reported (a fine-tuning's progress bar)
+    promoted: bool = False            # the result won against the active model and is served now
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -113,7 +120,7 @@ class Jobs:
         self.jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
-    def start(self, kind: str, work: Any, params: dict[str, Any]) -> Job:
+    def start(self, kind: str, work: Callable[[Job], str | None], params: dict[str, Any]) -> Job:
         with self._lock:
             if any(j.status in ("queued", "running") for j in self.jobs.values()):
                 raise Conflict("a training job is already running")
@@ -123,7 +130,7 @@ class Jobs:
         def run() -> None:
             job.status, job.started = "running", datetime.now().isoformat(sep=" ", timespec="seconds")
             try:
-                job.version = work()
+                job.version = work(job)
                 job.status = "succeeded"
             except HotlineError as exc:
                 job.status, job.error = "failed", str(exc)
@@ -140,6 +147,29 @@ class Jobs:
             return self.jobs[job_id]
         except KeyError:
             raise NotFound(f"no job {job_id!r}") from None
+
+
+def gpu_present() -> bool:
+    """Whether torch is installed and sees a CUDA device (torch is imported only to ask)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _last_lines(stream: Any, job: Job) -> None:
+    """Keep the last whole line a child wrote (tqdm redraws with carriage returns) as the job's progress."""
+    pending = ""
+    for chunk in iter(lambda: stream.read(256), ""):
+        *lines, pending = (pending + chunk).replace("\r", "\n").split("\n")
+        lines = [line.strip() for line in lines if line.strip()]
+        if lines:
+            job.progress = lines[-1][-300:]
+    if pending.strip():
+        job.progress = pending.strip()[-300:]
 
 
 class ReadCache:
@@ -208,6 +238,21 @@ class Services:
         self.reload_model()
         self.syncer.start()
         self._follower.start()
+        self._fine_tune_where_fast()
+
+    def _fine_tune_where_fast(self) -> None:
+        """With an encoder configured and a GPU present, fine-tune an ensemble once, by itself.
+
+        On a GPU that takes minutes; on a laptop's CPU it would hold both cores
+        for most of an hour, so there an admin starts it (/models) or
+        ``hotline retrain --kind ensemble`` does.
+        """
+        if self.settings.encoder is None or any(e.manifest.get("kind") == "ensemble" for e in self.registry.entries()):
+            return
+        if not gpu_present():
+            return
+        log.info("a GPU is present: fine-tuning an ensemble candidate in the background")
+        self.jobs.start("train", lambda job: self.train_ensemble(job, "service"), {"kind": "ensemble", "by": "service"})
 
     def _follow(self) -> None:
         """Serve what the registry's ``current`` names within a second of any change, also one made by
@@ -227,13 +272,55 @@ class Services:
         self.index.close()
         self.store.close()
 
-    def train(self, by: str, since: datetime | None = None, promote_if_first: bool = True) -> str:
+    def train(self, by: str, since: datetime | None = None, promote_if_first: bool = True, review: bool = False,
+              job: Job | None = None) -> str:
         """Retrain from the store's labels; the first model is activated, later ones wait as candidates."""
         from training.retrain import RetrainRequest, retrain
 
-        request = RetrainRequest(since=since, segmenter=self.settings.segmenter)
+        request = RetrainRequest(since=since, segmenter=self.settings.segmenter, review=review)
         entry = retrain(self.registry, request, self.store, by=by, city=self.city)
         if promote_if_first and self.registry.active() is None:
             self.registry.promote(entry.version, by=by)
             self.reload_model()
+            if job is not None:
+                job.promoted = True
         return entry.version
+
+    def train_ensemble(self, job: Job, by: str, since: datetime | None = None, epochs: int | None = None) -> str:
+        """Fine-tune the encoder beside a linear model (``hotline retrain --kind ensemble``) in a child process.
+
+        Fine-tuning holds both cores for many minutes; in a process of its own
+        at a lower priority, agents' routing keeps its latency and a crash
+        cannot take the service down. The result is a candidate like any
+        other, compared on the same held-out cases, and served at once when
+        it wins (or when there is no active model).
+        """
+        if self.settings.encoder is None:
+            raise InvalidInput("HOTLINE_ENCODER is not set: run `hotline encoder fetch` and set it to the directory "
+                               "printed last")
+        command = [sys.executable, "-m", "hotline.cli", "retrain", "--kind", "ensemble",
+                   "--base-model", str(self.settings.encoder), "--by", by]
+        if since:
+            command += ["--since", since.date().isoformat()]
+        if epochs:
+            command += ["--epochs", str(epochs)]
+        environment = {**{k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")},
+                       **self.settings.environment()}
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
+                                 preexec_fn=lambda: os.nice(10))  # noqa: PLW1509 (no threads in the child yet)
+        reader = threading.Thread(target=_last_lines, args=(child.stderr, job), daemon=True)
+        reader.start()
+        out = child.stdout.read() if child.stdout else ""
+        status = child.wait()
+        reader.join(timeout=5)
+        if status != 0:
+            raise HotlineError(f"the ensemble training exited with {status}: {job.progress}")
+        version = json.loads(out.strip().splitlines()[-1])["version"]
+        entry = self.registry.get(version)
+        compared = entry.manifest.get("extra", {}).get("compared_with") or {}
+        wins = compared.get("candidate_macro_f1", 0.0) > compared.get("active_macro_f1", 1.0)
+        if self.registry.active() is None or wins:
+            self.registry.promote(version, by=by)
+            self.reload_model()
+            job.promoted = True
+        return version

@@ -99,7 +99,6 @@ class CalibratedSVM(ClassifierMixin, BaseEstimator):
         self.nb_scale = nb_scale
 
     def fit(self, X: Any, y: Any) -> CalibratedSVM:
-        from scipy.optimize import minimize_scalar
         from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
         y = np.asarray(y)
@@ -112,14 +111,7 @@ class CalibratedSVM(ClassifierMixin, BaseEstimator):
             raise InvalidInput(f"class {label!r} has only one example; calibration needs at least two")
         folds = StratifiedKFold(min(self.cv, rarest), shuffle=True, random_state=0)
         scores = _as_matrix(cross_val_predict(svm, X, y, cv=folds, method="decision_function"))
-        target = np.searchsorted(self.classes_, y)
-
-        def log_loss(log_t: float) -> float:
-            z = scores / np.exp(log_t)
-            z = z - z.max(axis=1, keepdims=True)
-            return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(z)), target]))
-
-        self.temperature_ = float(np.exp(minimize_scalar(log_loss, bounds=(-6, 3), method="bounded").x))
+        self.temperature_ = fit_temperature(scores, np.searchsorted(self.classes_, y))
         self.svm_ = svm.fit(X, y)
         return self
 
@@ -135,9 +127,7 @@ class CalibratedSVM(ClassifierMixin, BaseEstimator):
         return _as_matrix(scores[:, 0]) if scores.shape[1] == 1 else scores
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        z = self.decision_function(X) / self.temperature_
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        return z / z.sum(axis=1, keepdims=True)
+        return softmax(self.decision_function(X), self.temperature_)
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.decision_function(X), axis=1)]
@@ -149,6 +139,24 @@ class CalibratedSVM(ClassifierMixin, BaseEstimator):
         if coef.shape[0] == 1:
             return coef[0] if index == 1 else -coef[0]
         return coef[index]
+
+
+def fit_temperature(scores: np.ndarray, target: np.ndarray) -> float:
+    """The T minimising the log loss of softmax(scores / T) against the true columns ``target``."""
+    from scipy.optimize import minimize_scalar
+
+    def log_loss(log_t: float) -> float:
+        z = scores / np.exp(log_t)
+        z = z - z.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(z)), target]))
+
+    return float(np.exp(minimize_scalar(log_loss, bounds=(-6, 3), method="bounded").x))
+
+
+def softmax(scores: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = scores / temperature
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
 
 
 def _as_matrix(scores: np.ndarray) -> np.ndarray:

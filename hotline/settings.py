@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     routing_rules: Path | None = Field(
         default=None, description="Keyword routing rules TOML of the city; default: the bundled ones."
     )
+    encoder: Path | None = Field(
+        default=None,
+        description="Directory of the pretrained sentence encoder (the last line of `hotline encoder fetch`): "
+                    "similar cases by meaning, and the base model of ensembles trained from /models; "
+                    "empty: similar cases by words alone.",
+    )
     segmenter: str = Field(default="rjieba", description="'jieba' or 'rjieba' (same tokens, faster).")
     max_text_chars: int = Field(default=20_000, gt=0, description="Longest accepted case text.")
     earliest_day: date = Field(
@@ -68,6 +74,14 @@ class Settings(BaseSettings):
     def _known_zone(cls, value: str) -> str:
         zone(value)
         return value
+
+    def environment(self) -> dict[str, str]:
+        """These settings as ``HOTLINE_*`` variables, for a child process (a training job) to read the same ones.
+
+        Keys stay out: a training job needs none.
+        """
+        return {f"HOTLINE_{name.upper()}": str(value) for name, value in self.model_dump().items()
+                if value is not None and name not in ("api_keys", "api_keys_file")}
 
     def time_window(self) -> TimeWindow:
         """The window a case's time must fall in, in the city's zone."""

@@ -94,11 +94,18 @@ def test_models_train_promote_rollback(client: TestClient, service: Services) ->
     active = [m for m in models if m["state"] == "active"]
     assert len(active) == 1 and active[0]["metrics"]["macro_f1"] > 0.5
     assert client.post("/v1/models/train", headers=SUPERVISOR).status_code == 403
-    job = client.post("/v1/models/train", headers=ADMIN).json()
+    refused = client.post("/v1/models/train", json={"kind": "ensemble"}, headers=ADMIN)  # no HOTLINE_ENCODER here
+    assert problem(refused)["status"] == 400 and "HOTLINE_ENCODER" in refused.json()["detail"]
+    job = client.post("/v1/models/train", json={"review": True}, headers=ADMIN).json()
     while job["status"] in ("queued", "running"):
         time.sleep(0.5)
         job = client.get(f"/v1/models/jobs/{job['id']}", headers=ADMIN).json()
-    assert job["status"] == "succeeded", job
+    assert job["status"] == "succeeded" and not job["promoted"], job
+    report = client.get(f"/v1/models/{job['version']}/evaluation", headers=SUPERVISOR).json()
+    suspects = report["data_quality"]["suspect_labels"]
+    assert suspects and all(s["suggested"] != s["label"] for s in suspects)
+    assert client.get(f"/v1/cases/{suspects[0]['id']}", headers=SUPERVISOR).status_code == 200  # a case one can open
+    assert report["candidate"]["macro_f1"] > 0.5 and "active" in report
     candidate = next(m for m in client.get("/v1/models", headers=ADMIN).json() if m["version"] == job["version"])
     assert candidate["state"] == "candidate" and candidate["compared_with"]["version"] == active[0]["version"]
     promoted = client.post(f"/v1/models/{job['version']}/promote", params={"force": True}, headers=ADMIN)

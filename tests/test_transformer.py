@@ -30,7 +30,7 @@ def tiny_bert(directory: Path) -> Path:
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tokenizer = transformers.BertTokenizer(vocab={token: i for i, token in enumerate(vocab)})
     config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                     intermediate_size=64, max_position_embeddings=64)
+                                     intermediate_size=64, max_position_embeddings=512)
     torch.manual_seed(0)
     transformers.BertForSequenceClassification(config).save_pretrained(directory, safe_serialization=True)
     tokenizer.save_pretrained(directory)
@@ -172,3 +172,39 @@ def test_train_evaluate_predict_through_the_command_line(tmp_path: Path, kind: s
     missing = run(["train", "--data", "train.csv", "--text-col", "text", "--label-col", "label", "--out", "x",
                    "--model", kind], tmp_path)
     assert missing.returncode == 2 and "--base-model" in missing.stderr
+
+
+def test_an_admin_fine_tunes_an_ensemble_in_the_background(tmp_path: Path, demo_cases: list) -> None:
+    """POST /v1/models/train {"kind": "ensemble"}: a child process fine-tunes the encoder HOTLINE_ENCODER names;
+    the job reports its progress, and the result is registered as an ensemble (served when it wins)."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.services import Services
+    from hotline.settings import Settings
+    from tests.api_fixtures import ADMIN, KEYS_SETTING
+
+    settings = Settings(store=f"sqlite:///{tmp_path}/store.db", models=tmp_path / "models", api_keys=KEYS_SETTING,
+                        encoder=tiny_bert(tmp_path / "encoder"))
+    services = Services(settings, sync_interval=0.2)
+    try:
+        services.store.upsert(demo_cases[:400])
+        services.train("test")
+        services.start()
+        client = TestClient(create_app(settings, services))
+        job = client.post("/v1/models/train", json={"kind": "ensemble", "epochs": 1}, headers=ADMIN).json()
+        deadline = time.monotonic() + 600
+        while job["status"] in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(1)
+            job = client.get(f"/v1/models/jobs/{job['id']}", headers=ADMIN).json()
+        assert job["status"] == "succeeded", job
+        assert job["progress"].startswith("evaluation report:")  # the child's last line
+        entry = services.registry.get(job["version"])
+        assert entry.manifest["kind"] == "ensemble" and entry.manifest["extra"]["compared_with"]
+        assert job["promoted"] == (services.registry.active() == job["version"])
+        audit = services.registry.audit()
+        assert any(a.get("version") == job["version"] and a.get("by") == "admin-1" for a in audit)
+    finally:
+        services.close()

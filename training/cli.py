@@ -94,21 +94,27 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
         data=Path(args.data) if args.data else None, text_col=args.text_col, label_col=args.label_col,
         department_col=args.department_col or USUAL, since=CaseQuery.days(args.since).start,
         use_store=not args.no_store, kind=args.kind, base_model=args.base_model, segmenter=settings.segmenter,
-        holdout=args.holdout, seed=args.seed, review=args.review,
+        holdout=args.holdout, seed=args.seed, review=args.review, epochs=args.epochs, max_length=args.max_length,
     )
     store = None if args.no_store else open_store(settings.store)
     try:
         registry = _registry(settings)
-        entry = retrain(registry, request, store, by=_user(), progress=True, city=city(settings))
+        by = args.by or _user()
+        entry = retrain(registry, request, store, by=by, progress=True, city=city(settings))
         if args.promote and registry.active() is None:
-            entry = registry.promote(entry.version, by=_user())
+            entry = registry.promote(entry.version, by=by)
     finally:
         if store is not None:
             store.close()
     compared = entry.manifest.get("extra", {}).get("compared_with")
     print(json.dumps({"version": entry.version, "state": entry.state, **entry.metrics,
                       "compared_with": compared}, ensure_ascii=False))
-    print(f"evaluation report: {registry.path(entry.version) / 'evaluation.html'}", file=sys.stderr)
+    report = registry.path(entry.version) / "evaluation.html"
+    print(f"evaluation report: {report} (and on the /models page)", file=sys.stderr)
+    if args.review:
+        suspects = len(registry.evaluation(entry.version).get("data_quality", {}).get("suspect_labels", []))
+        print(f"{suspects} suspect labels to review: in the report above, or /models → 疑似标错 in the service",
+              file=sys.stderr)
     return 0
 
 
@@ -146,7 +152,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     retrain.add_argument("--kind", default="linear", choices=list(KINDS), help="model kind")
     retrain.add_argument("--model", dest="kind", choices=list(KINDS), action=Renamed, now="--kind",
                          help=argparse.SUPPRESS)
-    retrain.add_argument("--base-model", metavar="PATH")
+    retrain.add_argument("--base-model", metavar="PATH", help="the encoder directory (transformer, ensemble)")
+    retrain.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (transformer, ensemble)")
+    retrain.add_argument("--max-length", type=int, default=256, help="tokens read per text (transformer, ensemble)")
+    retrain.add_argument("--by", metavar="NAME", help="who the registry records (default: cli:<user>)")
     retrain.add_argument("--holdout", type=float, default=0.1)
     retrain.add_argument("--seed", type=int, default=0)
     retrain.add_argument("--promote", action="store_true", help="activate it when no model is active yet")

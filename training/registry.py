@@ -34,6 +34,8 @@ CANDIDATE, ACTIVE, RETIRED = "candidate", "active", "retired"
 HISTORY_LIMIT = 20
 #: Prefix of a retrain's staging folder; the pid lets :meth:`Registry.recover` tell a dead one from a running one.
 STAGING_PREFIX = ".train-"
+#: The report retraining writes beside a version.
+EVALUATION_FILE = "evaluation.json"
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
 
 
@@ -120,6 +122,11 @@ class Registry:
         path = self.path(version)
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
         return Entry(version, self._read()["states"].get(version, CANDIDATE), manifest)
+
+    def evaluation(self, version: str) -> dict[str, Any]:
+        """The report retraining wrote beside a version (metrics, suspect labels, changed predictions); {} if none."""
+        report = self.path(version) / EVALUATION_FILE
+        return json.loads(report.read_text(encoding="utf-8")) if report.is_file() else {}
 
     def active(self) -> str | None:
         return self._read().get("active")

@@ -32,9 +32,8 @@ from training.data import examples_from_store
 from training.quality import (
     MIN_CLASS_EXAMPLES, QualityReport, deduplicate, drift, drop_rare_classes, leak_free, suspect_labels,
 )
-from training.registry import Entry, Registry
+from training.registry import EVALUATION_FILE, Entry, Registry
 
-REPORT_FILE = "evaluation.json"
 
 
 @dataclass
@@ -50,8 +49,10 @@ class RetrainRequest:
     seed: int = 0
     kind: str = "linear"
     base_model: str | None = None
+    epochs: int = 3               # fine-tuning (transformer, ensemble)
+    max_length: int = 256
     segmenter: str = "rjieba"
-    review: bool = False          # flag suspect labels from out-of-fold probabilities (three more fits)
+    review: bool = False          # flag suspect labels from out-of-fold probabilities (three fast fits)
     min_class_examples: int = MIN_CLASS_EXAMPLES
 
 
@@ -93,7 +94,7 @@ def gather(request: RetrainRequest, store: CaseStore | None, city: City | None =
 def retrain(registry: Registry, request: RetrainRequest, store: CaseStore | None = None, by: str = "system",
             progress: bool = False, city: City | None = None) -> Entry:
     """Train a candidate, compare it with the active model on the same held-out data, register it."""
-    steps = tqdm(total=4, desc="retrain", unit="step", disable=not progress)
+    steps = tqdm(total=5 if request.review else 4, desc="retrain", unit="step", disable=not progress)
     steps.set_postfix_str("reading labeled data")
     quality = QualityReport()
     city = city or City.bundled(request.segmenter)
@@ -105,14 +106,17 @@ def retrain(registry: Registry, request: RetrainRequest, store: CaseStore | None
         test = leak_free(train, test, data.texts, quality)
     model, parts, manifest = fit_model(
         data, train, test, request.kind, C=request.C, holdout=request.holdout, seed=request.seed,
-        segmenter=request.segmenter, base_model=request.base_model, source=str(request.data or "store"),
+        segmenter=request.segmenter, base_model=request.base_model, epochs=request.epochs,
+        max_length=request.max_length, source=str(request.data or "store"),
         params={"label_col": request.label_col, "since": request.since.isoformat() if request.since else None},
         city=city,
     )
     steps.update()
-    steps.set_postfix_str("comparing with the active model")
     if request.review:
+        steps.set_postfix_str("reviewing labels")
         quality.suspect_labels = _review(data, request)
+        steps.update()
+    steps.set_postfix_str("comparing with the active model")
     drift_report = _drift(store, request) if request.since and store is not None else None
     staging = registry.staging()
     try:
@@ -126,7 +130,7 @@ def retrain(registry: Registry, request: RetrainRequest, store: CaseStore | None
         report["data_quality"] = quality.to_dict()
         if drift_report is not None:
             report["drift"] = drift_report
-        (target / REPORT_FILE).write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+        (target / EVALUATION_FILE).write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
         (target / "evaluation.html").write_text(render_evaluation(manifest.version, report), encoding="utf-8")
         steps.update()
         steps.set_postfix_str("registering")
@@ -139,25 +143,38 @@ def retrain(registry: Registry, request: RetrainRequest, store: CaseStore | None
 
 
 def _review(data: Examples, request: RetrainRequest) -> list[dict[str, Any]]:
-    """Out-of-fold probabilities (3 folds) of the linear category model → suspect labels."""
-    from sklearn.model_selection import StratifiedKFold
+    """Out-of-fold probabilities (3 folds) of one NB-SVM per fold → suspect labels.
 
-    from classifiers.linear import TextClassifier
+    The texts are segmented and vectorised once (the vocabulary and idf use
+    no labels, so the held-out fold's labels stay unseen), the three folds'
+    SVMs run in parallel, and one temperature fitted on the out-of-fold
+    scores turns them into probabilities: the calibrated model's nine inner
+    fits are not needed to rank labels, which cut the review from a minute
+    to seconds on 19,000 cases.
+    """
+    import os
 
-    labels = np.asarray(data.labels, dtype=object)
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from classifiers.features import text_features
+    from classifiers.linear import NBLinearSVC, fit_temperature, softmax
+
     counts = Counter(data.labels)
-    usable = np.asarray([counts[label] >= 3 for label in data.labels])
-    rows = np.flatnonzero(usable)
-    classes = np.asarray(sorted({data.labels[i] for i in rows}), dtype=object)
-    proba = np.zeros((len(rows), len(classes)))
-    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=request.seed)
+    rows = [i for i, label in enumerate(data.labels) if counts[label] >= 3]
     texts = [data.texts[i] for i in rows]
-    for train, test in folds.split(rows, labels[rows]):
-        model = TextClassifier(C=request.C, segmenter=request.segmenter).fit([texts[i] for i in train], labels[rows][train])
-        part = model.predict_proba([texts[i] for i in test])
-        columns = [int(np.flatnonzero(classes == c)[0]) for c in model.classes_]
-        proba[np.ix_(test, columns)] = part
-    return suspect_labels([data.labels[i] for i in rows], proba, list(classes), texts, [data.ids[i] for i in rows])
+    labels = np.asarray([data.labels[i] for i in rows], dtype=object)
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        return []
+    matrix = text_features(min_df=2 if len(texts) >= 50 else 1, backend=request.segmenter).fit_transform(texts)
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=request.seed)
+    scores = cross_val_predict(NBLinearSVC(C=request.C), matrix, labels, cv=folds, method="decision_function",
+                               n_jobs=min(3, os.cpu_count() or 1))
+    if scores.ndim == 1:
+        scores = np.column_stack([-scores, scores])
+    target = np.searchsorted(classes, labels)
+    proba = softmax(scores, fit_temperature(scores, target))
+    return suspect_labels(list(labels), proba, list(classes), texts, [data.ids[i] for i in rows])
 
 
 def _drift(store: CaseStore, request: RetrainRequest) -> dict[str, Any] | None:

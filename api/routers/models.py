@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from api import schemas
 from api.deps import Admin, ServicesDep, Supervisor
+from hotline.errors import InvalidInput
 
 router = APIRouter(tags=["models"])
 
@@ -20,10 +21,25 @@ def models(principal: Supervisor, services: ServicesDep) -> list[dict[str, Any]]
 @router.post("/v1/models/train", response_model=schemas.JobOut, status_code=202,
              summary="Retrain from the store's labels in the background (a candidate; the first model is activated)")
 def train(principal: Admin, services: ServicesDep, body: schemas.TrainIn | None = None) -> dict[str, Any]:
-    since = body.since.replace(tzinfo=None) if body and body.since else None
-    job = services.jobs.start("train", lambda: services.train(principal.name, since),
-                              {"since": since.isoformat() if since else None, "by": principal.name})
+    body = body or schemas.TrainIn()
+    since = body.since.replace(tzinfo=None) if body.since else None
+    params = {"since": since.isoformat() if since else None, "by": principal.name, "kind": body.kind}
+    if body.kind == "ensemble":
+        if services.settings.encoder is None:  # refused now, not as a failed job minutes later
+            raise InvalidInput("HOTLINE_ENCODER is not set: run `hotline encoder fetch` and set it to the "
+                               "directory printed last")
+        job = services.jobs.start("train", lambda job: services.train_ensemble(job, principal.name, since, body.epochs),
+                                  {**params, "epochs": body.epochs})
+    else:
+        job = services.jobs.start("train", lambda job: services.train(principal.name, since, review=body.review, job=job),
+                                  {**params, "review": body.review})
     return job.to_dict()
+
+
+@router.get("/v1/models/{version}/evaluation", summary="A version's evaluation: metrics beside the active model's, "
+            "confusion matrix, suspect labels to review, the cases whose prediction changed")
+def evaluation(version: str, principal: Supervisor, services: ServicesDep) -> dict[str, Any]:
+    return services.registry.evaluation(version)
 
 
 @router.get("/v1/models/jobs/{job_id}", response_model=schemas.JobOut, summary="A training job")
