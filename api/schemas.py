@@ -58,10 +58,15 @@ class Term(BaseModel):
 
 class Similar(BaseModel):
     case_id: str
-    similarity: float
+    similarity: float = Field(description="word similarity (idf-weighted cosine of the words)")
+    meaning: float | None = Field(default=None, description="cosine of the sentence vectors (HOTLINE_ENCODER); "
+                                                            "null without an encoder")
     departments: list[str]
     category: str
     received_at: str | None
+    district: str = ""
+    text: str = Field(default="", description="the start of the case's masked text")
+    event_id: str = ""
 
 
 class Area(BaseModel):
@@ -73,6 +78,14 @@ class Read(BaseModel):
     chars: int = Field(description="characters of the caller's account the model read")
     of: int = Field(description="characters in the caller's account")
     truncated: bool = Field(description="only the head and the tail of a long account were read")
+
+
+class EventRef(BaseModel):
+    id: str
+    title: str
+    size: int = Field(description="calls in the event so far")
+    first_seen: str
+    last_seen: str
 
 
 class Routing(BaseModel):
@@ -91,6 +104,8 @@ class Routing(BaseModel):
     needs_person: list[str]
     model_version: str
     read: Read
+    event: EventRef | None = Field(default=None, description="the ongoing event this call would join (others "
+                                                               "reported the same incident in the last days)")
     elapsed_ms: float
 
 

@@ -12,23 +12,28 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
+from datetime import datetime, timedelta
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from api.keys import KeyRing, service_keys
+from classifiers.encoder import SentenceEncoder
 from hotline.errors import Conflict, HotlineError, InvalidInput, NotFound, Unavailable
 from hotline.city import City
 from hotline.settings import Settings
 from hotline.store import CaseStore, open_store
+from hotline.times import format_time
 from search import SearchIndex, open_index
 from search.sync import Syncer
 from training.registry import Registry
 
 log = logging.getLogger("hotline.api")
+
+#: Days of calls a call being taken is matched against for an ongoing event.
+RECENT_EVENT_DAYS = 3
 
 
 class Metrics:
@@ -59,9 +64,10 @@ def settle_heap() -> None:
 class ModelHolder:
     """The active router; promotion swaps it between requests, so no request sees half a model."""
 
-    def __init__(self, registry: Registry, city: City) -> None:
+    def __init__(self, registry: Registry, city: City, similar: Any = None) -> None:
         self.registry = registry
         self.city = city
+        self.similar = similar  # the search index routing asks for similar cases (None: the model's own)
         self.router: Any = None
         self.version: str | None = None
         self.target: str | None = None  # the folder `current` named when the router was loaded
@@ -83,7 +89,7 @@ class ModelHolder:
             target = current.resolve().name
             if target == self.target and self.router is not None:
                 return self.version
-            router = make_router(current, self.city)  # loaded fully before it replaces the old one
+            router = make_router(current, self.city, self.similar)  # loaded fully before it replaces the old one
             self.router, self.version, self.target = router, router.model_version or target, target
             settle_heap()
             log.info("serving model %s", self.version)
@@ -210,19 +216,74 @@ class Services:
         self.city = City.from_settings(settings).serve()
         tokens = self.city.segmenter.tokens
         self.store: CaseStore = open_store(settings.store, tokenize=tokens)
-        self.index: SearchIndex = open_index(settings.index_url, self.store, tokenize=tokens)
+        self.embedder = SentenceEncoder(settings.encoder) if settings.encoder else None
+        self.index: SearchIndex = open_index(settings.index_url, self.store, tokenize=tokens, embedder=self.embedder)
         self.taxonomy = self.city.taxonomy
         self.gazetteer = self.city.gazetteer
         self.registry = Registry(settings.models)
-        self.models = ModelHolder(self.registry, self.city)
+        self.models = ModelHolder(self.registry, self.city, similar=self.index)
         self.jobs = Jobs()
         self.metrics = Metrics()
         self.views = ReadCache()
         self.keys = keys if keys is not None else service_keys(settings)[0]
         self.syncer = Syncer(self.store, self.index, interval=sync_interval)
         self.follow_interval = 1.0
+        self._events: tuple[Any, float, Any] | None = None  # (first day, when, clusterer) of the recent events
+        self._events_lock = threading.Lock()
         self._stop = threading.Event()
         self._follower = threading.Thread(target=self._follow, name="model-follower", daemon=True)
+
+    @property
+    def routes_on_the_loop(self) -> bool:
+        """Whether routing is CPU alone (the store's own index, no encoder), so the event loop may run it."""
+        return bool(getattr(self.index, "shared", False)) and self.embedder is None
+
+    def recent_event(self, routing: Any, at: datetime | None) -> dict[str, Any] | None:
+        """The open event a call being taken would join ("属于事件 X，已有 N 位市民反映"), or None.
+
+        The events of the last days are clustered in the background at most
+        once a minute (the supervisors' clustering, over the store), so no
+        call waits for it; the call is matched against them without becoming
+        part of them.
+        """
+        from hotline.case import Case, Category, LabelKind, LabelSource
+
+        if not routing.text or not routing.category:
+            return None
+        now = at or datetime.now()
+        clusterer = self._recent_events(now)
+        if clusterer is None:
+            return None
+        call = Case(id="call", received_at=now, text=routing.text, area=routing.area,
+                    category=Category.parse(routing.category),
+                    category_source=LabelSource(LabelKind.PREDICTED, routing.model_version, now))
+        event = clusterer.match(call)
+        if event is None or event.size < 2:
+            return None
+        return {"id": event.id, "title": event.title, "size": event.size,
+                "first_seen": format_time(event.first_seen), "last_seen": format_time(event.last_seen)}
+
+    def _recent_events(self, now: datetime) -> Any:
+        """The clustered events of the days before ``now``: what is there, refreshed in the background when stale."""
+        start = now.date() - timedelta(days=RECENT_EVENT_DAYS)
+        held = self._events
+        fresh = held is not None and held[0] == start and time.monotonic() - held[1] < self.views.ttl
+        if not fresh and self._events_lock.acquire(blocking=False):
+            def cluster() -> None:
+                from hotline.events import cluster_period
+                from hotline.store.base import CaseQuery
+
+                try:
+                    cases = self.store.iter_cases(CaseQuery.days(start - timedelta(days=28), now.date()))
+                    found = cluster_period(cases, start, self.city.segmenter.tokens, self.gazetteer.landmarks)
+                    self._events = (start, time.monotonic(), found)
+                except Exception:  # the next call tries again; routing goes on without events
+                    log.exception("could not cluster the recent events")
+                finally:
+                    self._events_lock.release()
+
+            threading.Thread(target=cluster, name="recent-events", daemon=True).start()
+        return held[2] if held is not None and held[0] == start else None
 
     def reload_model(self) -> str | None:
         """Serve what the registry's ``current`` names, and say so in the metrics."""

@@ -221,6 +221,7 @@ class SentenceEncoder:
         from tokenizers import Tokenizer
 
         self.directory = Path(directory)
+        self.name = self.directory.name  # what stored vectors are tagged with: another encoder's are not compared
         path = self.directory / graph
         if not path.is_file() or not (self.directory / "tokenizer.json").is_file():
             raise InvalidInput(f"{directory} has no {graph} and tokenizer.json: not an encoder directory")

@@ -92,9 +92,9 @@ def fit_model(data: Any, train: np.ndarray, test: np.ndarray, kind: str = "linea
         extra["transformer"] = {"base_model": base_model, "max_length": max_length, "best_epoch": transformer.best_epoch_,
                                 "validation_macro_f1": transformer.validation_history_,
                                 "loss": transformer.loss_history_}
-        classifier = transformer
+        classifier = served = transformer.served()  # the stacker and the metrics see what will be served
         if model is not None:
-            classifier = _stack(model, transformer, data, stack_rows, parts, extra)
+            classifier = _stack(model, served, data, stack_rows, parts, extra)
             model = linear(np.asarray(train))
             classifier.first = model.category_
     metrics: dict[str, Any] = {}

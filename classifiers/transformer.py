@@ -337,6 +337,15 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
                              per_channel=True, op_types_to_quantize=["MatMul"])
         return path
 
+    def served(self) -> OnnxClassifier:
+        """The int8 graph the service will run, exported and loaded: what the stacker and the held-out metrics
+        must see, since it differs from this torch model on about one answer in two hundred."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="hotline-served-") as tmp:
+            self.save(Path(tmp))
+            return OnnxClassifier.load(Path(tmp))  # the session and the tokenizer are in memory once loaded
+
     @classmethod
     def load(cls, directory: Path, device: str | None = None) -> TransformerClassifier:
         """Load a model :meth:`save` wrote, with torch (to compare or continue training); only safetensors are read."""

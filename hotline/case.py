@@ -281,8 +281,14 @@ class Neighbour:
     category: str
     received_at: datetime | None
     district: str
+    meaning: float | None = None   # cosine of the sentence vectors, where the index has them
+    text: str = ""                 # the start of the case's (masked) text, for the agent to compare
+    event_id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """What agents see of a neighbour (the same in routing answers and ``/similar``)."""
-        return {"case_id": self.case_id, "similarity": round(self.similarity, 4), "departments": list(self.departments),
-                "category": self.category, "received_at": format_time(self.received_at)}
+        return {"case_id": self.case_id, "similarity": round(self.similarity, 4),
+                "meaning": None if self.meaning is None else round(self.meaning, 4),
+                "departments": list(self.departments), "category": self.category,
+                "received_at": format_time(self.received_at), "district": self.district, "text": self.text,
+                "event_id": self.event_id}

@@ -167,11 +167,7 @@ class EventClusterer:
             raise InvalidInput(f"case {case.id} at {case.received_at} is older than the open window; re-cluster instead")
         self._last_time = max(self._last_time or case.received_at, case.received_at)
         vec, places = self._features(case)
-        best, best_score = None, self.threshold
-        for event in self._candidates(vec, places, case):
-            score = self._score(vec, places, case, event)
-            if score >= best_score:
-                best, best_score = event, score
+        best = self._best(vec, places, case)
         if best is None:
             self._serial += 1
             best = Event(f"EV{case.received_at:%Y%m%d}-{self._serial:06d}", case.area.district, case.area.street,
@@ -179,6 +175,19 @@ class EventClusterer:
             self.events[best.id] = best
         self._add(best, case, vec, places)
         return best.id
+
+    def match(self, case: Case) -> Event | None:
+        """The open event ``case`` would join, leaving every event as it is (a call being taken, not yet a case)."""
+        vec, places = self._features(case)
+        return self._best(vec, places, case)
+
+    def _best(self, vec: dict[str, float], places: set[str], case: Case) -> Event | None:
+        best, best_score = None, self.threshold
+        for event in self._candidates(vec, places, case):
+            score = self._score(vec, places, case, event)
+            if score >= best_score:
+                best, best_score = event, score
+        return best
 
     def assign_many(self, cases: Iterable[Case]) -> list[str]:
         return [self.assign(case) for case in sorted(cases, key=lambda c: (c.received_at, c.id))]

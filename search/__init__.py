@@ -13,20 +13,25 @@ from collections.abc import Callable
 from hotline.errors import InvalidInput
 from hotline.store.base import CaseStore
 from search.base import CellCount, SearchIndex
+from search.vectors import Embedder
 
 __all__ = ["CellCount", "SearchIndex", "open_index"]
 
 
 def open_index(url: str, store: CaseStore | None = None,
-               tokenize: Callable[[str], list[str]] | None = None) -> SearchIndex:
-    """The index a URL names; an embedded URL equal to the store's shares the store's file (and its tokens)."""
+               tokenize: Callable[[str], list[str]] | None = None, embedder: Embedder | None = None) -> SearchIndex:
+    """The index a URL names; an embedded URL equal to the store's shares the store's file (and its tokens).
+
+    With an ``embedder`` the index also stores each case's sentence vector and
+    finds similar cases by meaning as well as by words.
+    """
     if url.startswith("sqlite:///"):
         from hotline.store.sqlite import SQLiteStore
         from search.embedded import EmbeddedIndex
 
-        return EmbeddedIndex(url, store if isinstance(store, SQLiteStore) else None)
+        return EmbeddedIndex(url, store if isinstance(store, SQLiteStore) else None, embedder=embedder)
     if url.startswith(("http://", "https://")):
         from search.elastic import ElasticsearchIndex
 
-        return ElasticsearchIndex(url, tokenize=tokenize)
+        return ElasticsearchIndex(url, tokenize=tokenize, embedder=embedder)
     raise InvalidInput(f"no search backend for {url!r}; use sqlite:///path or http://host:9200")

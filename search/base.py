@@ -177,7 +177,12 @@ def similarity(query: Mapping[str, float], doc_tokens: Iterable[str]) -> float:
     return dot / (q_norm * d_norm)
 
 
-def neighbour(case: Case, score: float) -> Neighbour:
+#: Characters of a neighbour's text shown beside it.
+SNIPPET_CHARS = 120
+
+
+def neighbour(case: Case, score: float, meaning: float | None = None) -> Neighbour:
+    text = case.text if len(case.text) <= SNIPPET_CHARS else case.text[:SNIPPET_CHARS] + "…"
     return Neighbour(
         case_id=case.id,
         similarity=score,
@@ -185,4 +190,7 @@ def neighbour(case: Case, score: float) -> Neighbour:
         category=case.category.path if case.category else "",
         received_at=case.received_at,
         district=case.area.district,
+        meaning=meaning,
+        text=text,
+        event_id=case.event_id or "",
     )

@@ -14,6 +14,7 @@ model's own similar-case index), never a hang.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,6 +22,7 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, TransportError
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
@@ -31,6 +33,7 @@ from hotline.errors import InvalidInput, NotFound, Unavailable
 from hotline.hotspots.cells import cell_category
 from hotline.store.base import CaseQuery, CaseStore, Page
 from search.base import CachedCount, CellCount, DocFreqCache, neighbour, query_terms, similarity
+from search.vectors import MIN_MEANING, VECTOR_CANDIDATES, Candidate, Embedder, fuse
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +95,12 @@ class ElasticsearchIndex:
         shards: int = 1,
         replicas: int = 0,
         chunk_size: int = 1000,
+        embedder: Embedder | None = None,
+        min_meaning: float = MIN_MEANING,
     ) -> None:
         self.url = url
+        self.embedder = embedder
+        self.min_meaning = min_meaning
         base, self.alias = split_url(url)
         self.client = Elasticsearch(base, request_timeout=timeout, max_retries=1, retry_on_timeout=False)
         self._tokenize = tokenize
@@ -138,7 +145,7 @@ class ElasticsearchIndex:
             "template": {
                 "settings": {"number_of_shards": self.shards, "number_of_replicas": self.replicas,
                              "refresh_interval": "1s"},
-                "mappings": MAPPINGS,
+                "mappings": self._mappings(),
             },
         }
         self._call("template", lambda: self.client.indices.put_index_template(name=f"{self.alias}-template", **template))
@@ -149,14 +156,26 @@ class ElasticsearchIndex:
             except InvalidInput as exc:  # another process created it first
                 if "already_exists" not in str(exc):
                     raise
+        if self.embedder is not None:  # an index made before the encoder was configured gains the field
+            self._call("vector mapping", lambda: self.client.indices.put_mapping(
+                index=self.alias, properties={"vector": self._mappings()["properties"]["vector"]}))
         self._ready = True
+
+    def _mappings(self) -> dict[str, Any]:
+        if self.embedder is None:
+            return MAPPINGS
+        # float HNSW, not the int8 default: scores within 1e-6 of the embedded index's cosine (int8 differed by
+        # 0.02, enough to move a case across MIN_MEANING); 2 KB a case, 4 GB of vectors for a city's two million.
+        vector = {"type": "dense_vector", "dims": self.embedder.dimension, "index": True, "similarity": "cosine",
+                  "index_options": {"type": "hnsw"}}
+        return {**MAPPINGS, "properties": {**MAPPINGS["properties"], "vector": vector}}
 
     def versions(self) -> list[str]:
         """The concrete indices behind the alias."""
         self.ensure()
         return sorted(self._call("aliases", lambda: self.client.indices.get_alias(name=self.alias)).body)
 
-    def _document(self, case: Case) -> dict[str, Any]:
+    def _document(self, case: Case, vector: np.ndarray | None = None) -> dict[str, Any]:
         doc = case.to_dict()
         for kept_by_the_store_alone in ("media_url", "updated_at"):  # the index's strict mapping predates them
             doc.pop(kept_by_the_store_alone)
@@ -168,11 +187,23 @@ class ElasticsearchIndex:
             cell_category=cell_category(category) if category else "",
             tokens=" ".join(self.tokenize(f"{case.title} {case.text}")),
         )
+        if vector is not None:
+            doc["vector"] = vector.tolist()
         return doc
+
+    def _documents(self, cases: Iterable[Case]) -> Iterator[tuple[Case, dict[str, Any]]]:
+        """Each case with its document; with an encoder, vectors are computed a chunk at a time."""
+        if self.embedder is None:
+            yield from ((case, self._document(case)) for case in cases)
+            return
+        remaining = iter(cases)
+        while chunk := list(itertools.islice(remaining, 256)):
+            vectors = self.embedder.encode([f"{c.title} {c.text}".strip() for c in chunk])
+            yield from ((c, self._document(c, v)) for c, v in zip(chunk, vectors, strict=True))
 
     @staticmethod
     def _case(source: dict[str, Any]) -> Case:
-        return Case.from_dict({k: v for k, v in source.items() if k not in ("tokens", "cell_category")})
+        return Case.from_dict({k: v for k, v in source.items() if k not in ("tokens", "cell_category", "vector")})
 
     # ------------------------------------------------------------ writes
     def _bulk(self, actions: Iterable[dict[str, Any]], index: str) -> int:
@@ -198,7 +229,7 @@ class ElasticsearchIndex:
         return done
 
     def index(self, cases: Iterable[Case], into: str | None = None) -> int:
-        actions = ({"_op_type": "index", "_id": case.id, "_source": self._document(case)} for case in cases)
+        actions = ({"_op_type": "index", "_id": case.id, "_source": doc} for case, doc in self._documents(cases))
         return self._bulk(actions, into or self.alias)
 
     def delete(self, case_ids: Sequence[str]) -> int:
@@ -240,7 +271,8 @@ class ElasticsearchIndex:
     def get(self, case_id: str) -> Case:
         self.ensure()
         try:
-            found = self._call("get", lambda: self.client.get(index=self.alias, id=case_id))
+            found = self._call("get", lambda: self.client.get(index=self.alias, id=case_id,
+                                                                   source_excludes=["vector"]))
         except NotFoundError:
             raise NotFound(f"no case with id {case_id!r} in the index") from None
         return self._case(found["_source"])
@@ -284,7 +316,7 @@ class ElasticsearchIndex:
                            else [{"received_at": "desc"}, {"id": "asc"}])
         found = self._call("search", lambda: self.client.search(
             index=self.alias, query=self._filters(query), sort=sort, from_=query.offset, size=query.limit,
-            track_total_hits=True,
+            track_total_hits=True, source_excludes=["vector"],
         ))
         hits = found["hits"]
         return Page([self._case(h["_source"]) for h in hits["hits"]], int(hits["total"]["value"]))
@@ -312,32 +344,49 @@ class ElasticsearchIndex:
         if not tokens:
             return []
         terms = query_terms(tokens, self._doc_freq(tokens), self._count_cached())
-        if not terms:
+        if not terms and self.embedder is None:
             return []
         filters: list[dict[str, Any]] = []
         if district:
             filters.append({"term": {"district": district}})
         if since:
             filters.append({"range": {"received_at": {"gte": format_time(since)}}})
+        must_not = [{"ids": {"values": [exclude]}}] if exclude else []
         query = {"bool": {
             "must": [{"more_like_this": {
                 "fields": ["tokens"], "like": " ".join(terms), "min_term_freq": 1, "min_doc_freq": 1,
                 "max_query_terms": len(terms), "minimum_should_match": "1",
-            }}],
+            }}] if terms else [{"match_none": {}}],  # words the index has never seen: meaning alone
             "filter": filters,
-            "must_not": [{"ids": {"values": [exclude]}}] if exclude else [],
+            "must_not": must_not,
         }}
-        found = self._call("similar", lambda: self.client.search(
-            index=self.alias, query=query, size=max(CANDIDATES, 3 * k), track_total_hits=False,
-            source_includes=["id", "tokens"],
-        ))
-        scored = [(similarity(terms, h["_source"]["tokens"].split()), h["_id"]) for h in found["hits"]["hits"]]
-        best = sorted((pair for pair in scored if pair[0] >= min_similarity), key=lambda p: (-p[0], p[1]))[:k]
+        searches: list[dict[str, Any]] = [{}, {"query": query, "size": max(CANDIDATES, 3 * k),
+                                               "track_total_hits": False, "_source": ["id", "tokens"]}]
+        if self.embedder is not None:  # the nearest vectors, under the same filters, in the same round trip
+            knn_filter = {"bool": {"filter": filters, "must_not": must_not}}
+            searches += [{}, {"knn": {"field": "vector", "query_vector": self.embedder.encode([text])[0].tolist(),
+                                      "k": VECTOR_CANDIDATES, "num_candidates": 4 * VECTOR_CANDIDATES,
+                                      "filter": knn_filter},
+                              "size": VECTOR_CANDIDATES, "track_total_hits": False, "_source": ["id", "tokens"]}]
+        answers = self._call("similar", lambda: self.client.msearch(index=self.alias, searches=searches))["responses"]
+        for answer in answers:
+            if "error" in answer:
+                raise Unavailable(f"Elasticsearch similar-case search failed: {answer['error']}")
+        tokens_of = {h["_id"]: h["_source"]["tokens"] for a in answers for h in a["hits"]["hits"]}
+        words = sorted(((h["_id"], similarity(terms, h["_source"]["tokens"].split())) for h in answers[0]["hits"]["hits"]),
+                       key=lambda p: (-p[1], p[0]))
+        if self.embedder is None:
+            best = [Candidate(i, s, None) for i, s in words if s >= min_similarity][:k]
+        else:  # Elasticsearch's cosine score is (1 + cos) / 2
+            meanings = [(h["_id"], 2 * float(h["_score"]) - 1) for h in answers[1]["hits"]["hits"]]
+            best = fuse(words, meanings, lambda i: similarity(terms, tokens_of[i].split()), k, min_similarity,
+                        self.min_meaning)
         if not best:
             return []
-        docs = self._call("fetch", lambda: self.client.mget(index=self.alias, ids=[i for _, i in best]))["docs"]
+        docs = self._call("fetch", lambda: self.client.mget(index=self.alias, ids=[c.case_id for c in best],
+                                                            source_excludes=["vector"]))["docs"]
         sources = {d["_id"]: d["_source"] for d in docs if d.get("found")}
-        return [neighbour(self._case(sources[i]), score) for score, i in best if i in sources]
+        return [neighbour(self._case(sources[c.case_id]), c.similarity, c.meaning) for c in best if c.case_id in sources]
 
     def counts(self, query: CaseQuery | None = None) -> list[CellCount]:
         self.ensure()

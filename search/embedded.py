@@ -13,10 +13,14 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 
-from hotline.case import Case, Neighbour, format_time
+import numpy as np
+
+from hotline.case import Case, Neighbour, format_time, parse_time
+from hotline.errors import NotFound
 from hotline.store.base import CaseQuery, Page
 from hotline.store.sqlite import SQLiteStore, path_from_url
 from search.base import CachedCount, CellCount, DocFreqCache, neighbour, query_terms, similarity
+from search.vectors import MIN_MEANING, VECTOR_CANDIDATES, Candidate, Embedder, VectorMatrix, fuse
 
 #: Candidates fetched by bm25 before they are scored for similarity.
 CANDIDATES = 50
@@ -32,25 +36,42 @@ def same_file(a: str, b: str) -> bool:
 class EmbeddedIndex:
     """The default :class:`~search.base.SearchIndex`."""
 
-    def __init__(self, url: str, store: SQLiteStore | None = None) -> None:
+    def __init__(self, url: str, store: SQLiteStore | None = None, embedder: Embedder | None = None,
+                 min_meaning: float = MIN_MEANING) -> None:
         self.url = url
         self.shared = isinstance(store, SQLiteStore) and same_file(store.url, url)
         self._db = store if self.shared else SQLiteStore(url)  # type: ignore[assignment]
         self._count_cached = CachedCount(self.count)
         self._doc_freq = DocFreqCache(self._lookup, ttl=DF_TTL)
+        self.embedder = embedder
+        self.min_meaning = min_meaning
+        self._vectors = VectorMatrix(embedder.dimension) if embedder else None
+
+    @property
+    def needs_cases(self) -> bool:
+        """Whether the outbox must hand this index the written cases (the store's own FTS needs none, vectors do)."""
+        return not self.shared or self.embedder is not None
 
     # ------------------------------------------------------------ writes
     def index(self, cases: Iterable[Case]) -> int:
         batch = list(cases)
-        self._db.upsert(batch)
         if not self.shared:
+            self._db.upsert(batch)
             # This file is an index, not a store: nobody consumes its own outbox.
             self._db.acknowledge([seq for seq, _, _ in self._db.pending(limit=len(batch) * 2 + 10)])
+        if self.embedder is not None and batch:
+            vectors = self.embedder.encode([f"{c.title} {c.text}".strip() for c in batch]).astype(np.float32)
+            with self._db.transaction() as db:
+                db.executemany("INSERT OR REPLACE INTO case_vectors (case_id, model, vector) VALUES (?, ?, ?)",
+                               [(c.id, self.embedder.name, v.tobytes()) for c, v in zip(batch, vectors, strict=True)])
         self._count_cached.clear()
         return len(batch)
 
     def delete(self, case_ids: Sequence[str]) -> int:
-        removed = self._db.delete(case_ids)
+        """Cases leave the index (and their vectors with them: a trigger); the store's own index has them gone."""
+        removed = len(self._db.read(
+            f"SELECT 1 FROM cases WHERE id IN ({','.join('?' * len(case_ids))})", list(case_ids))) if self.shared \
+            else self._db.delete(case_ids)
         self._count_cached.clear()
         return removed
 
@@ -92,8 +113,29 @@ class EmbeddedIndex:
         if not tokens:
             return []
         terms = query_terms(tokens, self._doc_freq(tokens), self._count_cached())
-        if not terms:
+        if not terms and self.embedder is None:
             return []
+        rows = self._word_candidates(terms, k, district, since, exclude) if terms else []
+        scored = [(similarity(terms, tok.split()), case_id) for case_id, tok in rows]
+        words = sorted(((i, s) for s, i in scored), key=lambda pair: (-pair[1], pair[0]))
+        meanings = self._nearest(text, district, since, exclude)
+        if meanings is None:
+            best = [Candidate(i, s, None) for i, s in words if s >= min_similarity][:k]
+        else:
+            best = fuse(words, meanings, lambda case_id: self._word_similarity(terms, case_id), k, min_similarity,
+                        self.min_meaning)
+        found = []
+        for candidate in best:
+            try:
+                case = self._db.get(candidate.case_id)
+            except NotFound:  # deleted since its vector was read
+                continue
+            found.append(neighbour(case, candidate.similarity, candidate.meaning))
+        return found
+
+    def _word_candidates(self, terms: dict[str, float], k: int, district: str, since: datetime | None,
+                         exclude: str) -> list[tuple[str, str]]:
+        """(case id, tokens) of the cases bm25 ranks first for any of the terms, under the filters."""
         clauses, params = ["cases_fts MATCH ?"], [" OR ".join('"' + t.replace('"', '""') + '"' for t in terms)]
         if district:
             clauses.append("c.district = ?")
@@ -104,14 +146,28 @@ class EmbeddedIndex:
         if exclude:
             clauses.append("c.id != ?")
             params.append(exclude)
-        rows = self._db.read(
+        return self._db.read(
             f"SELECT c.id, c.tokens FROM cases_fts f JOIN cases c ON c.rowid = f.rowid "
             f"WHERE {' AND '.join(clauses)} ORDER BY f.rank LIMIT ?",
             [*params, max(CANDIDATES, 3 * k)],
         )
-        scored = [(similarity(terms, tok.split()), case_id) for case_id, tok in rows]
-        best = sorted(((s, i) for s, i in scored if s >= min_similarity), key=lambda pair: (-pair[0], pair[1]))[:k]
-        return [neighbour(self._db.get(case_id), score) for score, case_id in best]
+
+    def _word_similarity(self, terms: dict[str, float], case_id: str) -> float:
+        rows = self._db.read("SELECT tokens FROM cases WHERE id = ?", (case_id,))
+        return similarity(terms, rows[0][0].split()) if rows else 0.0
+
+    def _nearest(self, text: str, district: str, since: datetime | None, exclude: str) -> list[tuple[str, float]] | None:
+        """The nearest stored vectors to the text's (None without an encoder); new rows are read first."""
+        if self.embedder is None or self._vectors is None:
+            return None
+        rows = self._db.read(
+            "SELECT v.seq, v.case_id, c.district, c.received_at, v.vector FROM case_vectors v "
+            "JOIN cases c ON c.id = v.case_id WHERE v.seq > ? AND v.model = ? ORDER BY v.seq",
+            (self._vectors.last_seq, self.embedder.name),
+        )
+        self._vectors.add([(seq, i, d, parse_time(t) if t else None, blob) for seq, i, d, t, blob in rows])
+        query = self.embedder.encode([text])[0]
+        return self._vectors.nearest(query, VECTOR_CANDIDATES, district, since, exclude)
 
     def counts(self, query: CaseQuery | None = None) -> list[CellCount]:
         source, where, params = self._db.where(query or CaseQuery())

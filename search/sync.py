@@ -37,7 +37,7 @@ def sync(store: CaseStore, index: SearchIndex, batch: int = 1000, limit: int | N
         if not entries:
             break
         seen += len(entries)
-        if getattr(index, "shared", False):  # the store's own FTS table: written with the cases
+        if not getattr(index, "needs_cases", True):  # the store's own FTS table: written with the cases
             store.acknowledge([seq for seq, _, _ in entries])
             report.indexed += len(entries)
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -49,6 +50,40 @@ def test_errors_are_problem_json(client: TestClient) -> None:
     assert problem(big)["status"] == 413
     assert problem(client.get("/v1/cases/no-such-case", headers=AGENT))["status"] == 404
     assert problem(client.get("/v1/nothing-here", headers=AGENT))["status"] == 404
+
+
+def test_route_and_similar_find_the_same_cases_with_their_text(client: TestClient, service: Services) -> None:  # noqa: F811
+    """What /v1/route shows beside a call is what /v1/cases/{id}/similar finds for it: the store's cases."""
+    from hotline.store.base import CaseQuery
+
+    case = next(c for c in service.store.search(CaseQuery(limit=200)).items if not c.title and len(c.text) > 40)
+    routed = client.post("/v1/route", json={"text": case.text}, headers=AGENT).json()
+    similar = client.get(f"/v1/cases/{case.id}/similar", params={"k": 4}, headers=AGENT).json()
+    assert routed["similar"][0]["case_id"] == case.id  # the stored case itself is the closest to its own text
+    assert [s["case_id"] for s in routed["similar"][1:5]] == [s["case_id"] for s in similar]
+    first = similar[0]
+    assert first["text"] and first["received_at"] and first["departments"] and first["meaning"] is None
+
+
+def test_a_call_about_an_ongoing_incident_names_its_event(client: TestClient, service: Services) -> None:  # noqa: F811
+    from datetime import datetime, timedelta
+
+    now = datetime.now().replace(microsecond=0)
+    texts = ["姜堰区罗塘路停水了，家里一滴水都没有", "罗塘路这边停水了，一滴水都没有", "罗塘路停水了，水龙头一滴水都没有",
+             "罗塘路停水了，一滴水都没有，请尽快处理"]
+    cases = [{"id": f"EV-{i}", "received_at": (now - timedelta(hours=3 - i)).isoformat(), "text": text,
+              "district": "姜堰区", "category": "城乡建设/供水"} for i, text in enumerate(texts[:3])]
+    assert client.post("/v1/cases", json=cases, headers=AGENT).status_code == 200
+    service._events = None  # cluster again now rather than within the minute
+    deadline = time.monotonic() + 60
+    while True:
+        event = client.post("/v1/route", json={"text": texts[3]}, headers=AGENT).json()["event"]
+        if event or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert event and event["size"] >= 3 and "罗塘路" in event["title"]
+    quiet = client.post("/v1/route", json={"text": "我想咨询一下公积金提取需要什么材料"}, headers=AGENT).json()
+    assert quiet["event"] is None
 
 
 def test_cases_are_idempotent_searchable_and_labels_audited(client: TestClient, service: Services) -> None:  # noqa: F811
@@ -110,12 +145,15 @@ def test_models_train_promote_rollback(client: TestClient, service: Services) ->
     assert candidate["state"] == "candidate" and candidate["compared_with"]["version"] == active[0]["version"]
     promoted = client.post(f"/v1/models/{job['version']}/promote", params={"force": True}, headers=ADMIN)
     assert promoted.status_code == 200 and promoted.json()["state"] == "active"
-    assert client.post("/v1/route", json={"text": TRANSCRIPT}, headers=AGENT).json()["model_version"] == job["version"]
+    answer = client.post("/v1/route", json={"text": TRANSCRIPT}, headers=AGENT)
+    assert answer.status_code == 200, answer.text
+    assert answer.json().get("model_version") == job["version"], answer.json()
     again = client.post(f"/v1/models/{job['version']}/promote", headers=ADMIN)
     assert problem(again)["status"] == 409
     back = client.post("/v1/models/rollback", headers=ADMIN).json()
     assert back["version"] == active[0]["version"]
-    assert client.post("/v1/route", json={"text": TRANSCRIPT}, headers=AGENT).json()["model_version"] == back["version"]
+    after = client.post("/v1/route", json={"text": TRANSCRIPT}, headers=AGENT).json()
+    assert after.get("model_version") == back["version"], after
     actions = [entry["action"] for entry in service.registry.audit()]
     assert actions[-2:] == ["promote", "rollback"]
 

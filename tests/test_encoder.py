@@ -74,6 +74,27 @@ def test_sentence_vectors_put_the_same_problem_closer(bge: Path) -> None:
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.1
 
 
+def test_similar_cases_by_meaning_find_what_shares_no_word(bge: Path, tmp_path: Path) -> None:
+    """夜里街道照明不亮 shares no word with 路灯坏了晚上很黑: the word match finds nothing, the vectors find it."""
+    from datetime import datetime
+
+    from hotline.case import Area, Case
+    from search.embedded import EmbeddedIndex
+
+    texts = ["路灯坏了晚上很黑", "楼上装修电钻声音太吵", "老板拖欠工资三个月不发", "小区门口垃圾堆积发臭",
+             "自来水发黄有异味", "公交车到站不停", "孩子入学报名材料不全", "药店卖假药", "广场舞音响扰民",
+             "出租车拒载", "燃气费收费不合理", "学校门口摊贩占道"]
+    cases = [Case(id=f"M-{i}", received_at=datetime(2026, 11, 1, 9), text=text, area=Area("海陵区"))
+             for i, text in enumerate(texts)]
+    words = EmbeddedIndex(f"sqlite:///{tmp_path}/w.db")
+    meaning = EmbeddedIndex(f"sqlite:///{tmp_path}/m.db", embedder=encoder.SentenceEncoder(bge))
+    for idx in (words, meaning):
+        idx.index(cases)
+    assert words.similar("夜里街道照明不亮", k=3) == []
+    found = meaning.similar("夜里街道照明不亮", k=3)
+    assert found and found[0].case_id == "M-0" and found[0].meaning >= 0.7 and found[0].similarity < 0.2
+
+
 def test_a_pinned_artifact_that_is_not_the_pinned_file_is_refused(tmp_path: Path) -> None:
     repository = tmp_path / "repo"
     artifact = maven.Artifact("org.example", "thing", "1.0", hashlib.sha1(b"the real thing").hexdigest())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from api.services import Services
@@ -37,6 +40,13 @@ def test_agent_types_sees_suggestions_and_confirms(live: LiveServer, service: Se
         assert "城乡建设" in suggestion and "姜堰区" in suggestion
         timing = driver.find_element(By.ID, "timing").text
         assert "ms" in timing
+        # Similar cases with their text and time; one click shows a case in full.
+        links = driver.find_elements(By.CSS_SELECTOR, "#similar a.case-link")
+        assert links and "路灯" in driver.find_element(By.ID, "similar").text
+        links[0].click()
+        wait.until(lambda d: "工单" in d.find_element(By.ID, "case-view").text)
+        assert "承办" in driver.find_element(By.ID, "case-view").text
+        driver.save_screenshot(str(Path(tempfile.gettempdir()) / "hotline-agent-console.png"))
         radios = driver.find_elements(By.CSS_SELECTOR, "input[name=department]")
         assert radios and radios[0].is_selected()
         chosen = radios[0].get_attribute("value")
@@ -75,3 +85,6 @@ def test_supervisor_dashboard_and_models_page(live: LiveServer) -> None:
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#models table"))
         text = driver.find_element(By.ID, "models").text
         assert "active" in text and "macro-F1" in text
+        driver.find_element(By.CSS_SELECTOR, "button.evaluate").click()  # a version's evaluation on the page
+        wait.until(lambda d: "疑似标错" in d.find_element(By.ID, "evaluation-body").text)
+        driver.save_screenshot(str(Path(tempfile.gettempdir()) / "hotline-models.png"))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hotline.case import Case
@@ -20,6 +22,7 @@ from search.elastic import ElasticsearchIndex
 from search.embedded import EmbeddedIndex
 from search.node import Node
 from search.sync import sync
+from search.vectors import MIN_MEANING, fuse
 
 N_CASES = 4000
 
@@ -235,7 +238,9 @@ def test_migration_queues_existing_cases_for_the_index(tmp_path: Path, cases: li
     store = SQLiteStore(f"sqlite:///{tmp_path}/old.db")
     store.upsert(cases[:5])
     store.acknowledge([seq for seq, _, _ in store.pending()])
-    store._db.execute("ALTER TABLE cases DROP COLUMN media_url")  # back to schema version 1: undo 4, 3 and 2
+    store._db.execute("DROP TRIGGER case_vectors_gone")  # back to schema version 1: undo 5, 4, 3 and 2
+    store._db.execute("DROP TABLE case_vectors")
+    store._db.execute("ALTER TABLE cases DROP COLUMN media_url")
     store._db.execute("DROP TABLE case_log")
     store._db.execute("ALTER TABLE cases DROP COLUMN owner")
     store._db.execute("DROP TABLE index_outbox")
@@ -247,3 +252,90 @@ def test_migration_queues_existing_cases_for_the_index(tmp_path: Path, cases: li
     reopened = SQLiteStore(f"sqlite:///{tmp_path}/old.db")
     assert reopened.pending_count() == 5
     reopened.close()
+
+
+class CharacterVectors:
+    """Hashed character bigrams as unit vectors: a stand-in sentence encoder for the backends' vector path
+    (the real encoder's sense of meaning is tested in test_encoder.py)."""
+
+    name = "char-bigrams"
+    dimension = 64
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for a, b in zip(text, text[1:]):
+                out[row, int(hashlib.md5((a + b).encode()).hexdigest()[:6], 16) % self.dimension] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+def test_reciprocal_rank_fusion_puts_what_both_rank_high_first() -> None:
+    words = [("a", 0.9), ("b", 0.5), ("c", 0.25)]
+    meanings = [("b", 0.95), ("d", 0.9), ("a", 0.3)]
+    fused = fuse(words, meanings, {"d": 0.05}.get, k=4, min_similarity=0.2)
+    assert [c.case_id for c in fused] == ["b", "a", "d", "c"]  # b: ranks 2 and 1; a: 1 and 3; d passes by meaning
+    assert fused[2].similarity == 0.05 and fused[2].meaning == 0.9 and fused[3].meaning is None
+    assert [c.case_id for c in fuse(words, [("d", MIN_MEANING - 0.01)], {"d": 0.0}.get, 4, 0.2)] == ["a", "b", "c"]
+
+
+def test_both_backends_find_similar_cases_by_words_and_meaning(es_node: Node, cases: list[Case], tmp_path: Path) -> None:
+    """The vectors are stored with each case; both backends fuse the same two rankings under the same filters."""
+    vectors = CharacterVectors()
+    embedded = EmbeddedIndex(f"sqlite:///{tmp_path}/v.db", embedder=vectors)
+    elastic = ElasticsearchIndex(f"{es_node.url}/test-{uuid.uuid4().hex[:10]}", timeout=30, embedder=vectors)
+    try:
+        embedded.index(cases[:1500])
+        elastic.index(cases[:1500])
+        elastic.refresh()
+        overlap = []
+        for case in cases[1500:1520]:
+            a = embedded.similar(case.text, k=5)
+            b = elastic.similar(case.text, k=5)
+            assert a and b and any(n.meaning is not None for n in a) and any(n.meaning is not None for n in b)
+            shared = {n.case_id for n in a} & {n.case_id for n in b}
+            overlap.append(len(shared) / 5)
+            for n in b:  # the same vectors give the same cosine (float HNSW in Elasticsearch)
+                twin = next((m for m in a if m.case_id == n.case_id), None)
+                if twin is not None and twin.meaning is not None and n.meaning is not None:
+                    assert abs(twin.meaning - n.meaning) < 1e-4
+                    assert twin.similarity == pytest.approx(n.similarity, abs=1e-6)
+        assert np.mean(overlap) >= 0.8  # kNN in Elasticsearch is approximate (HNSW), the embedded cosine exact
+        case = cases[700]
+        itself = embedded.similar(case.text, k=3)
+        assert itself[0].case_id == case.id and itself[0].meaning == pytest.approx(1.0, abs=1e-5)
+        for idx in (embedded, elastic):
+            others = idx.similar(case.text, k=5, exclude=case.id, district=case.area.district,
+                                 since=case.received_at - timedelta(days=30))
+            assert others and all(n.case_id != case.id and n.district == case.area.district for n in others)
+            assert all(n.received_at >= case.received_at - timedelta(days=30) for n in others)
+            assert all(n.similarity >= 0.2 or (n.meaning or 0) >= MIN_MEANING for n in others)
+            assert all(n.text and len(n.text) <= 121 for n in others)
+        assert "vector" not in elastic.client.get(index=elastic.alias, id=case.id, source_excludes=["vector"])["_source"]
+        assert len(elastic.get(case.id).text) == len(case.text)
+    finally:
+        _drop(elastic)
+        embedded.close()
+
+
+def test_vectors_follow_the_store_through_the_outbox(tmp_path: Path, cases: list[Case]) -> None:
+    """The store's own index with an encoder: written cases get their vector at the next sync, deleted ones lose it."""
+    store = SQLiteStore(f"sqlite:///{tmp_path}/s.db")
+    vectors = CharacterVectors()
+    idx = open_index(store.url, store, embedder=vectors)
+    store.upsert(cases[:200])
+    report = sync(store, idx)
+    assert report.error == "" and report.pending == 0 and report.indexed == 200
+    assert store.read("SELECT count(*) FROM case_vectors")[0][0] == 200
+    found = idx.similar(f"{cases[10].title} {cases[10].text}".strip(), k=3)
+    assert found[0].case_id == cases[10].id and found[0].meaning == pytest.approx(1.0, abs=1e-5)
+    store.delete([cases[10].id])
+    sync(store, idx)
+    assert store.read("SELECT count(*) FROM case_vectors")[0][0] == 199
+    assert all(n.case_id != cases[10].id for n in idx.similar(cases[10].text, k=3))
+    plain = open_index(store.url, store)  # without an encoder: words alone, and the outbox needs no cases
+    assert all(n.meaning is None for n in plain.similar(cases[11].text, k=3)) and not plain.needs_cases
+    store.close()

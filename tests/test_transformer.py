@@ -37,6 +37,32 @@ def tiny_bert(directory: Path) -> Path:
     return directory
 
 
+def tiny_encoder(directory: Path) -> Path:
+    """The tiny BERT laid out as `hotline encoder fetch` leaves bge-small: its weights and tokenizer.json for
+    fine-tuning, and ``encoder.onnx`` (last hidden state from ids, mask, token types) for sentence vectors."""
+    from classifiers.encoder import GRAPH_FILE
+
+    tiny_bert(directory)
+    model = transformers.BertModel.from_pretrained(directory).eval()
+
+    class Hidden(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
+    ids = torch.tensor([[2, 5, 6, 3]])
+    axes = {0: "batch", 1: "tokens"}
+    torch.onnx.export(Hidden(), (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(directory / GRAPH_FILE),
+                      input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["hidden"],
+                      dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "hidden": axes},
+                      dynamo=False)
+    return directory
+
+
 @pytest.fixture(scope="module")
 def data() -> tuple[list[str], np.ndarray]:
     texts = [t for texts in TEXTS.values() for t in texts]
@@ -187,7 +213,7 @@ def test_an_admin_fine_tunes_an_ensemble_in_the_background(tmp_path: Path, demo_
     from tests.api_fixtures import ADMIN, KEYS_SETTING
 
     settings = Settings(store=f"sqlite:///{tmp_path}/store.db", models=tmp_path / "models", api_keys=KEYS_SETTING,
-                        encoder=tiny_bert(tmp_path / "encoder"))
+                        encoder=tiny_encoder(tmp_path / "encoder"))
     services = Services(settings, sync_interval=0.2)
     try:
         services.store.upsert(demo_cases[:400])
@@ -206,5 +232,10 @@ def test_an_admin_fine_tunes_an_ensemble_in_the_background(tmp_path: Path, demo_
         assert job["promoted"] == (services.registry.active() == job["version"])
         audit = services.registry.audit()
         assert any(a.get("version") == job["version"] and a.get("by") == "admin-1" for a in audit)
+        # The same directory gives the service its sentence vectors: similar cases by words and meaning.
+        assert services.embedder is not None and services.embedder.dimension == 32
+        case = demo_cases[5]
+        found = client.get(f"/v1/cases/{case.id}/similar", headers=ADMIN).json()
+        assert found and all(n["meaning"] is not None for n in found)  # the outbox gave every case its vector
     finally:
         services.close()

@@ -81,7 +81,8 @@ def get_case(case_id: str, principal: AnyRole, store: StoreDep) -> dict[str, Any
 def similar_cases(case_id: str, principal: AnyRole, store: StoreDep, index: IndexDep,
                   k: Annotated[int, Query(ge=1, le=50)] = 10, same_district: bool = False) -> list[dict[str, Any]]:
     case = store.get(case_id)
-    found = index.similar(case.text, k=k, exclude=case.id, district=case.area.district if same_district else "")
+    found = index.similar(f"{case.title} {case.text}".strip(), k=k, exclude=case.id,
+                          district=case.area.district if same_district else "")
     return [n.to_dict() for n in found]
 
 

@@ -129,6 +129,18 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE cases ADD COLUMN media_url TEXT NOT NULL DEFAULT '';
     """,
+    # 5: each case's sentence vector for similar cases by meaning (the embedded index's; a case's delete drops it).
+    """
+    CREATE TABLE case_vectors (
+        seq INTEGER PRIMARY KEY,
+        case_id TEXT NOT NULL UNIQUE,
+        model TEXT NOT NULL,
+        vector BLOB NOT NULL
+    );
+    CREATE TRIGGER case_vectors_gone AFTER DELETE ON cases BEGIN
+        DELETE FROM case_vectors WHERE case_id = old.id;
+    END;
+    """,
 )
 
 _CASE_COLUMNS = (
@@ -211,6 +223,10 @@ class SQLiteStore:
                 if "readonly" in message or "full" in message or "disk I/O" in message:
                     raise ReadOnly(f"store {self.url} cannot take writes: {message}") from None
                 raise Unavailable(f"store {self.url}: {message}") from None
+
+    def transaction(self) -> Any:
+        """One write transaction, for the embedded search index's own tables in this file (the vectors)."""
+        return self._write()
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run a read-only query; for the embedded search index, which shares this file's schema."""

@@ -1,0 +1,107 @@
+"""Similar cases by meaning against the word match alone: are the neighbours better?
+
+Generated calls (their departments, categories and planted events are the
+ground truth) go into one embedded index with the pretrained encoder's
+vectors (``hotline encoder fetch``); each query case asks for its 5
+neighbours (itself excluded) by words alone and by words + meaning fused,
+at several meaning thresholds. Figures: the share of neighbours with the
+query's lead department and its category, the share of queries answered,
+the other callers of the same planted event found ("duplicates found"),
+and the latency of a query.
+
+    python bench/neighbours.py [--days 60] [--queries 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import report  # noqa: E402
+
+from classifiers.encoder import SentenceEncoder, fetch  # noqa: E402
+from hotline.demo.generator import DemoGenerator  # noqa: E402
+from hotline.ingest import CaseBuilder, ColumnMap  # noqa: E402
+from hotline.places import default_gazetteer  # noqa: E402
+from hotline.store.sqlite import SQLiteStore  # noqa: E402
+from hotline.taxonomy import default_taxonomy  # noqa: E402
+from search.embedded import EmbeddedIndex  # noqa: E402
+from search.sync import sync  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--queries", type=int, default=600)
+    parser.add_argument("--encoder", type=Path, help="encoder directory (default: fetched into the cache)")
+    args = parser.parse_args()
+
+    directory = args.encoder or fetch(quiet=True)
+    encoder = SentenceEncoder(directory)
+    gazetteer, taxonomy = default_gazetteer(), default_taxonomy()
+    rows, truth = DemoGenerator(gazetteer, taxonomy, seed=7).generate(args.days, date(2026, 1, 1))
+    builder = CaseBuilder(gazetteer, taxonomy, max_chars=4000, source="bench.csv")
+    columns = ColumnMap().resolve(list(rows[0]))
+    cases = [builder.build(row, columns) for row in rows]
+    event_of = {case_id: e.id for e in truth.events for case_id in e.case_ids}
+    members = {e.id: set(e.case_ids) for e in truth.events}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SQLiteStore(f"sqlite:///{tmp}/store.db")
+        store.upsert(cases)
+        index = EmbeddedIndex(store.url, store, embedder=encoder)
+        started = time.perf_counter()
+        sync(store, index)
+        embed_rate = len(cases) / (time.perf_counter() - started)
+        words_only = EmbeddedIndex(store.url, store)
+
+        rng = random.Random(0)
+        in_events = [c for c in cases if c.id in event_of and len(members[event_of[c.id]]) >= 3]
+        queries = rng.sample(in_events, min(len(in_events), args.queries // 2))
+        queries += rng.sample([c for c in cases if c.id not in event_of], args.queries - len(queries))
+        figures: dict[str, object] = {"cases": len(cases), "queries": len(queries),
+                                      "event_queries": sum(q.id in event_of for q in queries),
+                                      "embedding_cases_per_s": round(embed_rate, 1)}
+        modes = [("words", words_only, None)] + [(f"fused@{t}", index, t) for t in (0.65, 0.7, 0.75, 0.8)]
+        for name, idx, threshold in modes:
+            if threshold is not None:
+                idx.min_meaning = threshold
+            same_dept, same_cat, answered, found_dups, possible_dups, times = [], [], 0, 0, 0, []
+            for q in queries:
+                text = f"{q.title} {q.text}".strip()
+                t0 = time.perf_counter()
+                found = idx.similar(text, k=5, exclude=q.id)
+                times.append(time.perf_counter() - t0)
+                answered += bool(found)
+                lead = q.departments[0] if q.departments else ""
+                same_dept += [bool(n.departments) and n.departments[0] == lead for n in found]
+                category = q.category.path if q.category else ""
+                same_cat += [n.category == category for n in found]
+                if q.id in event_of:
+                    others = members[event_of[q.id]] - {q.id}
+                    found_dups += len({n.case_id for n in found} & others)
+                    possible_dups += min(5, len(others))
+            figures[name] = {
+                "same_department": round(float(np.mean(same_dept)), 3) if same_dept else None,
+                "same_category": round(float(np.mean(same_cat)), 3) if same_cat else None,
+                "neighbours_per_query": round(len(same_cat) / len(queries), 2),
+                "answered": round(answered / len(queries), 3),
+                "event_members_found": round(found_dups / max(1, possible_dups), 3),
+                "p50_ms": round(1000 * float(np.percentile(times, 50)), 2),
+                "p95_ms": round(1000 * float(np.percentile(times, 95)), 2),
+            }
+        store.close()
+    report("neighbours", figures)
+
+
+if __name__ == "__main__":
+    main()
