@@ -64,10 +64,9 @@ def settle_heap() -> None:
 class ModelHolder:
     """The active router; promotion swaps it between requests, so no request sees half a model."""
 
-    def __init__(self, registry: Registry, city: City, similar: Any = None) -> None:
+    def __init__(self, registry: Registry, city: City) -> None:
         self.registry = registry
         self.city = city
-        self.similar = similar  # the search index routing asks for similar cases (None: the model's own)
         self.router: Any = None
         self.version: str | None = None
         self.target: str | None = None  # the folder `current` named when the router was loaded
@@ -89,7 +88,7 @@ class ModelHolder:
             target = current.resolve().name
             if target == self.target and self.router is not None:
                 return self.version
-            router = make_router(current, self.city, self.similar)  # loaded fully before it replaces the old one
+            router = make_router(current, self.city)  # loaded fully before it replaces the old one
             self.router, self.version, self.target = router, router.model_version or target, target
             settle_heap()
             log.info("serving model %s", self.version)
@@ -221,7 +220,7 @@ class Services:
         self.taxonomy = self.city.taxonomy
         self.gazetteer = self.city.gazetteer
         self.registry = Registry(settings.models)
-        self.models = ModelHolder(self.registry, self.city, similar=self.index)
+        self.models = ModelHolder(self.registry, self.city)
         self.jobs = Jobs()
         self.metrics = Metrics()
         self.views = ReadCache()
@@ -233,10 +232,35 @@ class Services:
         self._stop = threading.Event()
         self._follower = threading.Thread(target=self._follow, name="model-follower", daemon=True)
 
-    @property
-    def routes_on_the_loop(self) -> bool:
-        """Whether routing is CPU alone (the store's own index, no encoder), so the event loop may run it."""
-        return bool(getattr(self.index, "shared", False)) and self.embedder is None
+    def with_texts(self, neighbours: list[Any]) -> list[dict[str, Any]]:
+        """Routing's neighbours (from the model's own index, in memory: routing never waits on a search query)
+        as agents see them, with their text, district and event from the store (a key lookup each)."""
+        from search.base import neighbour
+
+        shown = []
+        for n in neighbours:
+            try:
+                shown.append(neighbour(self.store.get(n.case_id), n.similarity, n.meaning).to_dict())
+            except NotFound:  # a training case from a file, never stored
+                shown.append(n.to_dict())
+        return shown
+
+    def similar_cases(self, text: str, k: int, exclude: str = "", district: str = "") -> list[dict[str, Any]]:
+        """What routing shows beside this text first, then the search index's other cases (today's calls, and
+        by meaning with an encoder), so a case's similar cases always include what routing found for it."""
+        router = self.models.router
+        first = []
+        if router is not None and router.similar is not None:
+            first = [n for n in router.similar.similar(text, k=k + 1, district=district) if n.case_id != exclude][:k]
+        shown = self.with_texts(first)
+        seen = {n["case_id"] for n in shown}
+        try:
+            more = self.index.similar(text, k=k, exclude=exclude, district=district)
+        except Unavailable as exc:
+            log.warning("similar cases from the model's index alone: %s", exc)
+            more = []
+        shown += [n.to_dict() for n in more if n.case_id not in seen]
+        return shown[:k]
 
     def recent_event(self, routing: Any, at: datetime | None) -> dict[str, Any] | None:
         """The open event a call being taken would join ("属于事件 X，已有 N 位市民反映"), or None.

@@ -77,15 +77,11 @@ def load_category_classifier(model_dir: Path) -> Any:
     return load_parts(model_dir)[1]
 
 
-def make_router(model_dir: Path, city: City | None = None, similar: Any = None) -> Any:
+def make_router(model_dir: Path, city: City | None = None) -> Any:
     """A :class:`~classifiers.router.Router` over the routing model a directory holds, for ``city``
-    (the bundled one by default); a model trained under another city's context is refused.
-
-    ``similar`` (the service's search index) finds the similar cases; the
-    model's own index of its training cases stands in while it is unavailable.
-    """
+    (the bundled one by default); a model trained under another city's context is refused."""
     from classifiers.cascade import Cascade, CascadeModel
-    from classifiers.router import FallbackSimilar, Router, RoutingRules
+    from classifiers.router import Router, RoutingRules
 
     city = city or City.bundled()
     model, category, manifest = load_parts(model_dir)
@@ -93,6 +89,5 @@ def make_router(model_dir: Path, city: City | None = None, similar: Any = None) 
         raise InvalidInput(f"{model_dir} holds a {manifest.kind} model; routing needs a linear or ensemble model")
     city.check_model(manifest.version, manifest.extra.get("city"))
     routing = CascadeModel(model, category) if isinstance(category, Cascade) else model
-    finder = FallbackSimilar(similar, getattr(model, "similar_", None)) if similar is not None else None
-    return Router(routing, city.taxonomy, city.gazetteer, rules=RoutingRules.load(city.routing_rules), similar=finder,
+    return Router(routing, city.taxonomy, city.gazetteer, rules=RoutingRules.load(city.routing_rules),
                   model_version=manifest.version, threshold=float(manifest.extra.get("auto_dispatch_threshold", 0.9)))

@@ -24,7 +24,6 @@ A call in which no category finds its words ("hello", "我想问个事") is
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -40,37 +39,16 @@ from classifiers.model import LOCAL
 from classifiers.similar import Neighbour
 from hotline.case import Area
 from hotline.datafiles import toml_data
-from hotline.errors import InvalidInput, Unavailable
+from hotline.errors import InvalidInput
 from hotline.places import Gazetteer
 from hotline.text import transcript
 from hotline.text.transcript import Speaker
 from hotline.taxonomy import Taxonomy
 
-log = logging.getLogger(__name__)
-
 
 class SimilarFinder(Protocol):
     def similar(self, text: str, k: int = 5, district: str = "", since: datetime | None = None,
                 exclude: str = "") -> list[Neighbour]: ...
-
-
-class FallbackSimilar:
-    """Similar cases from the store's search index (every case, today's calls too), or, while that index is
-    unavailable, from the model's own index of the cases it was trained on: routing never waits for a search node."""
-
-    def __init__(self, primary: SimilarFinder, fallback: SimilarFinder | None) -> None:
-        self.primary = primary
-        self.fallback = fallback
-
-    def similar(self, text: str, k: int = 5, district: str = "", since: datetime | None = None,
-                exclude: str = "") -> list[Neighbour]:
-        try:
-            return self.primary.similar(text, k=k, district=district, since=since, exclude=exclude)
-        except Unavailable as exc:
-            log.warning("similar cases from the model's own index: %s", exc)
-            if self.fallback is None:
-                return []
-            return self.fallback.similar(text, k=k, district=district, since=since, exclude=exclude)
 
 
 @dataclass(frozen=True, slots=True)

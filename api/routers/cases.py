@@ -78,12 +78,11 @@ def get_case(case_id: str, principal: AnyRole, store: StoreDep) -> dict[str, Any
 
 @router.get("/v1/cases/{case_id}/similar", response_model=list[schemas.Similar], operation_id="similarCases",
             summary="Past cases most like this one")
-def similar_cases(case_id: str, principal: AnyRole, store: StoreDep, index: IndexDep,
+def similar_cases(case_id: str, principal: AnyRole, services: ServicesDep,
                   k: Annotated[int, Query(ge=1, le=50)] = 10, same_district: bool = False) -> list[dict[str, Any]]:
-    case = store.get(case_id)
-    found = index.similar(f"{case.title} {case.text}".strip(), k=k, exclude=case.id,
-                          district=case.area.district if same_district else "")
-    return [n.to_dict() for n in found]
+    case = services.store.get(case_id)
+    return services.similar_cases(f"{case.title} {case.text}".strip(), k, exclude=case.id,
+                                  district=case.area.district if same_district else "")
 
 
 @router.post("/v1/cases/{case_id}/label", response_model=schemas.CaseOut, tags=["agents"], operation_id="labelCase",

@@ -23,22 +23,21 @@ LONG_TEXT = 2000
              summary="Category, departments, reasons and similar cases for a transcript")
 async def route(principal: AnyRole, body: schemas.RouteRequest, services: ServicesDep,
                 model: RouterDep) -> JSONResponse:
-    # On the event loop when routing is CPU alone (~2 ms: the store's own index, no encoder), since a thread
-    # hop would only add latency and GIL hand-offs; in the thread pool when it waits on Elasticsearch or runs
-    # the encoder.
+    # On the event loop, not the thread pool: routing is ~2 ms of CPU with nothing to wait for (the similar
+    # cases live in the model), so a thread hop would only add latency and GIL hand-offs.
     if len(body.text) > services.settings.max_text_chars:
         raise TooLarge(f"text of {len(body.text)} characters; the limit is {services.settings.max_text_chars}")
     at = services.window.check(body.received_at) if body.received_at else None
     started = time.perf_counter()
     area = Area(body.district) if body.district else None
-    if len(body.text) > LONG_TEXT or not services.routes_on_the_loop:  # off the loop the other agents need
+    if len(body.text) > LONG_TEXT:  # tens of milliseconds of parsing: off the loop the other agents need
         routing = await run_in_threadpool(model.route, body.text, area=area, at=at)
     else:
         routing = model.route(body.text, area=area, at=at)
-    event = await run_in_threadpool(services.recent_event, routing, at)
     services.metrics.routed.labels(str(routing.auto_dispatch).lower()).inc()
     # Built by us, so returned as is: the schema stays documented without validating every answer again.
-    return JSONResponse({**routing.to_dict(), "event": event,
+    return JSONResponse({**routing.to_dict(), "similar": services.with_texts(routing.similar),
+                         "event": services.recent_event(routing, at),
                          "elapsed_ms": round((time.perf_counter() - started) * 1000, 2)})
 
 
