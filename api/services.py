@@ -229,6 +229,7 @@ class Services:
         self.follow_interval = 1.0
         self._events: tuple[Any, float, Any] | None = None  # (first day, when, clusterer) of the recent events
         self._events_lock = threading.Lock()
+        self._event_weights: tuple[Any, Any] | None = None  # (first day, clusterer fitted on the 28 days before)
         self._stop = threading.Event()
         self._follower = threading.Thread(target=self._follow, name="model-follower", daemon=True)
 
@@ -294,12 +295,18 @@ class Services:
         fresh = held is not None and held[0] == start and time.monotonic() - held[1] < self.views.ttl
         if not fresh and self._events_lock.acquire(blocking=False):
             def cluster() -> None:
-                from hotline.events import cluster_period
+                from hotline.events import EventClusterer, cluster_period
                 from hotline.store.base import CaseQuery
 
                 try:
-                    cases = self.store.iter_cases(CaseQuery.days(start - timedelta(days=28), now.date()))
-                    found = cluster_period(cases, start, self.city.segmenter.tokens, self.gazetteer.landmarks)
+                    tokens, landmarks = self.city.segmenter.tokens, self.gazetteer.landmarks
+                    if self._event_weights is None or self._event_weights[0] != start:  # word weights: once a day
+                        history = self.store.iter_cases(CaseQuery.days(start - timedelta(days=28),
+                                                                       start - timedelta(days=1)))
+                        texts = [f"{c.title} {c.text}" for c in history]  # none: the period's own, each time
+                        self._event_weights = (start, EventClusterer(tokens, landmarks).fit(texts) if texts else None)
+                    cases = self.store.iter_cases(CaseQuery.days(start, now.date()))
+                    found = cluster_period(cases, start, tokens, landmarks, weights=self._event_weights[1])
                     self._events = (start, time.monotonic(), found)
                 except Exception:  # the next call tries again; routing goes on without events
                     log.exception("could not cluster the recent events")

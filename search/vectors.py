@@ -27,7 +27,8 @@ import numpy as np
 #: Reciprocal rank fusion's constant: a case ranked r in a list adds 1 / (RRF_K + r).
 RRF_K = 60
 #: Cosine of two bge-small-zh sentence vectors from which cases count as alike: 2% of pairs of different
-#: categories reach it, 30% of pairs of one category (600 demo cases; bench/search.py measures the neighbours).
+#: categories reach it, 30% of pairs of one category (600 demo cases). It only admits cases with few shared
+#: words; the fused ranking does the rest (0.65 to 0.8 give the same neighbours in bench/neighbours.py).
 MIN_MEANING = 0.7
 #: Nearest vectors each similar-case query takes before fusion.
 VECTOR_CANDIDATES = 50

@@ -69,9 +69,13 @@ def test_weights_that_differ_from_the_graph_are_refused(bge: Path, tmp_path: Pat
 
 
 def test_sentence_vectors_put_the_same_problem_closer(bge: Path) -> None:
-    vectors = encoder.SentenceEncoder(bge).encode(["小区门口路灯不亮了", "我们小区的路灯坏了好几天", "公司拖欠我三个月工资"])
+    texts = ["小区门口路灯不亮了", "我们小区的路灯坏了好几天", "公司拖欠我三个月工资"]
+    int8, fp32 = encoder.SentenceEncoder(bge), encoder.SentenceEncoder(bge, quantized=False)
+    assert int8.name.endswith("-int8") and fp32.name == encoder.NAME  # stored vectors of one never meet the other's
+    vectors = int8.encode(texts)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.1
+    assert np.min(np.sum(vectors * fp32.encode(texts), axis=1)) > 0.98  # int8 weights, nearly the same vectors
 
 
 def test_similar_cases_by_meaning_find_what_shares_no_word(bge: Path, tmp_path: Path) -> None:
