@@ -249,10 +249,14 @@ class Services:
     def similar_cases(self, text: str, k: int, exclude: str = "", district: str = "") -> list[dict[str, Any]]:
         """What routing shows beside this text first, then the search index's other cases (today's calls, and
         by meaning with an encoder), so a case's similar cases always include what routing found for it."""
+        from classifiers.router import NEIGHBOUR_DAYS, SHOWN_NEIGHBOURS
+
         router = self.models.router
         first = []
         if router is not None and router.similar is not None:
-            first = [n for n in router.similar.similar(text, k=k + 1, district=district) if n.case_id != exclude][:k]
+            since = datetime.now() - timedelta(days=NEIGHBOUR_DAYS)  # as routing asks
+            found = router.similar.similar(text, k=SHOWN_NEIGHBOURS + 1, district=district, since=since)
+            first = [n for n in found if n.case_id != exclude][:min(k, SHOWN_NEIGHBOURS)]
         shown = self.with_texts(first)
         seen = {n["case_id"] for n in shown}
         try:

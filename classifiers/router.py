@@ -46,6 +46,12 @@ from hotline.text.transcript import Speaker
 from hotline.taxonomy import Taxonomy
 
 
+#: Similar cases a routing answer shows (the rest of the ten that vote stay inside).
+SHOWN_NEIGHBOURS = 5
+#: How far back similar cases are looked for: departments and practice change.
+NEIGHBOUR_DAYS = 365 * 2
+
+
 class SimilarFinder(Protocol):
     def similar(self, text: str, k: int = 5, district: str = "", since: datetime | None = None,
                 exclude: str = "") -> list[Neighbour]: ...
@@ -312,7 +318,7 @@ class Router:
             needs_person.append(f"把握不足：最高 {departments[0].probability:.0%}，阈值 {self.threshold:.0%}" if departments else "没有可选部门")
         return Routing(
             text=text, area=area, category=best, category_probability=categories[0][1], categories=categories,
-            departments=departments, terms=self.model.explain(features, best, k=6), similar=neighbours[:5],
+            departments=departments, terms=self.model.explain(features, best, k=6), similar=neighbours[:SHOWN_NEIGHBOURS],
             rules=[rule.name for rule, _ in hits], urgent=urgent, auto_dispatch=confident and not needs_person,
             needs_person=needs_person, model_version=self.model_version,
             chars_read=min(account_chars, self.read_chars), chars_total=account_chars,
@@ -363,4 +369,4 @@ class Router:
     def _neighbours(self, text: str, at: datetime) -> list[Neighbour]:
         if self.similar is None or self.similar_weight <= 0:
             return []
-        return self.similar.similar(text, k=10, since=at - timedelta(days=365 * 2))
+        return self.similar.similar(text, k=10, since=at - timedelta(days=NEIGHBOUR_DAYS))
