@@ -333,8 +333,9 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             # Per output channel: one scale per tensor flipped 3% of the answers of bge-small on real messages.
-            # The first layer stays fp32: on short real messages that took agreement with fp32 from 99.2% to
-            # 99.5% at 4.3 ms a text (all int8: 3.0 ms, fp32: 7.4 ms; keeping the last one too gained nothing).
+            # The first layer stays fp32: on one model of short real messages that took agreement with fp32
+            # from 99.2% to 99.5% at 4.3 ms a text (all int8: 3.0 ms, fp32: 7.4 ms); other models agreed
+            # 98.4–99.0% with it (bench/int8_layers.py, BENCHMARKS.md).
             quantize_dynamic(str(path), str(Path(directory) / INT8_FILE), weight_type=QuantType.QInt8,
                              per_channel=True, op_types_to_quantize=["MatMul"], nodes_to_exclude=_first_layer(path))
         return path
@@ -388,7 +389,7 @@ class OnnxClassifier(ClassifierMixin, BaseEstimator):
     """A fine-tuned classifier exported by :meth:`TransformerClassifier.save`, served by onnxruntime (no torch).
 
     ``quantized`` picks the int8 graph (the default: 1.7× as fast as fp32 on a
-    CPU, agreeing with it on 99.5% of short real messages in bench/int8_layers.py).
+    CPU, agreeing with it on 98.4–99.5% of short real messages, by model).
     """
 
     def __init__(self, directory: str = "", quantized: bool = True, threads: int = 0) -> None:
