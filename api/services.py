@@ -12,8 +12,8 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -382,6 +382,13 @@ class Services:
                 job.promoted = True
         return entry.version
 
+    def encoder_directory(self) -> Path:
+        """The pretrained encoder an ensemble is fine-tuned from; refused at once when none is configured."""
+        if self.settings.encoder is None:
+            raise InvalidInput("HOTLINE_ENCODER is not set: run `hotline encoder fetch` and set it to the directory "
+                               "printed last")
+        return self.settings.encoder
+
     def train_ensemble(self, job: Job, by: str, since: datetime | None = None, epochs: int | None = None) -> str:
         """Fine-tune the encoder beside a linear model (``hotline retrain --kind ensemble``) in a child process.
 
@@ -391,11 +398,8 @@ class Services:
         other, compared on the same held-out cases, and served at once when
         it wins (or when there is no active model).
         """
-        if self.settings.encoder is None:
-            raise InvalidInput("HOTLINE_ENCODER is not set: run `hotline encoder fetch` and set it to the directory "
-                               "printed last")
         command = [sys.executable, "-m", "hotline.cli", "retrain", "--kind", "ensemble",
-                   "--base-model", str(self.settings.encoder), "--by", by]
+                   "--base-model", str(self.encoder_directory()), "--by", by]
         if since:
             command += ["--since", since.date().isoformat()]
         if epochs:

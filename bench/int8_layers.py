@@ -28,11 +28,11 @@ from classify import first_sentence  # noqa: E402
 
 def main() -> None:
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from sklearn.metrics import f1_score
     from sklearn.model_selection import StratifiedKFold
 
     from classifiers import encoder
+    from classifiers.encoder import quantize_int8
     from classifiers.dataset import prepare_text
     from classifiers.transformer import INT8_FILE, ONNX_FILE, OnnxClassifier, TransformerClassifier
 
@@ -68,8 +68,7 @@ def main() -> None:
             for f in model_dir.iterdir():
                 if f.name != INT8_FILE:
                     (Path(tmp) / f.name).symlink_to(f)
-            quantize_dynamic(str(model_dir / ONNX_FILE), str(Path(tmp) / INT8_FILE), weight_type=QuantType.QInt8,
-                             per_channel=True, op_types_to_quantize=["MatMul"], nodes_to_exclude=exclude)
+            quantize_int8(model_dir / ONNX_FILE, Path(tmp) / INT8_FILE, exclude)
             proba, f1, ms = scored(OnnxClassifier.load(Path(tmp)))
         agreement = float(np.mean(proba.argmax(1) == fp32_proba.argmax(1)))
         figures[f"{name}: agreement / macro-F1 / ms"] = f"{agreement:.4f} / {f1:.4f} / {ms:.1f}"

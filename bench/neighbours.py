@@ -36,6 +36,7 @@ from hotline.places import default_gazetteer  # noqa: E402
 from hotline.store.sqlite import SQLiteStore  # noqa: E402
 from hotline.taxonomy import default_taxonomy  # noqa: E402
 from search.embedded import EmbeddedIndex  # noqa: E402
+from search.vectors import case_text  # noqa: E402
 
 
 def main() -> None:
@@ -78,7 +79,7 @@ def main() -> None:
                 idx.min_meaning = threshold
             same_dept, same_cat, answered, found_dups, possible_dups, times = [], [], 0, 0, 0, []
             for q in queries:
-                text = f"{q.title} {q.text}".strip()
+                text = case_text(q)
                 t0 = time.perf_counter()
                 found = idx.similar(text, k=5, exclude=q.id)
                 times.append(time.perf_counter() - t0)
@@ -136,7 +137,7 @@ def event_clustering(cases: list, truth: object, encoder: SentenceEncoder) -> di
 
     split = len(cases) // 3
     history, period = cases[:split], cases[split:]
-    vectors = dict(zip([c.id for c in period], encoder.encode([f"{c.title} {c.text}".strip() for c in period]),
+    vectors = dict(zip([c.id for c in period], encoder.encode([case_text(c) for c in period]),
                        strict=True))
     true = {c.id: c.id for c in period}
     for event in truth.events:

@@ -99,7 +99,7 @@ class CalibratedSVM(ClassifierMixin, BaseEstimator):
         self.nb_scale = nb_scale
 
     def fit(self, X: Any, y: Any) -> CalibratedSVM:
-        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+        from sklearn.model_selection import StratifiedKFold
 
         y = np.asarray(y)
         svm = (NBLinearSVC(C=self.C, class_weight=self.class_weight) if self.nb_scale
@@ -110,8 +110,7 @@ class CalibratedSVM(ClassifierMixin, BaseEstimator):
             label = min(Counter(y.tolist()), key=Counter(y.tolist()).get)  # type: ignore[arg-type]
             raise InvalidInput(f"class {label!r} has only one example; calibration needs at least two")
         folds = StratifiedKFold(min(self.cv, rarest), shuffle=True, random_state=0)
-        scores = _as_matrix(cross_val_predict(svm, X, y, cv=folds, method="decision_function"))
-        self.temperature_ = fit_temperature(scores, np.searchsorted(self.classes_, y))
+        _, self.temperature_ = out_of_fold_scores(svm, X, y, folds)
         self.svm_ = svm.fit(X, y)
         return self
 
@@ -139,6 +138,16 @@ class CalibratedSVM(ClassifierMixin, BaseEstimator):
         if coef.shape[0] == 1:
             return coef[0] if index == 1 else -coef[0]
         return coef[index]
+
+
+def out_of_fold_scores(svm: BaseEstimator, X: Any, y: np.ndarray, folds: Any,
+                       n_jobs: int | None = None) -> tuple[np.ndarray, float]:
+    """Each row's decision scores from the fold that did not train on it (columns in sorted class order), and
+    the temperature that makes them probabilities (``softmax(scores, T)``)."""
+    from sklearn.model_selection import cross_val_predict
+
+    scores = _as_matrix(cross_val_predict(svm, X, y, cv=folds, method="decision_function", n_jobs=n_jobs))
+    return scores, fit_temperature(scores, np.searchsorted(np.unique(y), y))
 
 
 def fit_temperature(scores: np.ndarray, target: np.ndarray) -> float:

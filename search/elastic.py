@@ -33,7 +33,7 @@ from hotline.errors import InvalidInput, NotFound, Unavailable
 from hotline.hotspots.cells import cell_category
 from hotline.store.base import CaseQuery, CaseStore, Page
 from search.base import CachedCount, CellCount, DocFreqCache, neighbour, query_terms, similarity
-from search.vectors import MIN_MEANING, VECTOR_CANDIDATES, Candidate, Embedder, fuse
+from search.vectors import MIN_MEANING, VECTOR_CANDIDATES, Embedder, case_text, fuse
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ class ElasticsearchIndex:
             return
         remaining = iter(cases)
         while chunk := list(itertools.islice(remaining, 256)):
-            vectors = self.embedder.encode([f"{c.title} {c.text}".strip() for c in chunk])
+            vectors = self.embedder.encode([case_text(c) for c in chunk])
             yield from ((c, self._document(c, v)) for c, v in zip(chunk, vectors, strict=True))
 
     @staticmethod
@@ -373,14 +373,12 @@ class ElasticsearchIndex:
             if "error" in answer:
                 raise Unavailable(f"Elasticsearch similar-case search failed: {answer['error']}")
         tokens_of = {h["_id"]: h["_source"]["tokens"] for a in answers for h in a["hits"]["hits"]}
-        words = sorted(((h["_id"], similarity(terms, h["_source"]["tokens"].split())) for h in answers[0]["hits"]["hits"]),
-                       key=lambda p: (-p[1], p[0]))
-        if self.embedder is None:
-            best = [Candidate(i, s, None) for i, s in words if s >= min_similarity][:k]
-        else:  # Elasticsearch's cosine score is (1 + cos) / 2
-            meanings = [(h["_id"], 2 * float(h["_score"]) - 1) for h in answers[1]["hits"]["hits"]]
-            best = fuse(words, meanings, lambda i: similarity(terms, tokens_of[i].split()), k, min_similarity,
-                        self.min_meaning)
+        words = [(h["_id"], similarity(terms, h["_source"]["tokens"].split())) for h in answers[0]["hits"]["hits"]]
+        # Elasticsearch's cosine score is (1 + cos) / 2.
+        meanings = [(h["_id"], 2 * float(h["_score"]) - 1) for h in answers[1]["hits"]["hits"]] \
+            if self.embedder is not None else None
+        best = fuse(words, meanings, lambda i: similarity(terms, tokens_of[i].split()), k, min_similarity,
+                    self.min_meaning)
         if not best:
             return []
         docs = self._call("fetch", lambda: self.client.mget(index=self.alias, ids=[c.case_id for c in best],

@@ -20,7 +20,7 @@ from hotline.errors import NotFound
 from hotline.store.base import CaseQuery, Page
 from hotline.store.sqlite import SQLiteStore, path_from_url
 from search.base import CachedCount, CellCount, DocFreqCache, neighbour, query_terms, similarity
-from search.vectors import MIN_MEANING, VECTOR_CANDIDATES, Candidate, Embedder, VectorMatrix, fuse
+from search.vectors import MIN_MEANING, VECTOR_CANDIDATES, Embedder, VectorMatrix, case_text, fuse
 
 #: Candidates fetched by bm25 before they are scored for similarity.
 CANDIDATES = 50
@@ -60,7 +60,7 @@ class EmbeddedIndex:
             # This file is an index, not a store: nobody consumes its own outbox.
             self._db.acknowledge([seq for seq, _, _ in self._db.pending(limit=len(batch) * 2 + 10)])
         if self.embedder is not None and batch:
-            vectors = self.embedder.encode([f"{c.title} {c.text}".strip() for c in batch]).astype(np.float32)
+            vectors = self.embedder.encode([case_text(c) for c in batch]).astype(np.float32)
             with self._db.transaction() as db:
                 db.executemany("INSERT OR REPLACE INTO case_vectors (case_id, model, vector) VALUES (?, ?, ?)",
                                [(c.id, self.embedder.name, v.tobytes()) for c, v in zip(batch, vectors, strict=True)])
@@ -116,14 +116,9 @@ class EmbeddedIndex:
         if not terms and self.embedder is None:
             return []
         rows = self._word_candidates(terms, k, district, since, exclude) if terms else []
-        scored = [(similarity(terms, tok.split()), case_id) for case_id, tok in rows]
-        words = sorted(((i, s) for s, i in scored), key=lambda pair: (-pair[1], pair[0]))
-        meanings = self._nearest(text, district, since, exclude)
-        if meanings is None:
-            best = [Candidate(i, s, None) for i, s in words if s >= min_similarity][:k]
-        else:
-            best = fuse(words, meanings, lambda case_id: self._word_similarity(terms, case_id), k, min_similarity,
-                        self.min_meaning)
+        words = [(case_id, similarity(terms, tok.split())) for case_id, tok in rows]
+        best = fuse(words, self._nearest(text, district, since, exclude),
+                    lambda case_id: self._word_similarity(terms, case_id), k, min_similarity, self.min_meaning)
         found = []
         for candidate in best:
             try:
@@ -158,7 +153,7 @@ class EmbeddedIndex:
 
     def _nearest(self, text: str, district: str, since: datetime | None, exclude: str) -> list[tuple[str, float]] | None:
         """The nearest stored vectors to the text's (None without an encoder); new rows are read first."""
-        if self.embedder is None or self._vectors is None:
+        if self.embedder is None or self._vectors is None:  # (the second says the same, for the type checker)
             return None
         rows = self._db.read(
             "SELECT v.seq, v.case_id, c.district, c.received_at, v.vector FROM case_vectors v "

@@ -24,6 +24,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from hotline.case import Case
+
 #: Reciprocal rank fusion's constant: a case ranked r in a list adds 1 / (RRF_K + r).
 RRF_K = 60
 #: Cosine of two bge-small-zh sentence vectors from which cases count as alike: 2% of pairs of different
@@ -51,14 +53,26 @@ class Candidate:
     meaning: float | None      # cosine of the sentence vectors; None without vectors
 
 
-def fuse(words: Sequence[tuple[str, float]], meanings: Sequence[tuple[str, float]],
+def case_text(case: Case) -> str:
+    """What a case's vector is computed from (its title and text, as its words are)."""
+    return f"{case.title} {case.text}".strip()
+
+
+def fuse(words: Sequence[tuple[str, float]], meanings: Sequence[tuple[str, float]] | None,
          word_similarity: Callable[[str], float], k: int, min_similarity: float,
          min_meaning: float = MIN_MEANING) -> list[Candidate]:
-    """Two rankings (case id, score; best first) → the ``k`` best by reciprocal rank fusion.
+    """Two rankings (case id, score) → the ``k`` best by reciprocal rank fusion.
 
+    Each ranking is ordered by its score (ties by id) here. Without vectors
+    (``meanings`` None) the words alone rank, above ``min_similarity``.
     ``word_similarity`` gives the word similarity of a case only the vectors
     found; a case passes when its words or its meaning pass their threshold.
     """
+    order = lambda ranking: sorted(ranking, key=lambda pair: (-pair[1], pair[0]))  # noqa: E731
+    words = order(words)
+    if meanings is None:
+        return [Candidate(i, s, None) for i, s in words if s >= min_similarity][:k]
+    meanings = order(meanings)
     fused: dict[str, float] = {}
     for ranking in (words, meanings):
         for rank, (case_id, _) in enumerate(ranking, start=1):

@@ -22,7 +22,7 @@ from search.elastic import ElasticsearchIndex
 from search.embedded import EmbeddedIndex
 from search.node import Node
 from search.sync import sync
-from search.vectors import MIN_MEANING, fuse
+from search.vectors import MIN_MEANING, case_text, fuse
 
 N_CASES = 4000
 
@@ -330,7 +330,7 @@ def test_vectors_follow_the_store_through_the_outbox(tmp_path: Path, cases: list
     report = sync(store, idx)
     assert report.error == "" and report.pending == 0 and report.indexed == 200
     assert store.read("SELECT count(*) FROM case_vectors")[0][0] == 200
-    found = idx.similar(f"{cases[10].title} {cases[10].text}".strip(), k=3)
+    found = idx.similar(case_text(cases[10]), k=3)
     assert found[0].case_id == cases[10].id and found[0].meaning == pytest.approx(1.0, abs=1e-5)
     store.delete([cases[10].id])
     sync(store, idx)

@@ -35,7 +35,6 @@ from training.quality import (
 from training.registry import EVALUATION_FILE, Entry, Registry
 
 
-
 @dataclass
 class RetrainRequest:
     data: Path | None = None
@@ -154,10 +153,10 @@ def _review(data: Examples, request: RetrainRequest) -> list[dict[str, Any]]:
     """
     import os
 
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedKFold
 
     from classifiers.features import text_features
-    from classifiers.linear import NBLinearSVC, fit_temperature, softmax
+    from classifiers.linear import NBLinearSVC, out_of_fold_scores, softmax
 
     counts = Counter(data.labels)
     rows = [i for i, label in enumerate(data.labels) if counts[label] >= 3]
@@ -168,12 +167,9 @@ def _review(data: Examples, request: RetrainRequest) -> list[dict[str, Any]]:
         return []
     matrix = text_features(min_df=2 if len(texts) >= 50 else 1, backend=request.segmenter).fit_transform(texts)
     folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=request.seed)
-    scores = cross_val_predict(NBLinearSVC(C=request.C), matrix, labels, cv=folds, method="decision_function",
-                               n_jobs=min(3, os.cpu_count() or 1))
-    if scores.ndim == 1:
-        scores = np.column_stack([-scores, scores])
-    target = np.searchsorted(classes, labels)
-    proba = softmax(scores, fit_temperature(scores, target))
+    scores, temperature = out_of_fold_scores(NBLinearSVC(C=request.C), matrix, labels, folds,
+                                             n_jobs=min(3, os.cpu_count() or 1))
+    proba = softmax(scores, temperature)
     return suspect_labels(list(labels), proba, list(classes), texts, [data.ids[i] for i in rows])
 
 

@@ -14,6 +14,7 @@ from api.intake import build_case
 from hotline.case import Case, Category, LabelKind, LabelSource, format_time
 from hotline.errors import InvalidInput, TooLarge
 from hotline.store.base import MAX_PAGE, CaseQuery
+from search.vectors import case_text
 
 router = APIRouter(tags=["cases"])
 
@@ -81,7 +82,7 @@ def get_case(case_id: str, principal: AnyRole, store: StoreDep) -> dict[str, Any
 def similar_cases(case_id: str, principal: AnyRole, services: ServicesDep,
                   k: Annotated[int, Query(ge=1, le=50)] = 10, same_district: bool = False) -> list[dict[str, Any]]:
     case = services.store.get(case_id)
-    return services.similar_cases(f"{case.title} {case.text}".strip(), k, exclude=case.id,
+    return services.similar_cases(case_text(case), k, exclude=case.id,
                                   district=case.area.district if same_district else "")
 
 

@@ -8,7 +8,6 @@ from fastapi import APIRouter
 
 from api import schemas
 from api.deps import Admin, ServicesDep, Supervisor
-from hotline.errors import InvalidInput
 
 router = APIRouter(tags=["models"])
 
@@ -25,9 +24,7 @@ def train(principal: Admin, services: ServicesDep, body: schemas.TrainIn | None 
     since = body.since.replace(tzinfo=None) if body.since else None
     params = {"since": since.isoformat() if since else None, "by": principal.name, "kind": body.kind}
     if body.kind == "ensemble":
-        if services.settings.encoder is None:  # refused now, not as a failed job minutes later
-            raise InvalidInput("HOTLINE_ENCODER is not set: run `hotline encoder fetch` and set it to the "
-                               "directory printed last")
+        services.encoder_directory()  # refused now, not as a failed job minutes later
         job = services.jobs.start("train", lambda job: services.train_ensemble(job, principal.name, since, body.epochs),
                                   {**params, "epochs": body.epochs})
     else:
