@@ -420,7 +420,11 @@ class Services:
         compared = entry.manifest.get("extra", {}).get("compared_with") or {}
         wins = compared.get("candidate_macro_f1", 0.0) > compared.get("active_macro_f1", 1.0)
         if self.registry.active() is None or wins:
-            self.registry.promote(version, by=by)
+            try:
+                self.registry.promote(version, by=by)
+            except Conflict as exc:  # another model became active during the fine-tuning: compare again first
+                log.info("ensemble %s stays a candidate: %s", version, exc)
+                return version
             self.reload_model()
             job.promoted = True
         return version
