@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test install bench clean es-up es-down
+.PHONY: demo test install bench clean es-up es-down pg-up pg-down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,15 +32,18 @@ demo: install
 
 ## make test: install (with the transformer extra) and run every test (pytest fails when no test runs).
 ## The search tests start their own Elasticsearch node on a free 127.0.0.1 port and stop it at the end;
+## the store tests start their own PostgreSQL the same way (Debian's package, installed here when missing);
 ## the page tests drive Debian's headless Chromium (installed here when missing).
 test: $(VENV)/.installed-transformer
 	scripts/install-browser
+	scripts/install-postgresql
 	$(BIN)/python -m pytest
 
 ## make bench: the benchmarks whose figures are in BENCHMARKS.md.
 bench: install
 	$(BIN)/python bench/segmentation.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/store_backends.py
 	$(BIN)/python bench/demo_data.py
 	$(BIN)/python bench/classify.py
 	$(BIN)/python bench/departments.py
@@ -58,6 +61,15 @@ es-up: install
 
 es-down: install
 	$(BIN)/python -m search.node down
+
+## make pg-up / pg-down: a local PostgreSQL on 127.0.0.1:5433 (a cluster in $TMPDIR/hotline-postgresql);
+## pg-up prints its postgresql:// URL last: HOTLINE_STORE set to it makes every command and `hotline serve` use it.
+pg-up: install
+	@scripts/install-postgresql
+	@$(BIN)/python -m hotline.store.pgserver up
+
+pg-down: install
+	@$(BIN)/python -m hotline.store.pgserver down
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

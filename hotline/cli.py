@@ -215,12 +215,14 @@ def cmd_cases_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
+    from hotline.store.base import redacted
+
     store = _open(settings)
     try:
         summary = store.summary()
     finally:
         store.close()
-    print(f"store {settings.store}: {summary.total} cases", end="")
+    print(f"store {redacted(settings.store)}: {summary.total} cases", end="")
     if summary.total:
         print(f", {summary.first:%Y-%m-%d} to {summary.last:%Y-%m-%d}; "
               f"{summary.labeled} with a category ({summary.confirmed} confirmed by agents)")
@@ -231,6 +233,19 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
         if counts:
             top = ", ".join(f"{k} {v}" for k, v in list(counts.items())[:8])
             print(f"  by {title}: {top}")
+    return 0
+
+
+def cmd_aggregates_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    store = _open(settings)
+    try:
+        before = sum(c.count for c in store.counts())
+        rows = store.rebuild_aggregates()
+        after = sum(c.count for c in store.counts())
+    finally:
+        store.close()
+    note = "unchanged" if before == after else f"they had counted {before}"
+    print(f"daily counts rebuilt: {rows} rows, {after} cases ({note})")
     return 0
 
 
@@ -248,8 +263,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 # ---------------------------------------------------------------- hotspots, forecasts, events, report
 def _cell_records(args: argparse.Namespace, settings: Settings, start: date,
-                  end: date) -> list[tuple[date, str, str]]:
-    """(day, area, category) of the cases from ``HISTORY_DAYS`` before ``start`` to ``end``: ``--data`` or the store."""
+                  end: date) -> list[tuple[date, str, str, int]]:
+    """(day, area, category, count) from ``HISTORY_DAYS`` before ``start`` to ``end``: each row of ``--data``
+    (counting one), or the store's daily counts."""
     from hotline.hotspots.series import HISTORY_DAYS
 
     since = start - timedelta(days=HISTORY_DAYS)
@@ -273,17 +289,17 @@ def _cell_records(args: argparse.Namespace, settings: Settings, start: date,
                 skipped += 1
                 continue
             if since <= day <= end:
-                found.append((day, area, category))
+                found.append((day, area, category, 1))
         if skipped:
             print(f"hotline: {skipped} rows without a time, area or category were left out", file=sys.stderr)
         return found
-    from hotline.hotspots.cells import cell_of
+    from hotline.hotspots.cells import cell_area, cell_category
     from hotline.store.base import CaseQuery
 
     store = _open(settings)
-    try:
-        return [(c.received_at.date(), *cell_of(c))
-                for c in store.iter_cases(CaseQuery.days(since, end))]
+    try:  # the daily counts the store keeps on write, not every case of the period
+        return [(r.day, cell_area(r.district), cell_category(r.category), r.count)
+                for r in store.counts(CaseQuery.days(since, end))]
     finally:
         store.close()
 
@@ -305,7 +321,7 @@ def cmd_hotspots(args: argparse.Namespace, settings: Settings) -> int:
     if args.end < args.start:
         raise InvalidInput(f"--end {args.end} is before --start {args.start}")
     records = _cell_records(args, settings, args.start, args.end)
-    table = CountTable.from_records(records, end=args.end)
+    table = CountTable.from_counts(records, end=args.end)
     if args.start < table.start:
         raise InvalidInput(f"--start {args.start} is before the first case ({table.start})")
     alerts = detect(table, args.start, args.end, method=args.method, alpha=args.alpha, neighbours=_neighbours(settings))
@@ -326,7 +342,7 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
     from hotline.hotspots.forecast import forecast, rising
     from hotline.hotspots.series import CountTable
 
-    table = CountTable.from_records(_cell_records(args, settings, args.end, args.end), end=args.end)
+    table = CountTable.from_counts(_cell_records(args, settings, args.end, args.end), end=args.end)
     found = forecast(table, horizon=args.horizon)
     chosen = rising(found, top=args.top) if args.rising else found
     print(json.dumps([f.to_dict() for f in chosen], ensure_ascii=False, indent=1))
@@ -431,6 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = commands.add_parser("summary", parents=[common], help="what the store holds")
     summary.set_defaults(handler=cmd_summary)
+
+    aggregates = commands.add_parser("aggregates", parents=[common], help="the daily counts the store keeps on write")
+    aggregate_commands = aggregates.add_subparsers(dest="aggregates_command", required=True, metavar="rebuild")
+    rebuild = aggregate_commands.add_parser("rebuild", parents=[common],
+                                            help="recompute them from the cases (after a restore, or to check them)")
+    rebuild.set_defaults(handler=cmd_aggregates_rebuild)
 
     demo = commands.add_parser("demo", parents=[common], help="generate (once) and import the demo data")
     demo.add_argument("--out", default="var/demo/calls.csv")

@@ -28,11 +28,13 @@ class Settings(BaseSettings):
 
     store: str = Field(
         default="sqlite:///var/hotline.db",
-        description="Store URL of the system of record (sqlite:///path).",
+        description="Store URL of the system of record: sqlite:///path (one machine) or "
+                    "postgresql://user[:password]@host:port/db (a city; then HOTLINE_INDEX must be Elasticsearch).",
     )
     index: str = Field(
         default="",
-        description="Search index URL: http://host:9200[/alias] for Elasticsearch; empty: the store's own embedded index.",
+        description="Search index URL: http://host:9200[/alias] for Elasticsearch; empty: the store's own embedded index "
+                    "(SQLite stores only).",
     )
     models: Path = Field(default=Path("var/models"), description="Model registry directory.")
     api_keys: str = Field(default="", description="API keys: 'name:role:key' entries (or name:role:sha256:HEX), comma separated.")

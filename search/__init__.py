@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hotline.errors import InvalidInput
-from hotline.store.base import CaseStore
+from hotline.store.base import CaseStore, redacted
 from search.base import CellCount, SearchIndex
 from search.vectors import Embedder
 
@@ -25,11 +25,18 @@ def open_index(url: str, store: CaseStore | None = None,
     With an ``embedder`` the index also stores each case's sentence vector and
     finds similar cases by meaning as well as by words.
     """
+    if store is not None and url == store.url and not url.startswith("sqlite:///"):
+        raise InvalidInput(f"the store {redacted(url)} has no embedded search index: set HOTLINE_INDEX to an "
+                           "Elasticsearch URL (http://host:9200), which every service process shares")
     if url.startswith("sqlite:///"):
         from hotline.store.sqlite import SQLiteStore
         from search.embedded import EmbeddedIndex
 
-        return EmbeddedIndex(url, store if isinstance(store, SQLiteStore) else None, embedder=embedder)
+        if store is not None and not isinstance(store, SQLiteStore):
+            # Each process would fill its own file from an outbox the processes share: each would miss cases.
+            raise InvalidInput(f"an embedded index ({url}) cannot serve the store {redacted(store.url)}, which "
+                               "several processes share: set HOTLINE_INDEX to an Elasticsearch URL (http://host:9200)")
+        return EmbeddedIndex(url, store, embedder=embedder)
     if url.startswith(("http://", "https://")):
         from search.elastic import ElasticsearchIndex
 

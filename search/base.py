@@ -12,12 +12,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from hotline.case import Case, Neighbour
-from hotline.store.base import CaseQuery, Page
+from hotline.store.base import CaseQuery, CellCount, Page
 
 #: Words in more than this share of the cases (我, 小区, 反映) do not tell one incident from another.
 MAX_DOC_SHARE = 0.3
@@ -25,16 +24,6 @@ MAX_DOC_SHARE = 0.3
 MAX_QUERY_TERMS = 24
 #: How many postings (cases per word, summed) a similar-case query may touch: its cost on either engine.
 POSTINGS_BUDGET = 8000
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class CellCount:
-    """Cases received on one day in one district about one (level-2) category."""
-
-    day: date
-    district: str
-    category: str
-    count: int
 
 
 @runtime_checkable

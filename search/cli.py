@@ -7,6 +7,7 @@ from typing import Any
 
 from hotline.errors import InvalidInput, Unavailable
 from hotline.settings import Settings
+from hotline.store.base import redacted
 
 
 def _open(settings: Settings, args: argparse.Namespace) -> tuple[Any, Any]:
@@ -52,8 +53,8 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     store, index = _open(settings, args)
     try:
-        print(f"store {store.url}: {store.summary().total} cases, {store.pending_count()} waiting for the index")
-        print(f"index {index.url}: {index.count()} cases")
+        print(f"store {redacted(store.url)}: {store.summary().total} cases, {store.pending_count()} waiting for the index")
+        print(f"index {redacted(index.url)}: {index.count()} cases")
     finally:
         index.close()
         store.close()

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 from elastic_transport import ConnectionError as TransportConnectionError
@@ -31,7 +31,7 @@ from elasticsearch import helpers
 from hotline.case import Case, Category, Neighbour, format_time
 from hotline.errors import InvalidInput, NotFound, Unavailable
 from hotline.hotspots.cells import cell_category
-from hotline.store.base import CaseQuery, CaseStore, Page
+from hotline.store.base import CaseQuery, CaseStore, Page, redacted
 from search.base import CachedCount, CellCount, DocFreqCache, neighbour, query_terms, similarity
 from search.vectors import MIN_MEANING, VECTOR_CANDIDATES, Embedder, case_text, fuse
 
@@ -73,15 +73,28 @@ MAPPINGS: dict[str, Any] = {
 }
 
 
-def split_url(url: str) -> tuple[str, str]:
-    """``http://host:9200/alias`` → (``http://host:9200``, ``alias``)."""
+def split_url(url: str) -> tuple[list[str], str, dict[str, int]]:
+    """``http://host1:9200,host2:9200/alias?replicas=1`` → (the nodes, the alias, the index settings).
+
+    A cluster is named by several of its nodes, so that the client goes on to
+    another when one is down; ``shards`` and ``replicas`` set the indices the
+    alias will name (one shard, no replica by default: one node).
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidInput(f"not an Elasticsearch URL: {url!r} (expected http://host:9200[/alias])")
+        raise InvalidInput(f"not an Elasticsearch URL: {url!r} (expected http://host:9200[,host2:9200][/alias])")
     alias = parts.path.strip("/") or DEFAULT_ALIAS
     if not alias.replace("-", "").replace("_", "").isalnum() or alias != alias.lower():
         raise InvalidInput(f"index alias {alias!r} must be lower-case letters, digits, '-' or '_'")
-    return f"{parts.scheme}://{parts.netloc}", alias
+    options: dict[str, int] = {}
+    for key, values in parse_qs(parts.query, keep_blank_values=True).items():
+        if key not in ("shards", "replicas") or len(values) != 1 or not values[0].isdigit() or int(values[0]) > 100:
+            raise InvalidInput(f"Elasticsearch URL option {key}={values!r}: only shards=N and replicas=N (0-100)")
+        options[key] = int(values[0])
+    if options.get("shards") == 0:
+        raise InvalidInput("an index needs at least one shard")
+    hosts = [f"{parts.scheme}://{host.strip()}" for host in parts.netloc.split(",") if host.strip()]
+    return hosts, alias, options
 
 
 class ElasticsearchIndex:
@@ -101,11 +114,13 @@ class ElasticsearchIndex:
         self.url = url
         self.embedder = embedder
         self.min_meaning = min_meaning
-        base, self.alias = split_url(url)
-        self.client = Elasticsearch(base, request_timeout=timeout, max_retries=1, retry_on_timeout=False)
+        hosts, self.alias, options = split_url(url)
+        # A request to a node that is down is retried on another one the URL names.
+        self.client = Elasticsearch(hosts, request_timeout=timeout, max_retries=max(1, len(hosts) - 1),
+                                    retry_on_timeout=False)
         self._tokenize = tokenize
-        self.shards = shards
-        self.replicas = replicas
+        self.shards = options.get("shards", shards)
+        self.replicas = options.get("replicas", replicas)
         self.chunk_size = chunk_size
         self._ready = False
         self._doc_freq = DocFreqCache(self._lookup)
@@ -127,13 +142,13 @@ class ElasticsearchIndex:
         except NotFoundError:
             raise
         except (TransportConnectionError, ConnectionTimeout) as exc:
-            raise Unavailable(f"Elasticsearch at {self.url} is unreachable ({what}): {exc.__class__.__name__}") from None
+            raise Unavailable(f"Elasticsearch at {redacted(self.url)} is unreachable ({what}): {exc.__class__.__name__}") from None
         except ApiError as exc:
             if exc.meta.status == 400:
                 raise InvalidInput(f"Elasticsearch refused the {what} request: {exc.message}") from None
             raise Unavailable(f"Elasticsearch error during {what}: {exc.meta.status} {exc.message}") from None
         except TransportError as exc:
-            raise Unavailable(f"Elasticsearch at {self.url} failed ({what}): {exc}") from None
+            raise Unavailable(f"Elasticsearch at {redacted(self.url)} failed ({what}): {exc}") from None
 
     def ensure(self) -> None:
         """Install the index template and create the first versioned index behind the alias."""

@@ -58,6 +58,7 @@ def sync(store: CaseStore, index: SearchIndex, batch: int = 1000, limit: int | N
                 index.delete(to_delete)
                 report.deleted += len(to_delete)
         except Unavailable as exc:
+            store.release([seq for seq, _, _ in entries])
             report.error = str(exc)
             log.warning("index sync stopped, %d entries wait in the outbox: %s", store.pending_count(), exc)
             break

@@ -4,6 +4,7 @@ import os
 import shutil
 import socket
 import tempfile
+import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -19,6 +20,8 @@ from hotline.case import Case  # noqa: E402
 from hotline.demo.generator import DemoGenerator, Truth  # noqa: E402
 from hotline.ingest import CaseBuilder, ColumnMap  # noqa: E402
 from hotline.places import Gazetteer, default_gazetteer  # noqa: E402
+from hotline.store.pgserver import Server as PgServer  # noqa: E402
+from hotline.store.pgserver import ServerError  # noqa: E402
 from hotline.store.sqlite import SQLiteStore  # noqa: E402
 from hotline.taxonomy import Taxonomy, default_taxonomy  # noqa: E402
 from search.node import Node, NodeError  # noqa: E402
@@ -67,6 +70,36 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A real PostgreSQL server on 127.0.0.1 for the whole run, in a temporary cluster removed at the end."""
+    home = Path(tempfile.mkdtemp(prefix="hotline-pg-test-"))
+    server = PgServer(home, port=free_port())
+    try:
+        server.start()
+    except ServerError as exc:
+        server.remove()
+        pytest.fail(f"cannot start PostgreSQL for the tests: {exc}")
+    yield server
+    server.remove()
+
+
+@pytest.fixture()
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """A fresh, empty database of the test server."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    yield pg_server.database(name)
+    pg_server.drop(name)
+
+
+def drop_es_index(index: Any) -> None:
+    """Remove a test's Elasticsearch index (every version behind its alias) and its template."""
+    for name in index.versions():
+        index.client.indices.delete(index=name)
+    index.client.indices.delete_index_template(name=f"{index.alias}-template")
+    index.close()
 
 
 @pytest.fixture(scope="session")

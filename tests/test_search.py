@@ -23,6 +23,7 @@ from search.embedded import EmbeddedIndex
 from search.node import Node
 from search.sync import sync
 from search.vectors import MIN_MEANING, case_text, fuse
+from tests.conftest import drop_es_index
 
 N_CASES = 4000
 
@@ -34,13 +35,6 @@ def cases(demo_cases: list[Case]) -> list[Case]:
 
 def _elastic(node: Node) -> ElasticsearchIndex:
     return ElasticsearchIndex(f"{node.url}/test-{uuid.uuid4().hex[:10]}", timeout=30)
-
-
-def _drop(index: ElasticsearchIndex) -> None:
-    for name in index.versions():
-        index.client.indices.delete(index=name)
-    index.client.indices.delete_index_template(name=f"{index.alias}-template")
-    index.close()
 
 
 @pytest.fixture(scope="module", params=["embedded", "elasticsearch"])
@@ -57,7 +51,7 @@ def index(request: pytest.FixtureRequest, cases: list[Case], tmp_path_factory: p
     idx.refresh()
     yield idx
     if isinstance(idx, ElasticsearchIndex):
-        _drop(idx)
+        drop_es_index(idx)
     store.close()
 
 
@@ -180,7 +174,7 @@ def test_both_backends_agree_on_similar_cases(es_node: Node, cases: list[Case], 
             b = [(n.case_id, round(n.similarity, 6)) for n in elastic.similar(case.text, k=5)]
             assert a == b
     finally:
-        _drop(elastic)
+        drop_es_index(elastic)
 
 
 def test_delete_removes_from_search(es_node: Node, cases: list[Case], tmp_path: Path) -> None:
@@ -192,7 +186,7 @@ def test_delete_removes_from_search(es_node: Node, cases: list[Case], tmp_path: 
         with pytest.raises(NotFound):
             idx.get(cases[0].id)
         if isinstance(idx, ElasticsearchIndex):
-            _drop(idx)
+            drop_es_index(idx)
 
 
 def test_bad_urls_and_queries_are_clear_errors(index: SearchIndex) -> None:
@@ -231,14 +225,17 @@ def test_rebuild_switches_the_alias_without_losing_a_case(es_node: Node, store: 
         idx.refresh()
         assert idx.count() == 310
     finally:
-        _drop(idx)
+        drop_es_index(idx)
 
 
 def test_migration_queues_existing_cases_for_the_index(tmp_path: Path, cases: list[Case]) -> None:
     store = SQLiteStore(f"sqlite:///{tmp_path}/old.db")
     store.upsert(cases[:5])
     store.acknowledge([seq for seq, _, _ in store.pending()])
-    store._db.execute("DROP TRIGGER case_vectors_gone")  # back to schema version 1: undo 5, 4, 3 and 2
+    for trigger in ("cases_counts_ai", "cases_counts_ad", "cases_counts_au"):  # back to schema 1: undo 6, 5, 4, 3, 2
+        store._db.execute(f"DROP TRIGGER {trigger}")
+    store._db.execute("DROP TABLE daily_counts")
+    store._db.execute("DROP TRIGGER case_vectors_gone")
     store._db.execute("DROP TABLE case_vectors")
     store._db.execute("ALTER TABLE cases DROP COLUMN media_url")
     store._db.execute("DROP TABLE case_log")
@@ -317,7 +314,7 @@ def test_both_backends_find_similar_cases_by_words_and_meaning(es_node: Node, ca
         assert "vector" not in elastic.client.get(index=elastic.alias, id=case.id, source_excludes=["vector"])["_source"]
         assert len(elastic.get(case.id).text) == len(case.text)
     finally:
-        _drop(elastic)
+        drop_es_index(elastic)
         embedded.close()
 
 
@@ -339,3 +336,15 @@ def test_vectors_follow_the_store_through_the_outbox(tmp_path: Path, cases: list
     plain = open_index(store.url, store)  # without an encoder: words alone, and the outbox needs no cases
     assert all(n.meaning is None for n in plain.similar(cases[11].text, k=3)) and not plain.needs_cases
     store.close()
+
+
+def test_elasticsearch_urls_name_several_nodes_and_the_index_settings() -> None:
+    from search.elastic import split_url
+
+    assert split_url("http://a:9200,b:9201/hot-line?replicas=1&shards=3") == (
+        ["http://a:9200", "http://b:9201"], "hot-line", {"replicas": 1, "shards": 3})
+    assert split_url("http://127.0.0.1:9200") == (["http://127.0.0.1:9200"], "hotline-cases", {})
+    for bad in ("http://a:9200/x?replicas=one", "http://a:9200/x?size=3", "http://a:9200/x?shards=0",
+                "http://a:9200/x?replicas=1&replicas=2"):
+        with pytest.raises(InvalidInput):
+            split_url(bad)

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 
 from hotline.case import Area, Case, Category, Channel, LabelKind, LabelSource, Status
-from hotline.errors import InvalidInput, NotFound, ReadOnly, Unavailable
-from hotline.store import CaseQuery, CaseStore, open_store
+from hotline.errors import Conflict, InvalidInput, NotFound, ReadOnly, Unavailable
+from hotline.store import CaseQuery, CaseStore, Writer, open_store
+from hotline.store.base import CellCount
 from hotline.store.sqlite import MIGRATIONS, SQLiteStore
 
 IMPORTED = LabelSource(LabelKind.IMPORTED, "import.csv")
@@ -25,6 +28,22 @@ def case(n: int, text: str = "小区停水了三天", day: int = 1, **kw: object
     return Case(**defaults)  # type: ignore[arg-type]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CaseStore]:
+    """Every backend, for the tests every store must pass (the conformance suite)."""
+    url = f"sqlite:///{tmp_path}/store.db" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    s = open_store(url)
+    yield s
+    s.close()
+
+
+@pytest.fixture()
+def sqlite_store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    s = SQLiteStore(f"sqlite:///{tmp_path}/store.db")
+    yield s
+    s.close()
+
+
 def test_store_is_chosen_by_url(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path}/a/b.db")
     assert isinstance(store, CaseStore)
@@ -34,7 +53,7 @@ def test_store_is_chosen_by_url(tmp_path: Path) -> None:
         open_store("mongodb://localhost")
 
 
-def test_upsert_is_idempotent_by_id(store: SQLiteStore) -> None:
+def test_upsert_is_idempotent_by_id(store: CaseStore) -> None:
     first = store.upsert([case(1), case(2)])
     assert (first.inserted, first.updated, first.unchanged) == (2, 0, 0)
     again = store.upsert([case(1), case(2)])
@@ -45,13 +64,13 @@ def test_upsert_is_idempotent_by_id(store: SQLiteStore) -> None:
     assert store.search(CaseQuery()).total == 2
 
 
-def test_round_trip_keeps_every_field(store: SQLiteStore) -> None:
+def test_round_trip_keeps_every_field(store: CaseStore) -> None:
     original = case(5, title="停水", caller="138****5678", address="凤凰路1号", event_id="E1", status=Status.DISPATCHED)
     store.upsert([original])
     assert store.get("C5") == original
 
 
-def test_queries_by_time_area_category_department_status_and_text(store: SQLiteStore) -> None:
+def test_queries_by_time_area_category_department_status_and_text(store: CaseStore) -> None:
     store.upsert([
         case(1, "小区停水了三天", day=1),
         case(2, "楼下烧烤店油烟太大", day=2, area=Area("姜堰区", "罗塘街道"),
@@ -71,7 +90,7 @@ def test_queries_by_time_area_category_department_status_and_text(store: SQLiteS
     assert ids(CaseQuery(text="停水", district="姜堰区")) == []
 
 
-def test_paging_and_totals(store: SQLiteStore) -> None:
+def test_paging_and_totals(store: CaseStore) -> None:
     store.upsert(case(i) for i in range(25))
     page = store.search(CaseQuery(limit=10, offset=20))
     assert page.total == 25 and len(page.items) == 5
@@ -85,14 +104,14 @@ def test_bad_queries_are_clear_errors(kwargs: dict) -> None:
         CaseQuery(**kwargs)
 
 
-def test_search_text_with_fts_syntax_is_taken_literally(store: SQLiteStore) -> None:
+def test_search_text_with_fts_syntax_is_taken_literally(store: CaseStore) -> None:
     store.upsert([case(1)])
     assert store.search(CaseQuery(text='停水 OR "* NEAR(')).total == 0
     with pytest.raises(InvalidInput):
         store.search(CaseQuery(text="，。！"))
 
 
-def test_agent_label_is_audited_and_survives_reimport(store: SQLiteStore) -> None:
+def test_agent_label_is_audited_and_survives_reimport(store: CaseStore) -> None:
     store.upsert([case(1)])
     store.set_label("C1", AGENT, category=Category("城乡建设", "排水防涝"), departments=("住建局",))
     history = store.label_history("C1")
@@ -106,7 +125,7 @@ def test_agent_label_is_audited_and_survives_reimport(store: SQLiteStore) -> Non
     assert store.summary().confirmed == 1
 
 
-def test_label_errors(store: SQLiteStore) -> None:
+def test_label_errors(store: CaseStore) -> None:
     with pytest.raises(NotFound):
         store.set_label("nope", AGENT, category=Category("城乡建设"))
     store.upsert([case(1)])
@@ -128,7 +147,7 @@ def test_schema_is_versioned_and_newer_files_are_refused(tmp_path: Path) -> None
         SQLiteStore(url)
 
 
-def test_wal_mode(store: SQLiteStore, tmp_path: Path) -> None:
+def test_wal_mode(sqlite_store: SQLiteStore, tmp_path: Path) -> None:
     mode = sqlite3.connect(tmp_path / "store.db").execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
 
@@ -146,8 +165,93 @@ def test_read_only_store_refuses_writes_but_serves_reads(tmp_path: Path) -> None
     store.close()
 
 
-def test_summary(store: SQLiteStore) -> None:
+def test_summary(store: CaseStore) -> None:
     store.upsert([case(1), case(2, area=Area("姜堰区", ""))])
     summary = store.summary()
     assert summary.total == 2 and summary.by_district == {"海陵区": 1, "姜堰区": 1}
     assert summary.by_category == {"城乡建设": 2}
+
+
+def test_write_rules_hold_on_every_backend(store: CaseStore) -> None:
+    """Another source cannot overwrite a case (the whole batch is refused); the owner's change is audited."""
+    alice, bob = Writer("agent:alice"), Writer("agent:bob")
+    store.upsert([case(1)], writer=alice)
+    with pytest.raises(Conflict):
+        store.upsert([case(2), case(1, text="被别人改了")], writer=bob)
+    assert store.get("C1").text == "小区停水了三天" and store.search(CaseQuery()).total == 1
+    store.upsert([case(1, text="小区停水第四天了", category=None, category_source=None)], writer=alice)
+    kept = store.get("C1")
+    assert kept.text == "小区停水第四天了" and kept.category == Category("城乡建设", "供水", "停水")  # not cleared
+    [change] = store.case_history("C1")
+    assert change.by == "agent:alice" and change.changes["text"] == ["小区停水了三天", "小区停水第四天了"]
+    store.upsert([case(1, text="管理员更正")], writer=Writer("admin", privileged=True))
+    assert store.get("C1").text == "管理员更正" and len(store.case_history("C1")) == 2
+
+
+def test_outbox_queues_every_write_in_its_transaction(store: CaseStore) -> None:
+    store.upsert([case(1), case(2)])
+    store.upsert([case(1)])  # unchanged: nothing to index
+    entries = store.pending()
+    assert [(cid, op) for _, cid, op in entries] == [("C1", "index"), ("C2", "index")]
+    store.acknowledge([seq for seq, _, _ in entries])
+    store.set_label("C1", AGENT, category=Category("城乡建设", "排水防涝"))
+    store.delete(["C2", "C9"])
+    assert [(cid, op) for _, cid, op in store.pending()] == [("C1", "index"), ("C2", "delete")]
+    assert store.pending_count() == 2
+
+
+def test_text_with_quotes_and_backslashes_is_found_literally(store: CaseStore) -> None:
+    store.upsert([case(1, text="O'Neil 说 \\x 路灯 \"坏了\""), case(2)])
+    assert [c.id for c in store.search(CaseQuery(text="O'Neil")).items] == ["C1"]
+    assert [c.id for c in store.search(CaseQuery(text="\\x 路灯")).items] == ["C1"]
+
+
+def test_reopening_keeps_cases_and_schema(store: CaseStore) -> None:
+    store.upsert([case(1)])
+    again = open_store(store.url)
+    try:
+        assert again.get("C1") == store.get("C1")
+        assert again.schema_version == store.schema_version  # type: ignore[attr-defined]
+    finally:
+        again.close()
+
+
+def _recount(store: CaseStore) -> list[CellCount]:
+    """The daily counts computed from every case, as the aggregates must hold them."""
+    cells = Counter((c.received_at.date(), c.area.district, c.category.l2 or c.category.l1 if c.category else "")
+                    for c in store.iter_cases())
+    return [CellCount(day, district, category, n) for (day, district, category), n in sorted(cells.items())]
+
+
+def test_aggregates_follow_every_write_and_can_be_rebuilt(store: CaseStore) -> None:
+    """Inserts, relabels, moves, re-dated cases and deletes all keep the daily counts equal to a recount."""
+    admin = Writer("admin", privileged=True)
+    store.upsert([case(i, day=1 + i % 5, area=Area("海陵区" if i % 3 else "姜堰区", "城东街道" if i % 2 else ""))
+                  for i in range(40)])
+    store.set_label("C1", AGENT, category=Category("环境保护", "噪声污染"))
+    store.upsert([case(2, area=Area("兴化市", "昭阳街道")), case(3, day=20)], writer=admin)
+    store.upsert([case(4, category=Category("城乡建设"))], writer=admin)  # a level-1 category only
+    store.delete(["C5", "C6"])
+    counted = store.counts()
+    assert counted == _recount(store) and sum(c.count for c in counted) == 38
+    july_2 = store.counts(CaseQuery.days(date(2025, 7, 2), date(2025, 7, 2)))
+    assert {c.day for c in july_2} == {date(2025, 7, 2)} and sum(c.count for c in july_2) == 7  # C6 is gone
+    assert store.rebuild_aggregates() > 0 and store.counts() == counted
+
+
+def test_a_store_from_before_the_aggregates_gets_them_on_open(tmp_path: Path) -> None:
+    """Schema 5 → 6 fills the daily counts from the cases already there."""
+    url = f"sqlite:///{tmp_path}/old.db"
+    store = SQLiteStore(url)
+    store.upsert(case(i, day=1 + i % 3) for i in range(12))
+    store.close()
+    db = sqlite3.connect(tmp_path / "old.db")
+    db.executescript("DROP TRIGGER cases_counts_ai; DROP TRIGGER cases_counts_ad; DROP TRIGGER cases_counts_au; "
+                     "DROP TABLE daily_counts; PRAGMA user_version = 5;")
+    db.close()
+    store = SQLiteStore(url)
+    try:
+        assert store.schema_version == len(MIGRATIONS) and store.counts() == _recount(store)
+        assert [c.count for c in store.counts()] == [4, 4, 4]
+    finally:
+        store.close()

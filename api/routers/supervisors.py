@@ -37,7 +37,7 @@ def hotspots(principal: Supervisor, services: ServicesDep, start: date | None = 
     start, end = _days(services, start, end, 7)
 
     def compute() -> list[dict[str, Any]]:
-        table = period_table(services.index.counts, start, end)
+        table = period_table(services.store.counts, start, end)
         alerts = detect(table, max(start, table.start), end, method=method)
         return [a.row() for a in sorted(alerts, key=lambda a: (a.date, -a.score))]
 
@@ -68,7 +68,7 @@ def forecast(principal: Supervisor, services: ServicesDep, end: date | None = No
     _, end = _days(services, None, end, 1)
 
     def compute() -> list[dict[str, Any]]:
-        found = fc.forecast(period_table(services.index.counts, end, end), horizon=horizon)
+        found = fc.forecast(period_table(services.store.counts, end, end), horizon=horizon)
         chosen = fc.rising(found, top=top) if rising else sorted(found, key=lambda f: -f.rise)[:top]
         return [f.to_dict() for f in chosen]
 

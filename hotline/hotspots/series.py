@@ -117,7 +117,8 @@ def day_range(span: tuple[datetime | None, datetime | None], start: date | None,
 
 
 def period_table(counts: Callable[[CaseQuery], Iterable[Any]], start: date, end: date) -> CountTable:
-    """Daily counts per cell from ``HISTORY_DAYS`` before ``start`` to ``end``, from a search index's ``counts``."""
+    """Daily counts per cell from ``HISTORY_DAYS`` before ``start`` to ``end``, from the store's aggregates
+    (``CaseStore.counts``) or a search index's ``counts``."""
     rows = counts(CaseQuery.days(start - timedelta(days=HISTORY_DAYS), end))
     table = [(r.day, cell_area(r.district), cell_category(r.category), r.count) for r in rows]
     if not table:

@@ -19,6 +19,15 @@ from hotline.store.rules import SYSTEM, Writer
 MAX_PAGE = 1000
 
 
+def redacted(url: str) -> str:
+    """A store or index URL without its password, for messages and logs."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    return f"{scheme}://{credentials.split(':', 1)[0]}@{host}"
+
+
 @dataclass(frozen=True, slots=True)
 class CaseQuery:
     """Filters over cases; empty fields do not filter. ``text`` is matched word by word."""
@@ -50,6 +59,16 @@ class CaseQuery:
             raise InvalidInput(f"offset must not be negative, not {self.offset}")
         if self.start and self.end and self.start > self.end:
             raise InvalidInput(f"start {self.start} is after end {self.end}")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class CellCount:
+    """Cases received on one day in one district about one (level-2) category."""
+
+    day: date
+    district: str
+    category: str
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +175,19 @@ class CaseStore(Protocol):
 
     def summary(self) -> Summary: ...
 
+    def counts(self, query: CaseQuery | None = None) -> list[CellCount]:
+        """Daily counts per district and level-2 category over the query's days, from the aggregates kept on write.
+
+        Every write changes them in its own transaction, so the supervisors'
+        views read a few thousand rows, never every case of their range. Only
+        the time range (and the district) of ``query`` applies.
+        """
+        ...
+
+    def rebuild_aggregates(self) -> int:
+        """Recompute the aggregates from the cases (after a restore, or to check them); returns the rows kept."""
+        ...
+
     def span(self, until: datetime | None = None) -> tuple[datetime | None, datetime | None]:
         """When the first and the last case came in (the last no later than ``until``, when given)."""
         ...
@@ -166,8 +198,14 @@ class CaseStore(Protocol):
         """The search index's outbox: (sequence, case id, 'index' or 'delete'), oldest first.
 
         Every write queues its case in the same transaction, so a search index
-        that was down catches up from here and nothing is lost.
+        that was down catches up from here and nothing is lost. A store that
+        several workers drain hands each entry to one of them at a time (a
+        lease), and all entries of one case to the same one.
         """
+        ...
+
+    def release(self, seqs: Sequence[int]) -> None:
+        """Give entries from :meth:`pending` back unindexed (the index failed), for the next worker to take."""
         ...
 
     def pending_count(self) -> int: ...

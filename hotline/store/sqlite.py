@@ -9,23 +9,20 @@ open; a file from a newer version is refused rather than damaged.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hotline.case import (
-    Area, Case, Category, Channel, LabelKind, LabelSource, Location, Status, format_time, parse_time,
-)
+from hotline.case import Case, Category, LabelSource
 from hotline.errors import InvalidInput, NotFound, ReadOnly, Unavailable
-from hotline.store.base import CaseQuery, ContentChange, LabelChange, Page, Summary, UpsertResult
-from hotline.store.rules import SYSTEM, Writer, check_owner, content_changes, merge_labels
+from hotline.store.base import CaseQuery, Page, UpsertResult
+from hotline.store.rows import CASE_COLUMNS, LABEL_COLUMNS, case_from_row, field_filters, plan_upsert, relabel
+from hotline.store.rules import SYSTEM, Writer
+from hotline.store.sql import SELECT_CASES, SQLReads
 
 log = logging.getLogger(__name__)
 
@@ -141,16 +138,47 @@ MIGRATIONS: tuple[str, ...] = (
         DELETE FROM case_vectors WHERE case_id = old.id;
     END;
     """,
+    # 6: daily counts per (day, district, street, level-2 category), kept by every write in its transaction,
+    # so the supervisors' views read these rows rather than every case of their range.
+    """
+    CREATE TABLE daily_counts (
+        day TEXT NOT NULL,
+        district TEXT NOT NULL,
+        street TEXT NOT NULL,
+        category TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (day, district, street, category)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER cases_counts_ai AFTER INSERT ON cases BEGIN
+        INSERT INTO daily_counts (day, district, street, category, n)
+        VALUES (substr(new.received_at, 1, 10), new.district, new.street, coalesce(new.category_l2, new.category_l1, ''), 1)
+        ON CONFLICT (day, district, street, category) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER cases_counts_ad AFTER DELETE ON cases BEGIN
+        UPDATE daily_counts SET n = n - 1
+        WHERE day = substr(old.received_at, 1, 10) AND district = old.district AND street = old.street
+          AND category = coalesce(old.category_l2, old.category_l1, '');
+    END;
+    CREATE TRIGGER cases_counts_au AFTER UPDATE OF received_at, district, street, category_l1, category_l2 ON cases
+    WHEN substr(old.received_at, 1, 10) IS NOT substr(new.received_at, 1, 10) OR old.district IS NOT new.district
+      OR old.street IS NOT new.street
+      OR coalesce(old.category_l2, old.category_l1, '') IS NOT coalesce(new.category_l2, new.category_l1, '')
+    BEGIN
+        UPDATE daily_counts SET n = n - 1
+        WHERE day = substr(old.received_at, 1, 10) AND district = old.district AND street = old.street
+          AND category = coalesce(old.category_l2, old.category_l1, '');
+        INSERT INTO daily_counts (day, district, street, category, n)
+        VALUES (substr(new.received_at, 1, 10), new.district, new.street, coalesce(new.category_l2, new.category_l1, ''), 1)
+        ON CONFLICT (day, district, street, category) DO UPDATE SET n = n + 1;
+    END;
+    INSERT INTO daily_counts (day, district, street, category, n)
+    SELECT substr(received_at, 1, 10), district, street, coalesce(category_l2, category_l1, ''), count(*)
+    FROM cases GROUP BY 1, 2, 3, 4;
+    """,
 )
 
-_CASE_COLUMNS = (
-    "id", "received_at", "channel", "title", "text", "transcript", "caller", "district", "street",
-    "address", "lat", "lon", "category_l1", "category_l2", "category_l3", "category_kind", "category_by",
-    "category_at", "departments", "departments_kind", "departments_by", "departments_at", "status",
-    "event_id", "media_url", "tokens", "content_hash", "updated_at",
-)
-#: What a Case is read from: every case column but the tokens and the hash, the update time last.
-_SELECT = "SELECT " + ", ".join(f"c.{col}" for col in (*_CASE_COLUMNS[:-3], "updated_at")) + " FROM cases c"
+#: What a Case is read from.
+_SELECT = SELECT_CASES
 
 
 def path_from_url(url: str) -> str:
@@ -164,19 +192,13 @@ def path_from_url(url: str) -> str:
     return path
 
 
-def _source(kind: str | None, by: str | None, at: str | None) -> LabelSource | None:
-    return LabelSource(LabelKind(kind), by or "", parse_time(at)) if kind else None
+_INSERT_LABEL_LOG = (
+    "INSERT INTO label_log (case_id, at, kind, by, category, departments, previous_category, previous_departments) "
+    "VALUES (:case_id, :at, :kind, :by, :category, :departments, :previous_category, :previous_departments)"
+)
 
 
-def _join(departments: Sequence[str]) -> str:
-    return "|" + "|".join(departments) + "|" if departments else ""
-
-
-def _split(departments: str) -> tuple[str, ...]:
-    return tuple(d for d in departments.split("|") if d)
-
-
-class SQLiteStore:
+class SQLiteStore(SQLReads):
     """The embedded :class:`~hotline.store.base.CaseStore`; safe to share between threads."""
 
     def __init__(self, url: str, tokenize: Callable[[str], list[str]] | None = None) -> None:
@@ -198,14 +220,6 @@ class SQLiteStore:
         self._migrate()
 
     # ------------------------------------------------------------ plumbing
-    @property
-    def tokenize(self) -> Callable[[str], list[str]]:
-        if self._tokenize is None:  # whoever opened the store gave none: the served city's default segmenter
-            from hotline.text.segment import default_segmenter
-
-            self._tokenize = default_segmenter().tokens
-        return self._tokenize
-
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One transaction; storage failures become :class:`ReadOnly` or :class:`Unavailable`."""
@@ -262,68 +276,6 @@ class SQLiteStore:
         with self._lock:
             self._db.close()
 
-    # ------------------------------------------------------------ rows
-    def _row(self, case: Case, now: str) -> dict[str, Any]:
-        cat, dep = case.category, case.departments_source
-        row: dict[str, Any] = {
-            "id": case.id,
-            "received_at": format_time(case.received_at),
-            "channel": case.channel.value,
-            "title": case.title,
-            "text": case.text,
-            "transcript": case.transcript,
-            "caller": case.caller,
-            "district": case.area.district,
-            "street": case.area.street,
-            "address": case.address,
-            "lat": case.location.lat if case.location else None,
-            "lon": case.location.lon if case.location else None,
-            "category_l1": cat.l1 if cat else None,
-            "category_l2": (cat.l2 or None) if cat else None,
-            "category_l3": (cat.l3 or None) if cat else None,
-            "category_kind": case.category_source.kind.value if case.category_source else None,
-            "category_by": case.category_source.by if case.category_source else None,
-            "category_at": format_time(case.category_source.at) if case.category_source else None,
-            "departments": _join(case.departments),
-            "departments_kind": dep.kind.value if dep else None,
-            "departments_by": dep.by if dep else None,
-            "departments_at": format_time(dep.at) if dep else None,
-            "status": case.status.value,
-            "event_id": case.event_id,
-            "media_url": case.media_url,
-        }
-        # Without an empty media_url, so that cases stored before it existed keep their hash.
-        hashed = {k: v for k, v in row.items() if k != "media_url" or v}
-        row["content_hash"] = hashlib.blake2b(repr(sorted(hashed.items())).encode(), digest_size=16).hexdigest()
-        row["tokens"] = ""
-        row["updated_at"] = now
-        return row
-
-    @staticmethod
-    def _case(r: Sequence[Any]) -> Case:
-        (id_, received, channel, title, text, transcript, caller, district, street, address, lat, lon,
-         l1, l2, l3, c_kind, c_by, c_at, departments, d_kind, d_by, d_at, status, event_id, media_url, updated) = r
-        return Case(
-            id=id_,
-            received_at=parse_time(received),  # type: ignore[arg-type]
-            text=text,
-            channel=Channel(channel),
-            transcript=transcript,
-            title=title,
-            caller=caller,
-            area=Area(district, street),
-            address=address,
-            location=Location(lat, lon) if lat is not None and lon is not None else None,
-            category=Category(l1, l2 or "", l3 or "") if l1 else None,
-            category_source=_source(c_kind, c_by, c_at),
-            departments=_split(departments),
-            departments_source=_source(d_kind, d_by, d_at),
-            status=Status(status),
-            event_id=event_id,
-            media_url=media_url or "",
-            updated_at=parse_time(updated),
-        )
-
     # ------------------------------------------------------------ writes
     def upsert(self, cases: Iterable[Case], writer: Writer = SYSTEM) -> UpsertResult:
         result = UpsertResult()
@@ -338,51 +290,23 @@ class SQLiteStore:
         return result
 
     def _upsert_batch(self, batch: list[Case], writer: Writer) -> UpsertResult:
-        latest: dict[str, Case] = {case.id: case for case in batch}
-        ids = list(latest)
-        now = format_time(datetime.now())
-        result = UpsertResult(unchanged=len(batch) - len(latest))
+        ids = list({case.id: None for case in batch})
         with self._write() as db:
-            placeholders = ",".join("?" * len(ids))
-            existing = {row[2]: row for row in db.execute(
-                _SELECT.replace("SELECT ", "SELECT c.owner, c.content_hash, ", 1) + f" WHERE c.id IN ({placeholders})", ids)}
-            inserts: list[dict[str, Any]] = []
-            updates: list[dict[str, Any]] = []
-            for case_id, case in latest.items():
-                old = existing.get(case_id)
-                if old is None:
-                    row = self._row(case, now)  # type: ignore[arg-type]
-                    row["owner"] = writer.source
-                    inserts.append(row)
-                    continue
-                check_owner(case_id, old[0], writer)
-                before = self._case(old[2:])
-                case = merge_labels(case, before)
-                row = self._row(case, now)  # type: ignore[arg-type]
-                if old[1] == row["content_hash"]:
-                    result.unchanged += 1
-                    continue
-                updates.append(row)
-                changes = content_changes(self._row(before, now), row)  # type: ignore[arg-type]
-                if changes:
-                    db.execute("INSERT INTO case_log (case_id, at, by, changes) VALUES (?, ?, ?, ?)",
-                               (case_id, now, writer.source, json.dumps(changes, ensure_ascii=False)))
-                if (case.category, case.departments) != (before.category, before.departments):
-                    source = case.category_source if case.category != before.category else case.departments_source
-                    _log_label(db, before, source, case.category if case.category != before.category else None,  # type: ignore[arg-type]
-                               case.departments if case.departments != before.departments else None)
-            for row in (*inserts, *updates):
-                row["tokens"] = " ".join(self.tokenize(f"{row['title']} {row['text']}"))
-            columns = ", ".join(_CASE_COLUMNS)
-            values = ", ".join(f":{c}" for c in _CASE_COLUMNS)
-            if inserts:
-                db.executemany(f"INSERT INTO cases ({columns}, owner) VALUES ({values}, :owner)", inserts)
-            if updates:
-                assignments = ", ".join(f"{c} = :{c}" for c in _CASE_COLUMNS if c != "id")
-                db.executemany(f"UPDATE cases SET {assignments} WHERE id = :id", updates)
-        result.inserted += len(inserts)
-        result.updated += len(updates)
-        return result
+            rows = db.execute(_SELECT.replace("SELECT ", "SELECT c.owner, c.content_hash, ", 1)
+                              + f" WHERE c.id IN ({','.join('?' * len(ids))})", ids)
+            existing = {row[2]: (row[0], row[1], case_from_row(row[2:])) for row in rows}
+            plan = plan_upsert(batch, existing, writer, self.tokenize)
+            columns = ", ".join(CASE_COLUMNS)
+            values = ", ".join(f":{c}" for c in CASE_COLUMNS)
+            if plan.inserts:
+                db.executemany(f"INSERT INTO cases ({columns}, owner) VALUES ({values}, :owner)", plan.inserts)
+            if plan.updates:
+                assignments = ", ".join(f"{c} = :{c}" for c in CASE_COLUMNS if c != "id")
+                db.executemany(f"UPDATE cases SET {assignments} WHERE id = :id", plan.updates)
+            db.executemany("INSERT INTO case_log (case_id, at, by, changes) VALUES (:case_id, :at, :by, :changes)",
+                           plan.case_log)
+            db.executemany(_INSERT_LABEL_LOG, plan.label_log)
+        return UpsertResult(inserted=len(plan.inserts), updated=len(plan.updates), unchanged=plan.unchanged)
 
     def set_label(
         self,
@@ -397,44 +321,19 @@ class SQLiteStore:
             row = db.execute(f"{_SELECT} WHERE c.id = ?", (case_id,)).fetchone()
             if row is None:
                 raise NotFound(f"no case with id {case_id!r}")
-            before = self._case(row)
-            after = before.with_label(source, category=category, departments=departments)
-            fresh = self._row(after, format_time(datetime.now()))  # type: ignore[arg-type]
-            fields = [c for c in _CASE_COLUMNS if c.startswith(("category_", "departments"))] + ["content_hash", "updated_at"]
-            db.execute(
-                f"UPDATE cases SET {', '.join(f'{c} = :{c}' for c in fields)} WHERE id = :id",
-                {c: fresh[c] for c in (*fields, "id")},
-            )
-            _log_label(db, before, source, category, departments)
+            after, fields, entry = relabel(case_from_row(row), source, category, departments)
+            db.execute(f"UPDATE cases SET {', '.join(f'{c} = :{c}' for c in LABEL_COLUMNS)} WHERE id = :id", fields)
+            db.execute(_INSERT_LABEL_LOG, entry)
         log.info("label of case %s set by %s (%s)", case_id, source.by, source.kind.value)
         return after
-
-    def case_history(self, case_id: str) -> list[ContentChange]:
-        rows = self._read("SELECT case_id, at, by, changes FROM case_log WHERE case_id = ? ORDER BY seq", (case_id,))
-        return [ContentChange(r[0], parse_time(r[1]), r[2], json.loads(r[3])) for r in rows]  # type: ignore[arg-type]
-
-    def label_history(self, case_id: str) -> list[LabelChange]:
-        rows = self._read(
-            "SELECT case_id, kind, by, at, category, departments, previous_category, previous_departments "
-            "FROM label_log WHERE case_id = ? ORDER BY seq",
-            (case_id,),
-        )
-        return [
-            LabelChange(
-                case_id=r[0],
-                source=LabelSource(LabelKind(r[1]), r[2], parse_time(r[3])),
-                category=Category.parse(r[4]) if r[4] else None,
-                departments=_split(r[5] or ""),
-                previous_category=Category.parse(r[6]) if r[6] else None,
-                previous_departments=_split(r[7] or ""),
-            )
-            for r in rows
-        ]
 
     # ------------------------------------------------------------ outbox
     def pending(self, limit: int = 1000) -> list[tuple[int, str, str]]:
         """The oldest ``limit`` outbox entries: (sequence, case id, 'index' or 'delete')."""
         return [tuple(r) for r in self._read("SELECT seq, case_id, op FROM index_outbox ORDER BY seq LIMIT ?", (limit,))]  # type: ignore[misc]
+
+    def release(self, seqs: Sequence[int]) -> None:
+        """Nothing to give back: one process drains this file's outbox, and :meth:`pending` only reads it."""
 
     def pending_count(self) -> int:
         return self._read("SELECT count(*) FROM index_outbox")[0][0]
@@ -459,7 +358,7 @@ class SQLiteStore:
         rows = self._read(f"{_SELECT} WHERE c.id = ?", (case_id,))
         if not rows:
             raise NotFound(f"no case with id {case_id!r}")
-        return self._case(rows[0])
+        return case_from_row(rows[0])
 
     def where(self, query: CaseQuery) -> tuple[str, str, list[Any]]:
         """(FROM clause, WHERE clause, params) for a query."""
@@ -473,29 +372,9 @@ class SQLiteStore:
             source = "cases_fts f JOIN cases c ON c.rowid = f.rowid"
             clauses.append("cases_fts MATCH ?")
             params.append(" ".join('"' + tok.replace('"', '""') + '"' for tok in tokens))
-        if query.start:
-            clauses.append("c.received_at >= ?")
-            params.append(format_time(query.start))
-        if query.end:
-            clauses.append("c.received_at <= ?")
-            params.append(format_time(query.end))
-        for column, value in (("district", query.district), ("street", query.street), ("status", query.status),
-                              ("channel", query.channel), ("event_id", query.event_id)):
-            if value:
-                clauses.append(f"c.{column} = ?")
-                params.append(value)
-        if query.statuses:
-            clauses.append(f"c.status IN ({','.join('?' * len(query.statuses))})")
-            params.extend(query.statuses)
-        if query.category:
-            parts = Category.parse(query.category).path.split("/")
-            if len(parts) == 1:
-                clauses.append("? IN (c.category_l1, c.category_l2, c.category_l3)")
-                params.append(parts[0])
-            else:
-                for column, part in zip(("category_l1", "category_l2", "category_l3"), parts):
-                    clauses.append(f"c.{column} = ?")
-                    params.append(part)
+        for clause, values in field_filters(query):
+            clauses.append(clause)
+            params.extend(values)
         if query.department:
             clauses.append("instr(c.departments, ?) > 0")
             params.append(f"|{query.department}|")
@@ -507,52 +386,7 @@ class SQLiteStore:
         select = _SELECT.replace("FROM cases c", f"FROM {source}")
         rows = self._read(f"{select}{where} ORDER BY {order} LIMIT ? OFFSET ?", [*params, query.limit, query.offset])
         total = self._read(f"SELECT count(*) FROM {source}{where}", params)[0][0]
-        return Page([self._case(r) for r in rows], total)
-
-    def iter_cases(self, query: CaseQuery | None = None, batch: int = 1000) -> Iterator[Case]:
-        source, where, params = self.where(query or CaseQuery())
-        select = _SELECT.replace("FROM cases c", f"FROM {source}")
-        last = ("", "")
-        while True:
-            keyset = "(c.received_at, c.id) > (?, ?)"
-            clause = f"{where} AND {keyset}" if where else f" WHERE {keyset}"
-            rows = self._read(f"{select}{clause} ORDER BY c.received_at, c.id LIMIT ?", [*params, *last, batch])
-            if not rows:
-                return
-            yield from (self._case(r) for r in rows)
-            last = (rows[-1][1], rows[-1][0])
-
-    def span(self, until: datetime | None = None) -> tuple[datetime | None, datetime | None]:
-        """When the first and the last case came in (two index lookups)."""
-        where, params = ("", ()) if until is None else (" WHERE received_at <= ?", (format_time(until),))
-        first, last = self._read(f"SELECT min(received_at), max(received_at) FROM cases{where}", params)[0]
-        return parse_time(first), parse_time(last)
-
-    def summary(self) -> Summary:
-        summary = Summary()
-        total, first, last = self._read("SELECT count(*), min(received_at), max(received_at) FROM cases")[0]
-        summary.total, summary.first, summary.last = total, parse_time(first), parse_time(last)
-        for attr, column in (("by_category", "coalesce(category_l1, '(未分类)')"), ("by_district", "district"),
-                             ("by_channel", "channel"), ("by_status", "status")):
-            rows = self._read(f"SELECT {column}, count(*) FROM cases GROUP BY 1 ORDER BY 2 DESC")
-            setattr(summary, attr, {(k or "(未知)"): n for k, n in rows})
-        summary.labeled, summary.confirmed = self._read(
-            "SELECT count(category_kind), coalesce(sum(category_kind = 'confirmed'), 0) FROM cases"
-        )[0]
-        return summary
-
-
-def _log_label(db: sqlite3.Connection, before: Case, source: LabelSource, category: Category | None,
-               departments: Sequence[str] | None) -> None:
-    """One entry of the label audit log: the new labels beside the ones they replace."""
-    db.execute(
-        "INSERT INTO label_log (case_id, at, kind, by, category, departments, previous_category, previous_departments) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (before.id, format_time(source.at or datetime.now()), source.kind.value, source.by,
-         category.path if category else None, _join(departments) if departments is not None else None,
-         before.category.path if before.category else None, _join(before.departments)),
-    )
-
+        return Page([case_from_row(r) for r in rows], total)
 
 def _statements(script: str) -> list[str]:
     """Split a migration script into statements (triggers contain semicolons)."""

@@ -1,0 +1,138 @@
+"""What both SQL backends do the same way, above their drivers and placeholders: the reads, the audit logs,
+the aggregates and the tokens."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from hotline.case import Case, Category, LabelKind, LabelSource
+from hotline.store.base import CaseQuery, CellCount, ContentChange, LabelChange, Summary
+from hotline.store.rows import READ_COLUMNS, as_time, case_from_row, split_departments
+from hotline.times import format_time
+
+#: A case's columns as :func:`~hotline.store.rows.case_from_row` reads them, from ``cases c``.
+SELECT_CASES = "SELECT " + ", ".join(f"c.{col}" for col in READ_COLUMNS) + " FROM cases c"
+
+
+class SQLReads:
+    """Time-ordered iteration, the time span, the summary and the aggregates, over a backend's ``_read``,
+    ``_write`` and ``where``."""
+
+    #: The driver's parameter placeholder: ``?`` (sqlite3) or ``%s`` (psycopg).
+    placeholder = "?"
+    #: The day a case was received, in SQL over ``cases``.
+    day_of_case = "substr(received_at, 1, 10)"
+    #: What keeps writers out while the aggregates are rebuilt (SQLite's write transaction already does).
+    rebuild_lock = ""
+
+    def _write(self) -> Any:
+        raise NotImplementedError
+
+    _tokenize: Callable[[str], list[str]] | None = None
+
+    @property
+    def tokenize(self) -> Callable[[str], list[str]]:
+        """The words of a text as the store keeps and matches them."""
+        if self._tokenize is None:  # whoever opened the store gave none: the served city's default segmenter
+            from hotline.text.segment import default_segmenter
+
+            self._tokenize = default_segmenter().tokens
+        return self._tokenize
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def where(self, query: CaseQuery) -> tuple[str, str, list[Any]]:
+        """(FROM clause, WHERE clause, params) for a query."""
+        raise NotImplementedError
+
+    def case_history(self, case_id: str) -> list[ContentChange]:
+        rows = self._read(f'SELECT case_id, "at", "by", changes FROM case_log WHERE case_id = {self.placeholder} '
+                          "ORDER BY seq", (case_id,))
+        return [ContentChange(r[0], as_time(r[1]), r[2], r[3] if isinstance(r[3], dict) else json.loads(r[3]))  # type: ignore[arg-type]
+                for r in rows]
+
+    def label_history(self, case_id: str) -> list[LabelChange]:
+        rows = self._read(
+            'SELECT case_id, kind, "by", "at", category, departments, previous_category, previous_departments '
+            f"FROM label_log WHERE case_id = {self.placeholder} ORDER BY seq",
+            (case_id,),
+        )
+        return [
+            LabelChange(
+                case_id=r[0],
+                source=LabelSource(LabelKind(r[1]), r[2], as_time(r[3])),  # type: ignore[arg-type]
+                category=Category.parse(r[4]) if r[4] else None,
+                departments=split_departments(r[5] or ""),
+                previous_category=Category.parse(r[6]) if r[6] else None,
+                previous_departments=split_departments(r[7] or ""),
+            )
+            for r in rows
+        ]
+
+    def iter_cases(self, query: CaseQuery | None = None, batch: int = 1000) -> Iterator[Case]:
+        """Every matching case in time order, a keyset page at a time (no OFFSET that grows with the range)."""
+        source, where, params = self.where(query or CaseQuery())
+        select = SELECT_CASES.replace("FROM cases c", f"FROM {source}")
+        p = self.placeholder
+        last: tuple[Any, Any] = (format_time(datetime.min), "")
+        while True:
+            keyset = f"(c.received_at, c.id) > ({p}, {p})"
+            clause = f"{where} AND {keyset}" if where else f" WHERE {keyset}"
+            rows = self._read(f"{select}{clause} ORDER BY c.received_at, c.id LIMIT {p}", [*params, *last, batch])
+            if not rows:
+                return
+            yield from (case_from_row(r) for r in rows)
+            last = (rows[-1][1], rows[-1][0])
+
+    def span(self, until: datetime | None = None) -> tuple[datetime | None, datetime | None]:
+        """When the first and the last case came in (two index lookups)."""
+        where, params = ("", []) if until is None else (f" WHERE received_at <= {self.placeholder}", [format_time(until)])
+        first, last = self._read(f"SELECT min(received_at), max(received_at) FROM cases{where}", params)[0]
+        return as_time(first), as_time(last)
+
+    def counts(self, query: CaseQuery | None = None) -> list[CellCount]:
+        """Daily counts per district and level-2 category, from ``daily_counts`` (kept by triggers on ``cases``)."""
+        query = query or CaseQuery()
+        p = self.placeholder
+        clauses, params = [], []
+        if query.start:
+            clauses.append(f"day >= {p}")
+            params.append(query.start.date().isoformat())
+        if query.end:
+            clauses.append(f"day <= {p}")
+            params.append(query.end.date().isoformat())
+        if query.district:
+            clauses.append(f"district = {p}")
+            params.append(query.district)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._read(f"SELECT day, district, category, sum(n) FROM daily_counts{where} "
+                          "GROUP BY 1, 2, 3 HAVING sum(n) > 0 ORDER BY 1, 2, 3", params)
+        return [CellCount(d if isinstance(d, date) else date.fromisoformat(d), district, category, int(n))
+                for d, district, category, n in rows]
+
+    def rebuild_aggregates(self) -> int:
+        with self._write() as db:
+            if self.rebuild_lock:
+                db.execute(self.rebuild_lock)
+            db.execute("DELETE FROM daily_counts")
+            db.execute(f"INSERT INTO daily_counts (day, district, street, category, n) "
+                       f"SELECT {self.day_of_case}, district, street, coalesce(category_l2, category_l1, ''), count(*) "
+                       "FROM cases GROUP BY 1, 2, 3, 4")
+            return db.execute("SELECT count(*) FROM daily_counts").fetchone()[0]
+
+    def summary(self) -> Summary:
+        summary = Summary()
+        total, first, last = self._read("SELECT count(*), min(received_at), max(received_at) FROM cases")[0]
+        summary.total, summary.first, summary.last = total, as_time(first), as_time(last)
+        for attr, column in (("by_category", "coalesce(category_l1, '(未分类)')"), ("by_district", "district"),
+                             ("by_channel", "channel"), ("by_status", "status")):
+            rows = self._read(f"SELECT {column}, count(*) FROM cases GROUP BY 1 ORDER BY 2 DESC")
+            setattr(summary, attr, {(k or "(未知)"): n for k, n in rows})
+        summary.labeled, summary.confirmed = self._read(
+            "SELECT count(category_kind), count(*) FILTER (WHERE category_kind = 'confirmed') FROM cases"
+        )[0]
+        return summary
