@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -92,13 +93,23 @@ def distribution(version: str = VERSION) -> Path:
 
 
 class Node:
-    """One single-node cluster on 127.0.0.1 with its own home directory."""
+    """One node on 127.0.0.1 with its own home directory: a cluster of its own, or a member of ``cluster``.
 
-    def __init__(self, home: Path, port: int = 9200, heap: str = "512m", version: str = VERSION) -> None:
+    A member names the cluster, its own transport port, and every member's
+    (name, transport port), which seed discovery and form the first master
+    election; :func:`start_cluster` starts such a set.
+    """
+
+    def __init__(self, home: Path, port: int = 9200, heap: str = "512m", version: str = VERSION,
+                 name: str = "hotline-node", transport_port: int = 0,
+                 cluster: tuple[str, list[tuple[str, int]]] | None = None) -> None:
         self.home = Path(home).resolve()
         self.port = port
         self.heap = heap
         self.version = version
+        self.name = name
+        self.transport_port = transport_port
+        self.cluster = cluster
 
     @property
     def url(self) -> str:
@@ -116,22 +127,21 @@ class Node:
         shutil.copytree(dist / "config", config)
         (config / "elasticsearch.yml").write_text(
             "\n".join([
-                "cluster.name: hotline",
-                "node.name: hotline-node",
+                *self._discovery(),
                 "network.host: 127.0.0.1",
                 f"http.port: {self.port}",
-                "transport.port: 0",
-                "discovery.type: single-node",
                 "xpack.security.enabled: false",
                 # A shared machine's disk may be fuller than the default watermarks allow.
                 "cluster.routing.allocation.disk.threshold_enabled: false",
                 f"path.data: {self.home / 'data'}",
                 f"path.logs: {self.home / 'logs'}",
+                # Where `fs` snapshot repositories may live (backups: README, "Running for a city").
+                f"path.repo: {self.home / 'snapshots'}",
                 "",
             ]),
             encoding="utf-8",
         )
-        for sub in ("data", "logs", "tmp"):
+        for sub in ("data", "logs", "tmp", "snapshots"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             for path in (self.home, *self.home.rglob("*")):
@@ -145,6 +155,16 @@ class Node:
             "ES_TMPDIR": str(self.home / "tmp"),
             "HOME": str(self.home),
         }
+
+    def _discovery(self) -> list[str]:
+        if self.cluster is None:
+            return ["cluster.name: hotline", f"node.name: {self.name}", "transport.port: 0", "discovery.type: single-node"]
+        name, members = self.cluster
+        return [
+            f"cluster.name: {name}", f"node.name: {self.name}", f"transport.port: {self.transport_port}",
+            f"discovery.seed_hosts: [{', '.join(f'127.0.0.1:{port}' for _, port in members)}]",
+            f"cluster.initial_master_nodes: [{', '.join(member for member, _ in members)}]",
+        ]
 
     def running(self) -> bool:
         try:
@@ -199,6 +219,39 @@ class Node:
             if not _alive(pid):
                 break
         self.pid_file.unlink(missing_ok=True)
+
+
+def start_cluster(root: Path, http_ports: list[int], transport_ports: list[int], heap: str = "256m",
+                  name: str = "hotline-cluster", timeout: float = 180.0) -> list[Node]:
+    """Start one node per port pair under ``root`` as one cluster, and wait until all have joined it."""
+    members = [(f"{name}-{i}", port) for i, port in enumerate(transport_ports)]
+    nodes = [Node(Path(root) / member, port=http, heap=heap, name=member, transport_port=transport,
+                  cluster=(name, members)) for (member, transport), http in zip(members, http_ports, strict=True)]
+    errors: list[BaseException] = []
+
+    def start(node: Node) -> None:
+        try:
+            node.start(timeout=timeout)
+        except BaseException as exc:  # noqa: BLE001 - reported once all have tried
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(node,)) for node in nodes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    deadline = time.monotonic() + timeout
+    while not errors and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{nodes[0].url}/_cluster/health?wait_for_nodes={len(nodes)}&timeout=5s",
+                                        timeout=10) as response:
+                if json.load(response).get("number_of_nodes") == len(nodes):
+                    return nodes
+        except (urllib.error.URLError, OSError, ValueError):
+            time.sleep(0.5)
+    for node in nodes:
+        node.stop()
+    raise NodeError(f"the {len(nodes)} nodes did not form one cluster: {errors[0] if errors else 'timed out'}")
 
 
 def _alive(pid: int) -> bool:
