@@ -110,6 +110,10 @@ class Routing(BaseModel):
 
 
 class CaseIn(Input):
+    # Said in the schema too, so that clients (and generated requests) know a case without either is refused.
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra={"anyOf": [{"required": ["text"]}, {"required": ["transcript"]}]})
+
     id: str | None = Field(default=None, max_length=100, description="case id; without one it is derived from time and text")
     received_at: datetime | None = None
     text: str | None = Field(default=None, description="the message or the caller's account")
