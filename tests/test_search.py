@@ -232,9 +232,10 @@ def test_migration_queues_existing_cases_for_the_index(tmp_path: Path, cases: li
     store = SQLiteStore(f"sqlite:///{tmp_path}/old.db")
     store.upsert(cases[:5])
     store.acknowledge([seq for seq, _, _ in store.pending()])
-    for trigger in ("cases_counts_ai", "cases_counts_ad", "cases_counts_au"):  # back to schema 1: undo 6, 5, 4, 3, 2
-        store._db.execute(f"DROP TRIGGER {trigger}")
-    store._db.execute("DROP TABLE daily_counts")
+    for table in ("cells", "counts"):  # back to schema version 1: undo 7, 6, 5, 4, 3 and 2
+        for trigger in ("ai", "ad", "au"):
+            store._db.execute(f"DROP TRIGGER cases_{table}_{trigger}")
+        store._db.execute(f"DROP TABLE daily_{table}")
     store._db.execute("DROP TRIGGER case_vectors_gone")
     store._db.execute("DROP TABLE case_vectors")
     store._db.execute("ALTER TABLE cases DROP COLUMN media_url")

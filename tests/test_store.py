@@ -234,19 +234,25 @@ def test_aggregates_follow_every_write_and_can_be_rebuilt(store: CaseStore) -> N
     store.delete(["C5", "C6"])
     counted = store.counts()
     assert counted == _recount(store) and sum(c.count for c in counted) == 38
+    by_street = store._read("SELECT day, district, category, sum(n) FROM daily_counts "  # type: ignore[attr-defined]
+                            "GROUP BY 1, 2, 3 HAVING sum(n) > 0 ORDER BY 1, 2, 3")
+    assert [(str(d), a, c, n) for d, a, c, n in by_street] == [(str(c.day), c.district, c.category, c.count)
+                                                                for c in counted]
     july_2 = store.counts(CaseQuery.days(date(2025, 7, 2), date(2025, 7, 2)))
     assert {c.day for c in july_2} == {date(2025, 7, 2)} and sum(c.count for c in july_2) == 7  # C6 is gone
     assert store.rebuild_aggregates() > 0 and store.counts() == counted
 
 
 def test_a_store_from_before_the_aggregates_gets_them_on_open(tmp_path: Path) -> None:
-    """Schema 5 → 6 fills the daily counts from the cases already there."""
+    """Schema 5 → 7 fills the daily counts (by street, and by district) from the cases already there."""
     url = f"sqlite:///{tmp_path}/old.db"
     store = SQLiteStore(url)
     store.upsert(case(i, day=1 + i % 3) for i in range(12))
     store.close()
     db = sqlite3.connect(tmp_path / "old.db")
-    db.executescript("DROP TRIGGER cases_counts_ai; DROP TRIGGER cases_counts_ad; DROP TRIGGER cases_counts_au; "
+    db.executescript("DROP TRIGGER cases_cells_ai; DROP TRIGGER cases_cells_ad; DROP TRIGGER cases_cells_au; "
+                     "DROP TABLE daily_cells; "
+                     "DROP TRIGGER cases_counts_ai; DROP TRIGGER cases_counts_ad; DROP TRIGGER cases_counts_au; "
                      "DROP TABLE daily_counts; PRAGMA user_version = 5;")
     db.close()
     store = SQLiteStore(url)

@@ -155,6 +155,38 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT INTO daily_counts (day, district, street, category, n)
     SELECT received_at::date, district, street, coalesce(category_l2, category_l1, ''), count(*)
     FROM cases GROUP BY 1, 2, 3, 4;
+    """,    # 3: the same per (day, district, category) without the street: what the district views read.
+    """
+    CREATE TABLE daily_cells (
+        day date NOT NULL,
+        district text NOT NULL,
+        category text NOT NULL,
+        n integer NOT NULL,
+        PRIMARY KEY (day, district, category)
+    );
+    CREATE OR REPLACE FUNCTION cases_counts() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP IN ('DELETE', 'UPDATE') THEN
+            UPDATE daily_counts SET n = n - 1
+            WHERE day = OLD.received_at::date AND district = OLD.district AND street = OLD.street
+              AND category = coalesce(OLD.category_l2, OLD.category_l1, '');
+            UPDATE daily_cells SET n = n - 1
+            WHERE day = OLD.received_at::date AND district = OLD.district
+              AND category = coalesce(OLD.category_l2, OLD.category_l1, '');
+        END IF;
+        IF TG_OP IN ('INSERT', 'UPDATE') THEN
+            INSERT INTO daily_counts AS d (day, district, street, category, n)
+            VALUES (NEW.received_at::date, NEW.district, NEW.street, coalesce(NEW.category_l2, NEW.category_l1, ''), 1)
+            ON CONFLICT (day, district, street, category) DO UPDATE SET n = d.n + 1;
+            INSERT INTO daily_cells AS d (day, district, category, n)
+            VALUES (NEW.received_at::date, NEW.district, coalesce(NEW.category_l2, NEW.category_l1, ''), 1)
+            ON CONFLICT (day, district, category) DO UPDATE SET n = d.n + 1;
+        END IF;
+        RETURN NULL;
+    END $$;
+    INSERT INTO daily_cells (day, district, category, n)
+    SELECT received_at::date, district, coalesce(category_l2, category_l1, ''), count(*)
+    FROM cases GROUP BY 1, 2, 3;
     """,
 )
 

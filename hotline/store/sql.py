@@ -95,7 +95,7 @@ class SQLReads:
         return as_time(first), as_time(last)
 
     def counts(self, query: CaseQuery | None = None) -> list[CellCount]:
-        """Daily counts per district and level-2 category, from ``daily_counts`` (kept by triggers on ``cases``)."""
+        """Daily counts per district and level-2 category, from ``daily_cells`` (kept by triggers on ``cases``)."""
         query = query or CaseQuery()
         p = self.placeholder
         clauses, params = [], []
@@ -108,9 +108,9 @@ class SQLReads:
         if query.district:
             clauses.append(f"district = {p}")
             params.append(query.district)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._read(f"SELECT day, district, category, sum(n) FROM daily_counts{where} "
-                          "GROUP BY 1, 2, 3 HAVING sum(n) > 0 ORDER BY 1, 2, 3", params)
+        clauses.append("n > 0")
+        rows = self._read(f"SELECT day, district, category, n FROM daily_cells WHERE {' AND '.join(clauses)} "
+                          "ORDER BY 1, 2, 3", params)
         return [CellCount(d if isinstance(d, date) else date.fromisoformat(d), district, category, int(n))
                 for d, district, category, n in rows]
 
@@ -122,6 +122,9 @@ class SQLReads:
             db.execute(f"INSERT INTO daily_counts (day, district, street, category, n) "
                        f"SELECT {self.day_of_case}, district, street, coalesce(category_l2, category_l1, ''), count(*) "
                        "FROM cases GROUP BY 1, 2, 3, 4")
+            db.execute("DELETE FROM daily_cells")
+            db.execute("INSERT INTO daily_cells (day, district, category, n) "
+                       "SELECT day, district, category, sum(n) FROM daily_counts GROUP BY 1, 2, 3")
             return db.execute("SELECT count(*) FROM daily_counts").fetchone()[0]
 
     def summary(self) -> Summary:
