@@ -7,7 +7,11 @@ process: 50 keep-alive connections offering ``--rate`` requests/s in all
 offer), written with bare asyncio streams so the load generator takes little
 of the two cores. Baseline in the same run: the same load on ``/health``.
 
-    python bench/api_load.py [--clients 50] [--seconds 30] [--workers 2]
+    python bench/api_load.py [--clients 50] [--seconds 30] [--workers 2] [--stores sqlite,postgresql]
+
+With ``--stores sqlite,postgresql`` the same load runs once on each store in
+the same run (PostgreSQL and the Elasticsearch node it needs started here on
+free 127.0.0.1 ports, and removed after).
 """
 
 from __future__ import annotations
@@ -104,14 +108,37 @@ async def drive(port: int, path: str, bodies: list[dict] | None, clients: int, s
 
 
 @contextmanager
-def running_service(prefix: str, days: int, seed: int, role: str,
-                    workers: int = 1) -> Iterator[tuple[Path, subprocess.Popen, int]]:
+def city_backends(work: Path) -> Iterator[dict[str, str]]:
+    """A PostgreSQL server and an Elasticsearch node in ``work``: the settings of a city's deployment."""
+    from hotline.store.pgserver import Server
+    from search.node import Node
+
+    server = Server(work / "pg", port=free_port()).start()
+    node = Node(work / "es", port=free_port(), heap="512m")
+    try:
+        node.start()
+        yield {"HOTLINE_STORE": server.url, "HOTLINE_INDEX": f"{node.url}/bench"}
+    finally:
+        node.stop()
+        server.remove()
+
+
+@contextmanager
+def running_service(prefix: str, days: int, seed: int, role: str, workers: int = 1,
+                    store: str = "sqlite") -> Iterator[tuple[Path, subprocess.Popen, int]]:
     """A work directory with generated calls imported and a model trained, and uvicorn serving it (healthy);
-    stopped and removed afterwards."""
+    stopped and removed afterwards. ``store="postgresql"``: on PostgreSQL and Elasticsearch started here."""
+    from contextlib import ExitStack
+
     work = Path(tempfile.mkdtemp(prefix=prefix))
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}, "WORK": str(work),
-           "HOTLINE_STORE": f"sqlite:///{work}/store.db", "HOTLINE_MODELS": str(work / "models"),
-           "HOTLINE_API_KEYS": f"bench-{role}:{role}:{KEY}", "PYTHONPATH": str(ROOT)}
+    work.chmod(0o755)  # the servers' own users must reach their directories under it
+    backends = ExitStack()
+    stores = {"HOTLINE_STORE": f"sqlite:///{work}/store.db"}
+    if store == "postgresql":
+        stores = backends.enter_context(city_backends(work))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}, "WORK": str(work), **stores,
+           "HOTLINE_MODELS": str(work / "models"), "HOTLINE_API_KEYS": f"bench-{role}:{role}:{KEY}",
+           "PYTHONPATH": str(ROOT)}
     hotline(env, "generate", "--days", str(days), "--seed", str(seed), "--start", "2025-05-01", "--out", "calls.csv")
     hotline(env, "ingest", "calls.csv")
     hotline(env, "retrain", "--no-store", "--data", "calls.csv", "--promote")
@@ -135,6 +162,7 @@ def running_service(prefix: str, days: int, seed: int, role: str,
     finally:
         server.terminate()
         server.wait(timeout=30)
+        backends.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -144,18 +172,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rate", type=float, default=300.0, help="requests per second offered by all clients together")
+    parser.add_argument("--stores", default="sqlite", help="comma-separated: sqlite, postgresql (each in turn)")
     args = parser.parse_args()
-    with running_service("hotline-bench-api-", days=60, seed=5, role="agent", workers=args.workers) as (work, _, port):
-        import csv
+    figures: dict[str, object] = {"clients": args.clients, "seconds": args.seconds, "workers": args.workers}
+    stores = [s.strip() for s in args.stores.split(",") if s.strip()]
+    for store in stores:
+        with running_service("hotline-bench-api-", days=60, seed=5, role="agent", workers=args.workers,
+                             store=store) as (work, _, port):
+            import csv
 
-        with (work / "calls.csv").open(encoding="utf-8-sig") as fh:
-            bodies = [{"text": row["transcript"][:400]} for row in csv.DictReader(fh)][:2000]
-        asyncio.run(drive(port, "/v1/route", bodies[:200], 10, 5, 100))  # warm-up, every worker
-        figures: dict[str, object] = {"clients": args.clients, "seconds": args.seconds, "workers": args.workers}
-        for name, path, payload in (("baseline GET /health", "/health", None), ("POST /v1/route", "/v1/route", bodies)):
-            for key, value in asyncio.run(drive(port, path, payload, args.clients, args.seconds, args.rate)).items():
-                figures[f"{name}: {key}"] = value
-        report("api_load", figures)
+            with (work / "calls.csv").open(encoding="utf-8-sig") as fh:
+                bodies = [{"text": row["transcript"][:400]} for row in csv.DictReader(fh)][:2000]
+            asyncio.run(drive(port, "/v1/route", bodies[:200], 10, 5, 100))  # warm-up, every worker
+            prefix = f"{store}: " if len(stores) > 1 else ""
+            for name, path, payload in (("baseline GET /health", "/health", None),
+                                        ("POST /v1/route", "/v1/route", bodies)):
+                for key, value in asyncio.run(drive(port, path, payload, args.clients, args.seconds,
+                                                    args.rate)).items():
+                    figures[f"{prefix}{name}: {key}"] = value
+    report("api_load" if stores == ["sqlite"] else "api_load_stores", figures)
 
 
 if __name__ == "__main__":
