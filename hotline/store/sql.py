@@ -111,8 +111,9 @@ class SQLReads:
         clauses.append("n > 0")
         rows = self._read(f"SELECT day, district, category, n FROM daily_cells WHERE {' AND '.join(clauses)} "
                           "ORDER BY 1, 2, 3", params)
-        return [CellCount(d if isinstance(d, date) else date.fromisoformat(d), district, category, int(n))
-                for d, district, category, n in rows]
+        days: dict[Any, date] = {}  # a few hundred rows share each day: parse it once
+        return [CellCount(days.get(d) or days.setdefault(d, d if isinstance(d, date) else date.fromisoformat(d)),
+                          district, category, int(n)) for d, district, category, n in rows]
 
     def rebuild_aggregates(self) -> int:
         with self._write() as db:
