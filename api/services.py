@@ -27,6 +27,7 @@ from hotline.settings import Settings
 from hotline.store import CaseStore, open_store
 from hotline.times import format_time
 from search import SearchIndex, open_index
+from search.base import CachedCount
 from search.sync import Syncer
 from training.registry import Registry
 
@@ -226,6 +227,9 @@ class Services:
         self.views = ReadCache()
         self.keys = keys if keys is not None else service_keys(settings)[0]
         self.syncer = Syncer(self.store, self.index, interval=sync_interval)
+        # What /health reports, reused for two seconds: a load balancer polling every process many times a
+        # second must not send each poll on to Elasticsearch (p99 160 ms at 300 polls/s on two cores).
+        self.case_count = CachedCount(self.index.count, ttl=2.0)
         self.follow_interval = 1.0
         self._events: tuple[Any, float, Any] | None = None  # (first day, when, clusterer) of the recent events
         self._events_lock = threading.Lock()

@@ -264,7 +264,7 @@ def test_two_service_processes_share_one_postgresql_elasticsearch_and_registry(
         assert label.status_code == 200, label.text
         history = one.get("/v1/cases/TWO-1/labels", headers=AGENT).json()
         assert history[-1]["category"] == "城乡建设/道路设施" and history[-1]["by"] == "agent-1"
-        assert one.get("/health").json()["cases"] == two.get("/health").json()["cases"] == 1501
+        assert _eventually(lambda: one.get("/health").json()["cases"] == two.get("/health").json()["cases"] == 1501)
         # A model trained and promoted from the command line (another host sharing HOTLINE_MODELS) …
         retrained = subprocess.run([sys.executable, "-m", "hotline.cli", "retrain"], env=env, cwd=tmp_path,
                                    capture_output=True, text=True, timeout=300)

@@ -18,7 +18,7 @@ router = APIRouter(tags=["operations"])
 @router.get("/health", response_model=schemas.Health, summary="Liveness and what is loaded")
 def health(services: ServicesDep) -> dict[str, Any]:
     return {"status": "ok" if services.models.router is not None else "no-model",
-            "model_version": services.models.version, "cases": services.index.count(),
+            "model_version": services.models.version, "cases": services.case_count(),
             "index_outbox": services.store.pending_count(), "index": services.index.url.split("@")[-1]}
 
 
