@@ -18,16 +18,15 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from hotline.case import Case, Category, LabelSource
+from hotline.case import Case
 from hotline.errors import InvalidInput, NotFound, ReadOnly, Unavailable
-from hotline.store.base import CaseQuery, Page, UpsertResult, redacted
-from hotline.store.rows import CASE_COLUMNS, LABEL_COLUMNS, case_from_row, field_filters, plan_upsert, relabel
-from hotline.store.rules import SYSTEM, Writer
-from hotline.store.sql import SELECT_CASES, SQLReads
+from hotline.store.base import CaseQuery, Page, redacted
+from hotline.store.rows import case_from_row, field_filters
+from hotline.store.sql import SELECT_CASES, SQLStore, T
 
 log = logging.getLogger(__name__)
 
@@ -191,20 +190,15 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 _SELECT = SELECT_CASES
-_INSERT_LABEL_LOG = (
-    'INSERT INTO label_log (case_id, "at", kind, "by", category, departments, previous_category, previous_departments) '
-    "VALUES (%(case_id)s, %(at)s, %(kind)s, %(by)s, %(category)s, %(departments)s, %(previous_category)s, "
-    "%(previous_departments)s)"
-)
-
-
 def _tsquery(tokens: Sequence[str]) -> str:
     """Every token as a quoted lexeme, all required (the embedded store's FTS5 query means the same)."""
     return " & ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in tokens)
 
 
-class PostgreSQLStore(SQLReads):
+class PostgreSQLStore(SQLStore):
     placeholder = "%s"
+    row_lock = " FOR UPDATE"
+    json_cast = "::jsonb"
     day_of_case = "received_at::date"
     #: Writers wait while the aggregates are rebuilt, so that none of their counts is lost in between.
     rebuild_lock = "LOCK TABLE cases IN SHARE MODE"
@@ -256,7 +250,7 @@ class PostgreSQLStore(SQLReads):
         with self._connection() as conn, conn.transaction():
             yield conn
 
-    def _retrying(self, work: Callable[[Any], Any]) -> Any:
+    def _retrying(self, work: Callable[[Any], T]) -> T:
         """Run ``work(conn)`` in a transaction, again when it lost a race with another writer."""
         errors = self._psycopg.errors
         for attempt in range(RETRIES):
@@ -300,66 +294,17 @@ class PostgreSQLStore(SQLReads):
         self._pool.close()
 
     # ------------------------------------------------------------ writes
-    def upsert(self, cases: Iterable[Case], writer: Writer = SYSTEM) -> UpsertResult:
-        result = UpsertResult()
-        batch: list[Case] = []
-        for case in cases:
-            batch.append(case)
-            if len(batch) >= 500:
-                result += self._retrying(lambda conn, b=batch: self._upsert_batch(conn, b, writer))
-                batch = []
-        if batch:
-            result += self._retrying(lambda conn: self._upsert_batch(conn, batch, writer))
-        return result
+    def _transaction(self, work: Callable[[Any], T]) -> T:
+        return self._retrying(work)
 
-    def _upsert_batch(self, conn: Any, batch: list[Case], writer: Writer) -> UpsertResult:
-        ids = sorted({case.id for case in batch})  # locked in one order, so two writers cannot deadlock
-        rows = conn.execute(_SELECT.replace("SELECT ", "SELECT c.owner, c.content_hash, ", 1)
-                            + " WHERE c.id = ANY(%s) ORDER BY c.id FOR UPDATE", (ids,)).fetchall()
-        existing = {row[2]: (row[0], row[1], case_from_row(row[2:])) for row in rows}
-        plan = plan_upsert(batch, existing, writer, self.tokenize)
-        # Rows of the daily counts are locked in one order by every writer (their triggers upsert them), so
-        # concurrent imports wait for each other there instead of deadlocking.
-        plan.inserts.sort(key=lambda r: (r["received_at"][:10], r["district"], r["street"],
-                                         r["category_l2"] or r["category_l1"] or "", r["id"]))
-        with conn.cursor() as cur:
-            if plan.inserts:
-                columns = ", ".join(CASE_COLUMNS)
-                values = ", ".join(f"%({c})s" for c in CASE_COLUMNS)
-                cur.executemany(f"INSERT INTO cases ({columns}, owner) VALUES ({values}, %(owner)s)", plan.inserts)
-            if plan.updates:
-                assignments = ", ".join(f"{c} = %({c})s" for c in CASE_COLUMNS if c != "id")
-                cur.executemany(f"UPDATE cases SET {assignments} WHERE id = %(id)s", plan.updates)
-            if plan.case_log:
-                cur.executemany('INSERT INTO case_log (case_id, "at", "by", changes) '
-                                "VALUES (%(case_id)s, %(at)s, %(by)s, %(changes)s::jsonb)", plan.case_log)
-            if plan.label_log:
-                cur.executemany(_INSERT_LABEL_LOG, plan.label_log)
-        return UpsertResult(inserted=len(plan.inserts), updated=len(plan.updates), unchanged=plan.unchanged)
+    def _ids_clause(self, ids: list[str]) -> tuple[str, list[Any]]:
+        return "c.id = ANY(%s)", [ids]
 
-    def set_label(
-        self,
-        case_id: str,
-        source: LabelSource,
-        category: Category | None = None,
-        departments: tuple[str, ...] | None = None,
-    ) -> Case:
-        if category is None and departments is None:
-            raise InvalidInput("a label change needs a category or departments")
-
-        def change(conn: Any) -> Case:
-            row = conn.execute(f"{_SELECT} WHERE c.id = %s FOR UPDATE", (case_id,)).fetchone()
-            if row is None:
-                raise NotFound(f"no case with id {case_id!r}")
-            after, fields, entry = relabel(case_from_row(row), source, category, departments)
-            conn.execute(f"UPDATE cases SET {', '.join(f'{c} = %({c})s' for c in LABEL_COLUMNS)} WHERE id = %(id)s",
-                         fields)
-            conn.execute(_INSERT_LABEL_LOG, entry)
-            return after
-
-        after = self._retrying(change)
-        log.info("label of case %s set by %s (%s)", case_id, source.by, source.kind.value)
-        return after
+    def _order_inserts(self, inserts: list[dict[str, Any]]) -> None:
+        """By daily-count cell: every writer then locks those rows (their triggers upsert them) in one order,
+        so concurrent imports wait for each other there instead of deadlocking."""
+        inserts.sort(key=lambda r: (r["received_at"][:10], r["district"], r["street"],
+                                    r["category_l2"] or r["category_l1"] or "", r["id"]))
 
     def delete(self, case_ids: Sequence[str]) -> int:
         """Remove cases (and queue their removal from the index); returns how many existed."""

@@ -1,35 +1,50 @@
-"""What both SQL backends do the same way, above their drivers and placeholders: the reads, the audit logs,
-the aggregates and the tokens."""
+"""What both SQL backends do the same way, above their drivers and placeholders: writes under the rules,
+label changes, the reads, the audit logs, the aggregates and the tokens."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from hotline.case import Case, Category, LabelKind, LabelSource
-from hotline.store.base import CaseQuery, CellCount, ContentChange, LabelChange, Summary
-from hotline.store.rows import READ_COLUMNS, as_time, case_from_row, split_departments
+from hotline.errors import InvalidInput, NotFound
+from hotline.store.base import CaseQuery, CellCount, ContentChange, LabelChange, Summary, UpsertResult
+from hotline.store.rows import (
+    CASE_COLUMNS, LABEL_COLUMNS, READ_COLUMNS, as_time, case_from_row, plan_upsert, relabel, split_departments,
+)
+from hotline.store.rules import SYSTEM, Writer
 from hotline.times import format_time
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Cases written in one transaction.
+UPSERT_BATCH = 500
+_LABEL_LOG_COLUMNS = ("case_id", "at", "kind", "by", "category", "departments", "previous_category",
+                      "previous_departments")
 
 #: A case's columns as :func:`~hotline.store.rows.case_from_row` reads them, from ``cases c``.
 SELECT_CASES = "SELECT " + ", ".join(f"c.{col}" for col in READ_COLUMNS) + " FROM cases c"
 
 
-class SQLReads:
-    """Time-ordered iteration, the time span, the summary and the aggregates, over a backend's ``_read``,
-    ``_write`` and ``where``."""
+class SQLStore:
+    """Writes under the rules, reads, audit logs and aggregates, over a backend's ``_transaction``, ``_read``,
+    ``_ids_clause`` and ``where``."""
 
-    #: The driver's parameter placeholder: ``?`` (sqlite3) or ``%s`` (psycopg).
+    #: The driver's parameter placeholder: ``?`` (sqlite3) or ``%s`` (psycopg); named ones follow it.
     placeholder = "?"
+    #: What locks the rows a write reads first (PostgreSQL: other writers wait; SQLite's writer is alone).
+    row_lock = ""
+    #: How the content log's JSON text becomes the column's type.
+    json_cast = ""
     #: The day a case was received, in SQL over ``cases``.
     day_of_case = "substr(received_at, 1, 10)"
     #: What keeps writers out while the aggregates are rebuilt (SQLite's write transaction already does).
     rebuild_lock = ""
-
-    def _write(self) -> Any:
-        raise NotImplementedError
 
     _tokenize: Callable[[str], list[str]] | None = None
 
@@ -44,6 +59,86 @@ class SQLReads:
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
+
+    def _transaction(self, work: Callable[[Any], T]) -> T:
+        """``work(connection)`` in one write transaction (run again where the backend loses races)."""
+        raise NotImplementedError
+
+    def _ids_clause(self, ids: list[str]) -> tuple[str, list[Any]]:
+        """(condition, params) matching ``c.id`` against ``ids``."""
+        raise NotImplementedError
+
+    def _order_inserts(self, inserts: list[dict[str, Any]]) -> None:
+        """Put a batch's new rows in the order the backend wants them written (as given, here)."""
+
+    def _named(self, name: str) -> str:
+        return f":{name}" if self.placeholder == "?" else f"%({name})s"
+
+    # ------------------------------------------------------------ writes
+    def upsert(self, cases: Iterable[Case], writer: Writer = SYSTEM) -> UpsertResult:
+        result = UpsertResult()
+        batch: list[Case] = []
+        for case in cases:
+            batch.append(case)
+            if len(batch) >= UPSERT_BATCH:
+                result += self._transaction(lambda db, b=batch: self._upsert_batch(db, b, writer))  # type: ignore[misc]
+                batch = []
+        if batch:
+            result += self._transaction(lambda db: self._upsert_batch(db, batch, writer))
+        return result
+
+    def _upsert_batch(self, db: Any, batch: list[Case], writer: Writer) -> UpsertResult:
+        ids = sorted({case.id for case in batch})  # locked in one order, so two writers cannot deadlock
+        condition, params = self._ids_clause(ids)
+        rows = db.execute(SELECT_CASES.replace("SELECT ", "SELECT c.owner, c.content_hash, ", 1)
+                          + f" WHERE {condition} ORDER BY c.id{self.row_lock}", params).fetchall()
+        existing = {row[2]: (row[0], row[1], case_from_row(row[2:])) for row in rows}
+        plan = plan_upsert(batch, existing, writer, self.tokenize)
+        self._order_inserts(plan.inserts)
+        n = self._named
+        with closing(db.cursor()) as cur:
+            if plan.inserts:
+                cur.executemany(f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}, owner) "
+                                f"VALUES ({', '.join(n(c) for c in CASE_COLUMNS)}, {n('owner')})", plan.inserts)
+            if plan.updates:
+                cur.executemany(f"UPDATE cases SET {', '.join(f'{c} = {n(c)}' for c in CASE_COLUMNS if c != 'id')} "
+                                f"WHERE id = {n('id')}", plan.updates)
+            if plan.case_log:
+                cur.executemany('INSERT INTO case_log (case_id, "at", "by", changes) '
+                                f"VALUES ({n('case_id')}, {n('at')}, {n('by')}, {n('changes')}{self.json_cast})",
+                                plan.case_log)
+            if plan.label_log:
+                cur.executemany(self._insert_label_log, plan.label_log)
+        return UpsertResult(inserted=len(plan.inserts), updated=len(plan.updates), unchanged=plan.unchanged)
+
+    @property
+    def _insert_label_log(self) -> str:
+        quoted = ", ".join(f'"{c}"' for c in _LABEL_LOG_COLUMNS)  # "at" and "by" are keywords in PostgreSQL
+        return f"INSERT INTO label_log ({quoted}) VALUES ({', '.join(self._named(c) for c in _LABEL_LOG_COLUMNS)})"
+
+    def set_label(
+        self,
+        case_id: str,
+        source: LabelSource,
+        category: Category | None = None,
+        departments: tuple[str, ...] | None = None,
+    ) -> Case:
+        if category is None and departments is None:
+            raise InvalidInput("a label change needs a category or departments")
+
+        def change(db: Any) -> Case:
+            row = db.execute(f"{SELECT_CASES} WHERE c.id = {self.placeholder}{self.row_lock}", (case_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no case with id {case_id!r}")
+            after, fields, entry = relabel(case_from_row(row), source, category, departments)
+            db.execute(f"UPDATE cases SET {', '.join(f'{c} = {self._named(c)}' for c in LABEL_COLUMNS)} "
+                       f"WHERE id = {self._named('id')}", fields)
+            db.execute(self._insert_label_log, entry)
+            return after
+
+        after = self._transaction(change)
+        log.info("label of case %s set by %s (%s)", case_id, source.by, source.kind.value)
+        return after
 
     def where(self, query: CaseQuery) -> tuple[str, str, list[Any]]:
         """(FROM clause, WHERE clause, params) for a query."""
@@ -116,7 +211,7 @@ class SQLReads:
                           district, category, int(n)) for d, district, category, n in rows]
 
     def rebuild_aggregates(self) -> int:
-        with self._write() as db:
+        def rebuild(db: Any) -> int:
             if self.rebuild_lock:
                 db.execute(self.rebuild_lock)
             db.execute("DELETE FROM daily_counts")
@@ -127,6 +222,8 @@ class SQLReads:
             db.execute("INSERT INTO daily_cells (day, district, category, n) "
                        "SELECT day, district, category, sum(n) FROM daily_counts GROUP BY 1, 2, 3")
             return db.execute("SELECT count(*) FROM daily_counts").fetchone()[0]
+
+        return self._transaction(rebuild)
 
     def summary(self) -> Summary:
         summary = Summary()

@@ -12,17 +12,16 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hotline.case import Case, Category, LabelSource
+from hotline.case import Case
 from hotline.errors import InvalidInput, NotFound, ReadOnly, Unavailable
-from hotline.store.base import CaseQuery, Page, UpsertResult
-from hotline.store.rows import CASE_COLUMNS, LABEL_COLUMNS, case_from_row, field_filters, plan_upsert, relabel
-from hotline.store.rules import SYSTEM, Writer
-from hotline.store.sql import SELECT_CASES, SQLReads
+from hotline.store.base import CaseQuery, Page
+from hotline.store.rows import case_from_row, field_filters
+from hotline.store.sql import SELECT_CASES, SQLStore, T
 
 log = logging.getLogger(__name__)
 
@@ -226,13 +225,7 @@ def path_from_url(url: str) -> str:
     return path
 
 
-_INSERT_LABEL_LOG = (
-    "INSERT INTO label_log (case_id, at, kind, by, category, departments, previous_category, previous_departments) "
-    "VALUES (:case_id, :at, :kind, :by, :category, :departments, :previous_category, :previous_departments)"
-)
-
-
-class SQLiteStore(SQLReads):
+class SQLiteStore(SQLStore):
     """The embedded :class:`~hotline.store.base.CaseStore`; safe to share between threads."""
 
     def __init__(self, url: str, tokenize: Callable[[str], list[str]] | None = None) -> None:
@@ -311,55 +304,12 @@ class SQLiteStore(SQLReads):
             self._db.close()
 
     # ------------------------------------------------------------ writes
-    def upsert(self, cases: Iterable[Case], writer: Writer = SYSTEM) -> UpsertResult:
-        result = UpsertResult()
-        batch: list[Case] = []
-        for case in cases:
-            batch.append(case)
-            if len(batch) >= 500:
-                result += self._upsert_batch(batch, writer)
-                batch = []
-        if batch:
-            result += self._upsert_batch(batch, writer)
-        return result
-
-    def _upsert_batch(self, batch: list[Case], writer: Writer) -> UpsertResult:
-        ids = list({case.id: None for case in batch})
+    def _transaction(self, work: Callable[[Any], T]) -> T:
         with self._write() as db:
-            rows = db.execute(_SELECT.replace("SELECT ", "SELECT c.owner, c.content_hash, ", 1)
-                              + f" WHERE c.id IN ({','.join('?' * len(ids))})", ids)
-            existing = {row[2]: (row[0], row[1], case_from_row(row[2:])) for row in rows}
-            plan = plan_upsert(batch, existing, writer, self.tokenize)
-            columns = ", ".join(CASE_COLUMNS)
-            values = ", ".join(f":{c}" for c in CASE_COLUMNS)
-            if plan.inserts:
-                db.executemany(f"INSERT INTO cases ({columns}, owner) VALUES ({values}, :owner)", plan.inserts)
-            if plan.updates:
-                assignments = ", ".join(f"{c} = :{c}" for c in CASE_COLUMNS if c != "id")
-                db.executemany(f"UPDATE cases SET {assignments} WHERE id = :id", plan.updates)
-            db.executemany("INSERT INTO case_log (case_id, at, by, changes) VALUES (:case_id, :at, :by, :changes)",
-                           plan.case_log)
-            db.executemany(_INSERT_LABEL_LOG, plan.label_log)
-        return UpsertResult(inserted=len(plan.inserts), updated=len(plan.updates), unchanged=plan.unchanged)
+            return work(db)
 
-    def set_label(
-        self,
-        case_id: str,
-        source: LabelSource,
-        category: Category | None = None,
-        departments: tuple[str, ...] | None = None,
-    ) -> Case:
-        if category is None and departments is None:
-            raise InvalidInput("a label change needs a category or departments")
-        with self._write() as db:
-            row = db.execute(f"{_SELECT} WHERE c.id = ?", (case_id,)).fetchone()
-            if row is None:
-                raise NotFound(f"no case with id {case_id!r}")
-            after, fields, entry = relabel(case_from_row(row), source, category, departments)
-            db.execute(f"UPDATE cases SET {', '.join(f'{c} = :{c}' for c in LABEL_COLUMNS)} WHERE id = :id", fields)
-            db.execute(_INSERT_LABEL_LOG, entry)
-        log.info("label of case %s set by %s (%s)", case_id, source.by, source.kind.value)
-        return after
+    def _ids_clause(self, ids: list[str]) -> tuple[str, list[Any]]:
+        return f"c.id IN ({','.join('?' * len(ids))})", ids
 
     # ------------------------------------------------------------ outbox
     def pending(self, limit: int = 1000) -> list[tuple[int, str, str]]:
