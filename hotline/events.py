@@ -20,16 +20,19 @@ and key words), area, first and last seen, and its cases.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
+import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from hotline.case import Case, Location
 from hotline.errors import InvalidInput, NotFound
+from hotline.times import shifted
 
 #: Earth radius for the haversine distance.
 _EARTH_KM = 6371.0
@@ -51,7 +54,8 @@ class Event:
     street: str
     first_seen: datetime
     last_seen: datetime
-    case_ids: list[str] = field(default_factory=list)
+    case_ids: list[str] = field(default_factory=list)  # of a kept event read back: those read with it
+    size: int = 0
     words: dict[str, float] = field(default_factory=dict)
     places: Counter[str] = field(default_factory=Counter)
     categories: Counter[str] = field(default_factory=Counter)
@@ -59,10 +63,6 @@ class Event:
     lon_sum: float = 0.0
     located: int = 0
     norm2: float = 0.0
-
-    @property
-    def size(self) -> int:
-        return len(self.case_ids)
 
     @property
     def location(self) -> Location | None:
@@ -94,6 +94,24 @@ class Event:
             "case_ids": list(self.case_ids),
         }
 
+    def to_row(self) -> dict[str, Any]:
+        """The event as the store keeps it: what the views show, and the clusterer's state to go on from."""
+        state = {"words": {w: round(v, 6) for w, v in self.words.items()}, "places": dict(self.places),
+                 "categories": dict(self.categories), "lat_sum": self.lat_sum, "lon_sum": self.lon_sum,
+                 "located": self.located, "norm2": self.norm2}
+        return {"id": self.id, "district": self.district, "street": self.street, "first_seen": self.first_seen,
+                "last_seen": self.last_seen, "size": self.size, "category": self.category, "place": self.place,
+                "title": self.title, "state": json.dumps(state, ensure_ascii=False)}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], case_ids: Sequence[str] = ()) -> Event:
+        state = json.loads(row["state"])
+        return cls(row["id"], row["district"], row["street"], row["first_seen"], row["last_seen"],
+                   case_ids=list(case_ids), size=int(row["size"]), words=state["words"],
+                   places=Counter(state["places"]), categories=Counter(state["categories"]),
+                   lat_sum=state["lat_sum"], lon_sum=state["lon_sum"], located=state["located"],
+                   norm2=state["norm2"])
+
 
 class EventClusterer:
     """Incremental event assignment; ``assign`` is the online step, ``fit`` learns word weights."""
@@ -109,6 +127,7 @@ class EventClusterer:
         category_bonus: float = 0.3,
         near_km: float = 0.6,
         max_df: float = 0.05,
+        new_id: Callable[[Case], str] | None = None,
     ) -> None:
         self.tokenize = tokenize
         self.landmarks = frozenset(landmarks)
@@ -119,6 +138,7 @@ class EventClusterer:
         self.category_bonus = category_bonus
         self.near_km = near_km
         self.max_df = max_df
+        self.new_id = new_id
         self.idf_: dict[str, float] = {}
         self.common_: frozenset[str] = frozenset()
         self.default_idf_ = 1.0
@@ -138,6 +158,11 @@ class EventClusterer:
             n += 1
         if n == 0:
             raise InvalidInput("fitting the event clusterer needs at least one text")
+        return self.fit_counts(df, n)
+
+    def fit_counts(self, df: Mapping[str, int], n: int) -> EventClusterer:
+        """The same from document frequencies already counted (the store's daily term counts): ``n`` cases,
+        ``df[word]`` of them with the word. Without any case every word weighs the same."""
         limit = self.max_df * n if n >= 100 else n
         self.idf_ = {w: math.log((1 + n) / (1 + c)) + 1.0 for w, c in df.items() if c <= limit}
         self.common_ = frozenset(w for w, c in df.items() if c > limit)
@@ -163,15 +188,15 @@ class EventClusterer:
         """The event of ``case``: an open event it resembles enough, or a new one. Cases arrive in time order."""
         if case.id in self.case_event:
             return self.case_event[case.id]
-        if self._last_time and case.received_at < self._last_time - self.window:
+        if self._last_time and case.received_at < shifted(self._last_time, -self.window):
             raise InvalidInput(f"case {case.id} at {case.received_at} is older than the open window; re-cluster instead")
         self._last_time = max(self._last_time or case.received_at, case.received_at)
         vec, places = self._features(case)
         best = self._best(vec, places, case)
         if best is None:
             self._serial += 1
-            best = Event(f"EV{case.received_at:%Y%m%d}-{self._serial:06d}", case.area.district, case.area.street,
-                         case.received_at, case.received_at)
+            event_id = self.new_id(case) if self.new_id else f"EV{case.received_at:%Y%m%d}-{self._serial:06d}"
+            best = Event(event_id, case.area.district, case.area.street, case.received_at, case.received_at)
             self.events[best.id] = best
         self._add(best, case, vec, places)
         return best.id
@@ -202,7 +227,7 @@ class EventClusterer:
         return keys
 
     def _candidates(self, vec: dict[str, float], places: set[str], case: Case) -> list[Event]:
-        since = case.received_at - self.window
+        since = shifted(case.received_at, -self.window)
         found: dict[str, Event] = {}
         for word in self._keys(vec, places, case):
             ids = self._open.get(word)
@@ -213,6 +238,8 @@ class EventClusterer:
                 if event is None or event.last_seen < since:
                     ids.discard(event_id)  # closed: its window has passed
                     continue
+                if event.first_seen > shifted(case.received_at, self.window):
+                    continue  # a late case, from before this event began
                 if case.area.district and event.district and event.district != case.area.district:
                     continue
                 found[event_id] = event
@@ -251,7 +278,18 @@ class EventClusterer:
         event.first_seen = min(event.first_seen, case.received_at)
         event.last_seen = max(event.last_seen, case.received_at)
         event.case_ids.append(case.id)
+        event.size += 1
         self.case_event[case.id] = event.id
+
+    def restore(self, events: Iterable[Event]) -> EventClusterer:
+        """Go on from events kept before (the store's): new cases may join them as if they had never left."""
+        for event in events:
+            self.events[event.id] = event
+            keys = [*event.words, *(f"@place:{p}" for p in event.places),
+                    *(f"@cat:{event.district}/{c}" for c in event.categories)]
+            for key in keys:
+                self._open[key].add(event.id)
+        return self
 
     # ------------------------------------------------------------ supervisors' corrections
     def merge(self, keep: str, other: str, cases: dict[str, Case]) -> Event:
@@ -320,6 +358,114 @@ def cluster_period(cases: Iterable[Case], start: date, tokenize: Callable[[str],
         clusterer.fit(history or [f"{c.title} {c.text}" for c in period] or [""])
     clusterer.assign_many(period)
     return clusterer
+
+
+class EventAssigner:
+    """Keeps every case's event as it arrives: the store queues each new case, and this takes the queue a
+    batch at a time, in order of arrival, going on from the events the store keeps.
+
+    The views then read events rather than re-clustering their period. Word
+    weights come from the store's daily term counts of the ``history_days``
+    before each case's day (refitted once a day, as the service did), so
+    assignment reads no case but the ones it assigns. A case that arrives
+    late (received days ago) joins the events around its own time. One
+    assigner works at a time; the others find the queue taken.
+    """
+
+    def __init__(self, store: Any, tokenize: Callable[[str], list[str]], landmarks: Iterable[str] = (),
+                 history_days: int = 28, batch: int = 1000, **params: Any) -> None:
+        self.store = store
+        self.tokenize = tokenize
+        self.landmarks = frozenset(landmarks)
+        self.history_days = history_days
+        self.batch = batch
+        self.params = params
+        self._weights: dict[date, EventClusterer] = {}
+
+    def _clusterer(self) -> EventClusterer:
+        return EventClusterer(self.tokenize, self.landmarks, new_id=_event_id, **self.params)
+
+    def weights(self, day: date) -> EventClusterer:
+        """A clusterer with the word weights of the days before ``day`` (and of ``day`` itself while the history
+        is short: the first days of a new store)."""
+        fitted = self._weights.get(day)
+        if fitted is None:
+            first = shifted(day, -timedelta(days=self.history_days))
+            last = shifted(day, -timedelta(days=1))
+            if self.store.documents(first, last) < 100:
+                last = day
+            fitted = self._clusterer().fit_counts(self.store.term_counts(first, last), self.store.documents(first, last))
+            if len(self._weights) >= 4:
+                self._weights.pop(min(self._weights))
+            self._weights[day] = fitted
+        return fitted
+
+    def open_at(self, at: datetime) -> EventClusterer:
+        """The kept events of two calls or more still open at ``at``, with the word weights of its day: what a
+        call being taken is matched against ("属于事件 X，已有 N 位市民反映") without joining them."""
+        clusterer = self._weighted(at.date())
+        since = shifted(at, -clusterer.window)
+        kept = self.store.events(since.date(), at.date(), min_size=2, limit=100_000)
+        return clusterer.restore(Event.from_row(row, case_ids) for row, case_ids in kept
+                                 if row["last_seen"] >= since)
+
+    def _weighted(self, day: date) -> EventClusterer:
+        """An empty clusterer with the word weights of ``day``."""
+        fitted = self.weights(day)
+        clusterer = self._clusterer()
+        clusterer.idf_, clusterer.common_, clusterer.default_idf_ = fitted.idf_, fitted.common_, fitted.default_idf_
+        return clusterer
+
+    def run_once(self) -> int:
+        """Assign one batch of waiting cases; how many were taken (0: none waiting, or another assigner busy)."""
+        return self.store.assign_events(self._work, self.batch)
+
+    def run(self, max_cases: int | None = None) -> int:
+        """Assign waiting cases until none is left (or ``max_cases`` were)."""
+        done = 0
+        while max_cases is None or done < max_cases:
+            taken = self.run_once()
+            if not taken:
+                break
+            done += taken
+        return done
+
+    def _work(self, cases: list[Case], load: Callable[[datetime, datetime], list[dict[str, Any]]]
+              ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        ordered = sorted(cases, key=lambda c: (c.received_at, c.id))
+        window = self._clusterer().window
+        loaded: dict[str, Event] = {}
+        assigned: dict[str, str] = {}
+        touched: set[str] = set()
+        segment: list[Case] = []
+        for case in [*ordered, None]:
+            if segment and (case is None or case.received_at.date() != segment[0].received_at.date()
+                            or case.received_at - segment[-1].received_at > window):
+                # One day's cases that follow each other: one set of weights, the events around them.
+                since, until = shifted(segment[0].received_at, -window), shifted(segment[-1].received_at, window)
+                for row in load(since, until):
+                    if row["id"] not in loaded:
+                        loaded[row["id"]] = Event.from_row(row)
+                clusterer = self._weighted(segment[0].received_at.date())
+                clusterer.restore(e for e in loaded.values() if e.last_seen >= since and e.first_seen <= until)
+                for member in segment:
+                    assigned[member.id] = clusterer.assign(member)
+                    touched.add(assigned[member.id])
+                loaded.update(clusterer.events)
+                segment = []
+            if case is not None:
+                segment.append(case)
+        return [loaded[event_id].to_row() for event_id in sorted(touched)], assigned
+
+
+def _event_id(case: Case) -> str:
+    """A kept event's id: its first day and a digest of its first case (unique across assigners and restarts)."""
+    return f"EV{case.received_at:%Y%m%d}-{hashlib.blake2b(case.id.encode(), digest_size=5).hexdigest()}"
+
+
+def kept_events(store: Any, start: date, end: date, min_size: int = 3, top: int = 20) -> list[Event]:
+    """The largest events the store keeps that were active from ``start`` to ``end``."""
+    return [Event.from_row(row, case_ids) for row, case_ids in store.events(start, end, min_size, top)]
 
 
 def bcubed(truth: dict[str, str], found: dict[str, str]) -> tuple[float, float, float]:

@@ -16,12 +16,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hotline.errors import Implausible, InvalidInput
 
+D = TypeVar("D", date, datetime)
+
 DEFAULT_EARLIEST = date(2000, 1, 1)
 DEFAULT_ZONE = "Asia/Shanghai"
+
+
+def shifted(moment: D, delta: timedelta) -> D:
+    """``moment + delta``, held within the calendar: a year-1 row an older version let in must not overflow
+    the arithmetic of whatever reads it."""
+    try:
+        return moment + delta  # type: ignore[return-value]
+    except OverflowError:
+        return type(moment).max if delta > timedelta(0) else type(moment).min  # type: ignore[return-value]
 
 
 def format_time(moment: datetime | None) -> str | None:

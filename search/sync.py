@@ -13,7 +13,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from hotline.errors import NotFound, Unavailable
+from hotline.errors import Unavailable
 from hotline.store.base import CaseStore
 from search.base import SearchIndex
 
@@ -42,15 +42,9 @@ def sync(store: CaseStore, index: SearchIndex, batch: int = 1000, limit: int | N
             report.indexed += len(entries)
             continue
         last_op = {case_id: op for _, case_id, op in entries}  # the latest entry of a case wins
-        to_index, to_delete = [], []
-        for case_id, op in last_op.items():
-            if op == "delete":
-                to_delete.append(case_id)
-                continue
-            try:
-                to_index.append(store.get(case_id))
-            except NotFound:  # deleted after it was queued; its delete entry follows
-                continue
+        to_delete = [case_id for case_id, op in last_op.items() if op == "delete"]
+        # One read for the batch (a case deleted after it was queued is not there: its delete entry follows).
+        to_index = store.get_many([case_id for case_id, op in last_op.items() if op != "delete"])
         try:
             if to_index:
                 report.indexed += index.index(to_index)

@@ -66,6 +66,21 @@ def demo_cases(demo: tuple[list[dict[str, Any]], Truth], gazetteer: Gazetteer, t
     return [builder.build(row, columns) for row in rows]
 
 
+@pytest.fixture(scope="session")
+def demo_store(demo_cases: list[Case], gazetteer: Gazetteer, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[SQLiteStore]:
+    """The demo calls in a store, each with its event kept (as the service keeps them while calls arrive)."""
+    from hotline.events import EventAssigner
+    from hotline.text.segment import default_segmenter
+
+    tokens = default_segmenter().tokens
+    s = SQLiteStore(f"sqlite:///{tmp_path_factory.mktemp('demo-store')}/store.db", tokenize=tokens)
+    s.upsert(demo_cases)
+    EventAssigner(s, tokens, gazetteer.landmarks).run()
+    yield s
+    s.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -80,3 +80,25 @@ def test_bcubed_and_ari_on_small_clusterings() -> None:
     assert recall == 1.0 and precision == pytest.approx((0.5 * 2 + 0.25 * 2) / 4)
     with pytest.raises(InvalidInput):
         bcubed(truth, {"z": "1"})
+
+
+def test_events_kept_as_cases_arrive_match_the_truth(demo_store, demo: tuple[list, Truth]) -> None:
+    """The assigner (the store's queue, in batches, word weights from the daily term counts) finds the
+    incidents as well as clustering the whole period at once, and the views read them back."""
+    from datetime import date
+
+    from hotline.events import kept_events
+
+    _, truth = demo
+    found = dict(demo_store._read("SELECT case_id, event_id FROM case_events"))
+    assert len(found) == demo_store.summary().total and demo_store.event_backlog() == 0
+    true = {case_id: case_id for case_id in found}
+    for event in truth.events:
+        for case_id in event.case_ids:
+            if case_id in true:
+                true[case_id] = event.id
+    precision, recall, f1 = bcubed(true, found)
+    assert f1 >= 0.95 and precision >= 0.93 and recall >= 0.95
+    largest = kept_events(demo_store, date(2025, 8, 1), date(2025, 8, 28), min_size=3, top=5)
+    assert largest and largest[0].size >= largest[-1].size >= 3
+    assert all(found[c] == e.id for e in largest for c in e.case_ids) and len(largest[0].case_ids) == largest[0].size

@@ -234,23 +234,82 @@ def test_aggregates_follow_every_write_and_can_be_rebuilt(store: CaseStore) -> N
     store.delete(["C5", "C6"])
     counted = store.counts()
     assert counted == _recount(store) and sum(c.count for c in counted) == 38
-    by_street = store._read("SELECT day, district, category, sum(n) FROM daily_counts "  # type: ignore[attr-defined]
-                            "GROUP BY 1, 2, 3 HAVING sum(n) > 0 ORDER BY 1, 2, 3")
-    assert [(str(d), a, c, n) for d, a, c, n in by_street] == [(str(c.day), c.district, c.category, c.count)
-                                                                for c in counted]
+    streets = Counter((c.received_at.date(), c.area.district, c.area.street,
+                       c.category.l2 or c.category.l1 if c.category else "") for c in store.iter_cases())
+    by_street = store.counts(by_street=True)
+    assert {(c.day, c.district, c.street, c.category): c.count for c in by_street} == dict(streets)
     july_2 = store.counts(CaseQuery.days(date(2025, 7, 2), date(2025, 7, 2)))
     assert {c.day for c in july_2} == {date(2025, 7, 2)} and sum(c.count for c in july_2) == 7  # C6 is gone
     assert store.rebuild_aggregates() > 0 and store.counts() == counted
 
 
+def _recount_terms(store: CaseStore, start: date = date(2025, 1, 1), end: date = date(2025, 12, 31)) -> dict[str, int]:
+    """How many cases of the days use each word, from every case's tokens, as the daily term counts must say."""
+    counted: Counter[str] = Counter()
+    for c in store.iter_cases(CaseQuery.days(start, end)):
+        counted.update(set(store.tokenize(f"{c.title} {c.text}")))  # type: ignore[attr-defined]
+    return dict(counted)
+
+
+def test_term_counts_follow_every_write_and_can_be_rebuilt(store: CaseStore) -> None:
+    """New words, edited texts, re-dated and deleted cases keep each day's word counts equal to a recount."""
+    admin = Writer("admin", privileged=True)
+    store.upsert([case(i, text="小区停水了三天" if i % 2 else "路灯不亮，晚上很黑", day=1 + i % 3) for i in range(30)])
+    store.upsert([case(1, text="充电桩收费太贵了", day=1), case(3, day=9), case(5, text="小区停水了三天")],
+                 writer=admin)  # an edit, a re-dated case, an unchanged one
+    store.set_label("C7", AGENT, category=Category("环境保护", "噪声污染"))  # labels leave the words alone
+    store.delete(["C9", "C11"])
+    assert store.term_counts(date(2025, 7, 1), date(2025, 7, 31)) == _recount_terms(store)
+    words = [*store.tokenize("充电桩收费太贵了")[:2], "停水", "没有的词"]  # type: ignore[attr-defined]
+    recounted = _recount_terms(store, date(2025, 7, 1), date(2025, 7, 1))
+    assert store.term_counts(date(2025, 7, 1), date(2025, 7, 1), words) == {w: recounted[w] for w in words[:3]}
+    assert recounted[words[0]] == 1
+    assert store.documents(date(2025, 7, 1), date(2025, 7, 31)) == 28
+    assert [i for i, _ in store.day_tokens(date(2025, 7, 9))] == ["C3"] and store.term_counts(
+        date(2025, 7, 1), date(2025, 7, 1), []) == {}
+    store._transaction(lambda db: db.execute("UPDATE daily_terms SET n = n + 5"))  # type: ignore[attr-defined]
+    assert store.rebuild_aggregates() > 0
+    assert store.term_counts(date(2025, 7, 1), date(2025, 7, 31)) == _recount_terms(store)
+
+
+def test_events_are_kept_as_cases_arrive(store: CaseStore) -> None:
+    """Calls about one burst main become one kept event, a late call joins it, other calls stay apart, and a
+    second assigner finds nothing left to do; deletes shrink the event."""
+    from hotline.events import EventAssigner, kept_events
+
+    burst = [case(i, text=f"幸福路{i}号门口自来水管爆裂，水漫到马路上了", day=3, area=Area("海陵区", "城东街道"))
+             for i in range(5)]
+    others = [case(10 + i, text=text, day=3, category=Category("环境保护", "噪声污染"), area=Area("姜堰区", "三水街道"))
+              for i, text in enumerate(["工地夜间施工噪音扰民", "广场舞音响太吵", "酒吧音乐很响到凌晨"])]
+    history = [case(100 + i, text=f"第{i}个普通的咨询问题，关于社保缴费", day=1) for i in range(30)]
+    store.upsert([*history, *burst[:4], *others])
+    assert store.event_backlog() == 37
+    assigner = EventAssigner(store, store.tokenize, batch=10)  # type: ignore[attr-defined]
+    assert assigner.run() == 37 and store.event_backlog() == 0 and EventAssigner(store, store.tokenize).run() == 0  # type: ignore[attr-defined]
+    store.upsert([burst[4]])  # comes in later, received with the others
+    assert assigner.run() == 1
+    found = kept_events(store, date(2025, 7, 3), date(2025, 7, 3), min_size=2)
+    assert len(found) == 1 and found[0].size == 5 and found[0].case_ids == [c.id for c in burst]
+    assert found[0].district == "海陵区" and "幸福" in found[0].title
+    assert kept_events(store, date(2025, 7, 5), date(2025, 7, 9), min_size=2) == []
+    store.delete(["C0"])
+    assert kept_events(store, date(2025, 7, 3), date(2025, 7, 3), min_size=2)[0].size == 4
+    store.rebuild_aggregates()  # forgets the events and queues every case again
+    assert store.event_backlog() == 37 and assigner.run() == 37
+    assert kept_events(store, date(2025, 7, 3), date(2025, 7, 3), min_size=2)[0].size == 4
+
+
 def test_a_store_from_before_the_aggregates_gets_them_on_open(tmp_path: Path) -> None:
-    """Schema 5 → 7 fills the daily counts (by street, and by district) from the cases already there."""
+    """Schema 5 → 8 fills the daily counts (by street, by district, and of words) from the cases already there,
+    and queues every case for its event."""
     url = f"sqlite:///{tmp_path}/old.db"
     store = SQLiteStore(url)
     store.upsert(case(i, day=1 + i % 3) for i in range(12))
     store.close()
     db = sqlite3.connect(tmp_path / "old.db")
-    db.executescript("DROP TRIGGER cases_cells_ai; DROP TRIGGER cases_cells_ad; DROP TRIGGER cases_cells_au; "
+    db.executescript("DROP TRIGGER cases_events_ai; DROP TRIGGER cases_events_au; DROP TRIGGER cases_events_ad; "
+                     "DROP TABLE daily_terms; DROP TABLE events; DROP TABLE case_events; DROP TABLE event_queue; "
+                     "DROP TRIGGER cases_cells_ai; DROP TRIGGER cases_cells_ad; DROP TRIGGER cases_cells_au; "
                      "DROP TABLE daily_cells; "
                      "DROP TRIGGER cases_counts_ai; DROP TRIGGER cases_counts_ad; DROP TRIGGER cases_counts_au; "
                      "DROP TABLE daily_counts; PRAGMA user_version = 5;")
@@ -259,5 +318,7 @@ def test_a_store_from_before_the_aggregates_gets_them_on_open(tmp_path: Path) ->
     try:
         assert store.schema_version == len(MIGRATIONS) and store.counts() == _recount(store)
         assert [c.count for c in store.counts()] == [4, 4, 4]
+        assert store.term_counts(date(2025, 1, 1), date(2025, 12, 31)) == _recount_terms(store)
+        assert store.event_backlog() == 12
     finally:
         store.close()

@@ -7,10 +7,10 @@ index, models, reports) is derived from what the store holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from hotline.case import Case, Category, LabelSource
 from hotline.errors import InvalidInput
@@ -63,12 +63,13 @@ class CaseQuery:
 
 @dataclass(frozen=True, slots=True, order=True)
 class CellCount:
-    """Cases received on one day in one district about one (level-2) category."""
+    """Cases received on one day in one district (and street, when asked for) about one (level-2) category."""
 
     day: date
     district: str
     category: str
     count: int
+    street: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +176,13 @@ class CaseStore(Protocol):
 
     def summary(self) -> Summary: ...
 
-    def counts(self, query: CaseQuery | None = None) -> list[CellCount]:
-        """Daily counts per district and level-2 category over the query's days, from the aggregates kept on write.
+    def get_many(self, case_ids: Sequence[str]) -> list[Case]:
+        """The stored cases among ``case_ids``, in one round trip (those not stored are left out)."""
+        ...
+
+    def counts(self, query: CaseQuery | None = None, by_street: bool = False) -> list[CellCount]:
+        """Daily counts per district (and street) and level-2 category over the query's days, from the
+        aggregates kept on write.
 
         Every write changes them in its own transaction, so the supervisors'
         views read a few thousand rows, never every case of their range. Only
@@ -186,6 +192,33 @@ class CaseStore(Protocol):
 
     def rebuild_aggregates(self) -> int:
         """Recompute the aggregates from the cases (after a restore, or to check them); returns the rows kept."""
+        ...
+
+    def documents(self, start: date, end: date) -> int:
+        """How many cases came in from ``start`` to ``end`` (from the daily counts)."""
+        ...
+
+    def term_counts(self, start: date, end: date, terms: Sequence[str] | None = None) -> dict[str, int]:
+        """How many cases of the days use each word (of ``terms``, or all), from the daily term counts kept on write."""
+        ...
+
+    def day_tokens(self, day: date) -> list[tuple[str, list[str]]]:
+        """(case id, tokens) of one day's cases in time order."""
+        ...
+
+    def assign_events(self, work: Callable[..., tuple[list[dict[str, Any]], dict[str, str]]],
+                      limit: int = 1000) -> int:
+        """Hand the oldest cases waiting for an event to ``work`` and keep what it decides, in one transaction
+        (see :class:`hotline.events.EventAssigner`); one assigner at a time. Returns the cases taken."""
+        ...
+
+    def event_backlog(self) -> int:
+        """Cases still waiting for their event."""
+        ...
+
+    def events(self, start: date, end: date, min_size: int = 3,
+               limit: int = 20) -> list[tuple[dict[str, Any], list[str]]]:
+        """The largest kept events active in the days, each with its cases' ids."""
         ...
 
     def span(self, until: datetime | None = None) -> tuple[datetime | None, datetime | None]:

@@ -37,6 +37,15 @@ RETRIES = 8
 _MIGRATION_LOCK = 74_120_001
 _CLAIM_LOCK = 74_120_002
 
+_EVENTS_LOCK = 74_120_003
+#: The daily term counts from every case's tokens: one row per distinct word of each case.
+_REBUILD_TERMS = """
+    INSERT INTO daily_terms (day, term, n)
+    SELECT c.received_at::date, w.term, count(*)
+    FROM cases c CROSS JOIN LATERAL (SELECT DISTINCT unnest(string_to_array(c.tokens, ' ')) AS term) w
+    WHERE w.term <> '' GROUP BY 1, 2;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: the embedded store's schema 1-4 at once: cases with their tokens, the two audit logs, the outbox.
     """
@@ -187,6 +196,57 @@ MIGRATIONS: tuple[str, ...] = (
     SELECT received_at::date, district, coalesce(category_l2, category_l1, ''), count(*)
     FROM cases GROUP BY 1, 2, 3;
     """,
+    # 4: daily term counts (emerging terms, the events' word weights; kept by the writes in their transactions),
+    # the events kept as cases arrive, and the queue of cases waiting for theirs.
+    """
+    CREATE TABLE daily_terms (
+        day date NOT NULL,
+        term text NOT NULL,
+        n integer NOT NULL,
+        PRIMARY KEY (day, term)
+    );
+    CREATE TABLE events (
+        id text PRIMARY KEY,
+        district text NOT NULL,
+        street text NOT NULL,
+        first_seen timestamp(0) NOT NULL,
+        last_seen timestamp(0) NOT NULL,
+        size integer NOT NULL,
+        category text NOT NULL,
+        place text NOT NULL,
+        title text NOT NULL,
+        state text NOT NULL
+    );
+    CREATE INDEX events_active ON events (last_seen, first_seen);
+    CREATE INDEX events_sized ON events (last_seen) WHERE size >= 2;
+    CREATE TABLE case_events (
+        case_id text PRIMARY KEY,
+        event_id text NOT NULL
+    );
+    CREATE INDEX case_events_event ON case_events (event_id);
+    CREATE TABLE event_queue (
+        case_id text PRIMARY KEY,
+        received_at timestamp(0) NOT NULL
+    );
+    CREATE INDEX event_queue_time ON event_queue (received_at, case_id);
+    CREATE FUNCTION cases_events() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO event_queue (case_id, received_at) VALUES (NEW.id, NEW.received_at) ON CONFLICT DO NOTHING;
+        ELSIF TG_OP = 'UPDATE' THEN
+            UPDATE event_queue SET received_at = NEW.received_at WHERE case_id = NEW.id;
+        ELSE
+            DELETE FROM event_queue WHERE case_id = OLD.id;
+            UPDATE events SET size = size - 1 WHERE id = (SELECT event_id FROM case_events WHERE case_id = OLD.id);
+            DELETE FROM case_events WHERE case_id = OLD.id;
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER cases_events_aid AFTER INSERT OR DELETE ON cases FOR EACH ROW EXECUTE FUNCTION cases_events();
+    CREATE TRIGGER cases_events_au AFTER UPDATE OF received_at ON cases FOR EACH ROW
+    WHEN (OLD.received_at IS DISTINCT FROM NEW.received_at) EXECUTE FUNCTION cases_events();
+    INSERT INTO event_queue (case_id, received_at) SELECT id, received_at FROM cases;
+    """ + _REBUILD_TERMS,
 )
 
 _SELECT = SELECT_CASES
@@ -202,6 +262,7 @@ class PostgreSQLStore(SQLStore):
     day_of_case = "received_at::date"
     #: Writers wait while the aggregates are rebuilt, so that none of their counts is lost in between.
     rebuild_lock = "LOCK TABLE cases IN SHARE MODE"
+    events_lock = f"SELECT pg_try_advisory_xact_lock({_EVENTS_LOCK})"
 
     """A :class:`~hotline.store.base.CaseStore` on a PostgreSQL server (``postgresql://user@host:port/db``)."""
 
@@ -297,19 +358,25 @@ class PostgreSQLStore(SQLStore):
     def _transaction(self, work: Callable[[Any], T]) -> T:
         return self._retrying(work)
 
-    def _ids_clause(self, ids: list[str]) -> tuple[str, list[Any]]:
-        return "c.id = ANY(%s)", [ids]
+    def _in(self, column: str, values: list[Any]) -> tuple[str, list[Any]]:
+        return f"{column} = ANY(%s)", [values]
+
+    def _add_terms(self, db: Any, deltas: dict[tuple[str, str], int]) -> None:
+        """One statement for the whole batch (an executemany of thousands of rows is as many round trips)."""
+        if deltas:
+            db.execute("INSERT INTO daily_terms AS d (day, term, n) "
+                       "SELECT * FROM unnest(%s::date[], %s::text[], %s::integer[]) "
+                       "ON CONFLICT (day, term) DO UPDATE SET n = d.n + excluded.n",
+                       ([day for day, _ in deltas], [word for _, word in deltas], list(deltas.values())))
+
+    def _rebuild_terms(self, db: Any) -> None:
+        db.execute(_REBUILD_TERMS)
 
     def _order_inserts(self, inserts: list[dict[str, Any]]) -> None:
         """By daily-count cell: every writer then locks those rows (their triggers upsert them) in one order,
         so concurrent imports wait for each other there instead of deadlocking."""
         inserts.sort(key=lambda r: (r["received_at"][:10], r["district"], r["street"],
                                     r["category_l2"] or r["category_l1"] or "", r["id"]))
-
-    def delete(self, case_ids: Sequence[str]) -> int:
-        """Remove cases (and queue their removal from the index); returns how many existed."""
-        with self._write() as conn:
-            return conn.execute("DELETE FROM cases WHERE id = ANY(%s)", (list(case_ids),)).rowcount
 
     # ------------------------------------------------------------ outbox
     def pending(self, limit: int = 1000) -> list[tuple[int, str, str]]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -211,3 +212,19 @@ def relabel(before: Case, source: LabelSource, category: Category | None,
     after = before.with_label(source, category=category, departments=departments)
     fresh = case_row(after, format_time(datetime.now()))  # type: ignore[arg-type]
     return after, {c: fresh[c] for c in (*LABEL_COLUMNS, "id")}, label_entry(before, source, category, departments)
+
+
+#: Columns of a persisted event, as the store keeps them (``state`` is the clusterer's JSON).
+EVENT_COLUMNS = ("id", "district", "street", "first_seen", "last_seen", "size", "category", "place", "title", "state")
+
+
+def term_deltas(removed: Iterable[tuple[str, str]], added: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """How the daily term counts change: each (day, tokens) removed takes one from each of its distinct words
+    that day, each one added gives one; words whose count does not move are left out."""
+    delta: Counter[tuple[str, str]] = Counter()
+    for day, tokens in removed:
+        delta.subtract((day, word) for word in set(tokens.split()))
+    for day, tokens in added:
+        delta.update((day, word) for word in set(tokens.split()))
+    return {key: n for key, n in sorted(delta.items()) if n}
+

@@ -7,17 +7,18 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
 from hotline.case import Case, Category, LabelKind, LabelSource
 from hotline.errors import InvalidInput, NotFound
 from hotline.store.base import CaseQuery, CellCount, ContentChange, LabelChange, Summary, UpsertResult
 from hotline.store.rows import (
-    CASE_COLUMNS, LABEL_COLUMNS, READ_COLUMNS, as_time, case_from_row, plan_upsert, relabel, split_departments,
+    CASE_COLUMNS, EVENT_COLUMNS, LABEL_COLUMNS, READ_COLUMNS, as_time, case_from_row, plan_upsert, relabel,
+    split_departments, term_deltas,
 )
 from hotline.store.rules import SYSTEM, Writer
-from hotline.times import format_time
+from hotline.times import format_time, shifted
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -64,8 +65,23 @@ class SQLStore:
         """``work(connection)`` in one write transaction (run again where the backend loses races)."""
         raise NotImplementedError
 
+    def _in(self, column: str, values: list[Any]) -> tuple[str, list[Any]]:
+        """(condition, params) matching ``column`` against ``values``."""
+        raise NotImplementedError
+
     def _ids_clause(self, ids: list[str]) -> tuple[str, list[Any]]:
-        """(condition, params) matching ``c.id`` against ``ids``."""
+        return self._in("c.id", ids)
+
+    def _add_terms(self, db: Any, deltas: dict[tuple[str, str], int]) -> None:
+        """Add ``{(day, word): change}`` to the daily term counts (in the key order given, for the row locks)."""
+        if deltas:
+            with closing(db.cursor()) as cur:
+                cur.executemany("INSERT INTO daily_terms (day, term, n) VALUES (?, ?, ?) "
+                                "ON CONFLICT (day, term) DO UPDATE SET n = n + excluded.n",
+                                [(day, word, n) for (day, word), n in deltas.items()])
+
+    def _rebuild_terms(self, db: Any) -> None:
+        """Fill the emptied daily term counts from every case's stored tokens."""
         raise NotImplementedError
 
     def _order_inserts(self, inserts: list[dict[str, Any]]) -> None:
@@ -90,11 +106,14 @@ class SQLStore:
     def _upsert_batch(self, db: Any, batch: list[Case], writer: Writer) -> UpsertResult:
         ids = sorted({case.id for case in batch})  # locked in one order, so two writers cannot deadlock
         condition, params = self._ids_clause(ids)
-        rows = db.execute(SELECT_CASES.replace("SELECT ", "SELECT c.owner, c.content_hash, ", 1)
+        rows = db.execute(SELECT_CASES.replace("SELECT ", "SELECT c.owner, c.content_hash, c.tokens, ", 1)
                           + f" WHERE {condition} ORDER BY c.id{self.row_lock}", params).fetchall()
-        existing = {row[2]: (row[0], row[1], case_from_row(row[2:])) for row in rows}
+        existing = {row[3]: (row[0], row[1], case_from_row(row[3:])) for row in rows}
         plan = plan_upsert(batch, existing, writer, self.tokenize)
         self._order_inserts(plan.inserts)
+        stored = {row[3]: (existing[row[3]][2].received_at.date().isoformat(), row[2]) for row in rows}
+        deltas = term_deltas((stored[r["id"]] for r in plan.updates),
+                             ((r["received_at"][:10], r["tokens"]) for r in (*plan.inserts, *plan.updates)))
         n = self._named
         with closing(db.cursor()) as cur:
             if plan.inserts:
@@ -109,6 +128,7 @@ class SQLStore:
                                 plan.case_log)
             if plan.label_log:
                 cur.executemany(self._insert_label_log, plan.label_log)
+        self._add_terms(db, deltas)
         return UpsertResult(inserted=len(plan.inserts), updated=len(plan.updates), unchanged=plan.unchanged)
 
     @property
@@ -189,8 +209,16 @@ class SQLStore:
         first, last = self._read(f"SELECT min(received_at), max(received_at) FROM cases{where}", params)[0]
         return as_time(first), as_time(last)
 
-    def counts(self, query: CaseQuery | None = None) -> list[CellCount]:
-        """Daily counts per district and level-2 category, from ``daily_cells`` (kept by triggers on ``cases``)."""
+    def get_many(self, case_ids: Sequence[str]) -> list[Case]:
+        """The stored cases among ``case_ids``, in one query (those not stored are left out)."""
+        if not case_ids:
+            return []
+        condition, params = self._ids_clause(sorted(set(case_ids)))
+        return [case_from_row(r) for r in self._read(f"{SELECT_CASES} WHERE {condition}", params)]
+
+    def counts(self, query: CaseQuery | None = None, by_street: bool = False) -> list[CellCount]:
+        """Daily counts per district (and street) and level-2 category, from ``daily_cells`` (``daily_counts``),
+        kept by triggers on ``cases``."""
         query = query or CaseQuery()
         p = self.placeholder
         clauses, params = [], []
@@ -204,11 +232,12 @@ class SQLStore:
             clauses.append(f"district = {p}")
             params.append(query.district)
         clauses.append("n > 0")
-        rows = self._read(f"SELECT day, district, category, n FROM daily_cells WHERE {' AND '.join(clauses)} "
-                          "ORDER BY 1, 2, 3", params)
+        table, street = ("daily_counts", "street") if by_street else ("daily_cells", "''")
+        rows = self._read(f"SELECT day, district, category, n, {street} FROM {table} WHERE {' AND '.join(clauses)} "
+                          "ORDER BY 1, 2, 5, 3", params)
         days: dict[Any, date] = {}  # a few hundred rows share each day: parse it once
         return [CellCount(days.get(d) or days.setdefault(d, d if isinstance(d, date) else date.fromisoformat(d)),
-                          district, category, int(n)) for d, district, category, n in rows]
+                          district, category, int(n), s) for d, district, category, n, s in rows]
 
     def rebuild_aggregates(self) -> int:
         def rebuild(db: Any) -> int:
@@ -221,9 +250,142 @@ class SQLStore:
             db.execute("DELETE FROM daily_cells")
             db.execute("INSERT INTO daily_cells (day, district, category, n) "
                        "SELECT day, district, category, sum(n) FROM daily_counts GROUP BY 1, 2, 3")
+            db.execute("DELETE FROM daily_terms")
+            self._rebuild_terms(db)
+            for table in ("events", "case_events", "event_queue"):  # every case waits for its event again
+                db.execute(f"DELETE FROM {table}")
+            db.execute("INSERT INTO event_queue (case_id, received_at) SELECT id, received_at FROM cases")
             return db.execute("SELECT count(*) FROM daily_counts").fetchone()[0]
 
         return self._transaction(rebuild)
+
+    def delete(self, case_ids: Sequence[str]) -> int:
+        """Remove cases (their removal from the index is queued by the outbox trigger); returns how many existed."""
+        ids = sorted(set(case_ids))
+        if not ids:
+            return 0
+
+        def remove(db: Any) -> int:
+            condition, params = self._ids_clause(ids)
+            rows = db.execute(f"SELECT c.id, c.received_at, c.tokens FROM cases c WHERE {condition} "
+                              f"ORDER BY c.id{self.row_lock}", params).fetchall()
+            if rows:
+                with closing(db.cursor()) as cur:
+                    cur.executemany(f"DELETE FROM cases WHERE id = {self.placeholder}", [(r[0],) for r in rows])
+                self._add_terms(db, term_deltas(((as_time(r[1]).date().isoformat(), r[2]) for r in rows), ()))  # type: ignore[union-attr]
+            return len(rows)
+
+        return self._transaction(remove)
+
+    # ------------------------------------------------------------ terms
+    def documents(self, start: date, end: date) -> int:
+        """How many cases came in from ``start`` to ``end`` (from the daily counts)."""
+        p = self.placeholder
+        return int(self._read(f"SELECT coalesce(sum(n), 0) FROM daily_cells WHERE day >= {p} AND day <= {p}",
+                              (start.isoformat(), end.isoformat()))[0][0])
+
+    def term_counts(self, start: date, end: date, terms: Sequence[str] | None = None) -> dict[str, int]:
+        """How many cases from ``start`` to ``end`` use each word (of ``terms``, or every word), from the daily
+        term counts kept on write."""
+        p = self.placeholder
+        clause, params = "", []
+        if terms is not None:
+            if not terms:
+                return {}
+            clause, params = self._in("term", sorted(set(terms)))
+            clause = f" AND {clause}"
+        rows = self._read(f"SELECT term, sum(n) FROM daily_terms WHERE day >= {p} AND day <= {p}{clause} "
+                          "GROUP BY term HAVING sum(n) > 0", [start.isoformat(), end.isoformat(), *params])
+        return {term: int(n) for term, n in rows}
+
+    def day_tokens(self, day: date) -> list[tuple[str, list[str]]]:
+        """(case id, tokens) of the cases of one day, in time order: a day's worth, whatever the store holds."""
+        p = self.placeholder
+        rows = self._read(f"SELECT id, tokens FROM cases WHERE received_at >= {p} AND received_at < {p} "
+                          "ORDER BY received_at, id",
+                          (format_time(datetime.combine(day, time())), format_time(datetime.combine(shifted(day, timedelta(days=1)), time()))))
+        return [(case_id, tokens.split()) for case_id, tokens in rows]
+
+    # ------------------------------------------------------------ events
+    #: What keeps a second event assigner out while one works (PostgreSQL: an advisory lock it tries for).
+    events_lock = ""
+
+    def assign_events(self, work: Callable[[list[Case], Callable[[datetime, datetime], list[dict[str, Any]]]],
+                                           tuple[list[dict[str, Any]], dict[str, str]]],
+                      limit: int = 1000) -> int:
+        """Give the oldest ``limit`` cases waiting for an event theirs, in one transaction.
+
+        ``work(cases, load)`` decides: ``load(since, until)`` reads the events
+        active in that time range (rows of :data:`EVENT_COLUMNS`), and it
+        returns the events it changed or created and ``{case id: event id}``.
+        One assigner works at a time (the others find nothing to do), so events
+        grow in the order their cases came in. Returns how many cases were taken.
+        """
+        p = self.placeholder
+
+        def run(db: Any) -> int:
+            if self.events_lock and not db.execute(self.events_lock).fetchone()[0]:
+                return 0
+            queued = [r[0] for r in db.execute(f"SELECT case_id FROM event_queue ORDER BY received_at, case_id "
+                                               f"LIMIT {p}", (limit,)).fetchall()]
+            if not queued:
+                return 0
+            condition, params = self._ids_clause(sorted(queued))
+            cases = [case_from_row(r) for r in db.execute(f"{SELECT_CASES} WHERE {condition}", params).fetchall()]
+
+            def load(since: datetime, until: datetime) -> list[dict[str, Any]]:
+                rows = db.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE last_seen >= {p} "
+                                  f"AND first_seen <= {p}", (format_time(since), format_time(until))).fetchall()
+                return [self._event_row(r) for r in rows]
+
+            events, assigned = work(cases, load)
+            n = self._named
+            cur = db.cursor()
+            if events:
+                cur.executemany(f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+                               f"VALUES ({', '.join(n(c) for c in EVENT_COLUMNS)}) ON CONFLICT (id) DO UPDATE SET "
+                               + ", ".join(f"{c} = excluded.{c}" for c in EVENT_COLUMNS[1:]),
+                               [{**e, "first_seen": format_time(e["first_seen"]), "last_seen": format_time(e["last_seen"])}
+                                for e in sorted(events, key=lambda e: e["id"])])
+            if assigned:
+                cur.executemany(f"INSERT INTO case_events (case_id, event_id) VALUES ({p}, {p}) "
+                               "ON CONFLICT (case_id) DO UPDATE SET event_id = excluded.event_id",
+                               sorted(assigned.items()))
+            cur.close()
+            condition, params = self._in("case_id", sorted(queued))
+            db.execute(f"DELETE FROM event_queue WHERE {condition}", params)
+            return len(queued)
+
+        return self._transaction(run)
+
+    @staticmethod
+    def _event_row(row: Sequence[Any]) -> dict[str, Any]:
+        event = dict(zip(EVENT_COLUMNS, row, strict=True))
+        event["first_seen"], event["last_seen"] = as_time(event["first_seen"]), as_time(event["last_seen"])
+        return event
+
+    def event_backlog(self) -> int:
+        """Cases still waiting for their event."""
+        return int(self._read("SELECT count(*) FROM event_queue")[0][0])
+
+    def events(self, start: date, end: date, min_size: int = 3, limit: int = 20) -> list[tuple[dict[str, Any], list[str]]]:
+        """The largest events active from ``start`` to ``end`` (rows of :data:`EVENT_COLUMNS`), each with its
+        cases' ids in time order: the events kept on write, not a clustering of the period."""
+        p = self.placeholder
+        sized = " AND size >= 2" if min_size >= 2 else ""  # the partial index of events that are more than one call
+        rows = self._read(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE last_seen >= {p} AND first_seen < {p} "
+                          f"AND size >= {p}{sized} ORDER BY size DESC, first_seen, id LIMIT {p}",
+                          (format_time(datetime.combine(start, time())),
+                           format_time(datetime.combine(shifted(end, timedelta(days=1)), time())), min_size, limit))
+        events = [self._event_row(r) for r in rows]
+        if not events:
+            return []
+        condition, params = self._in("ce.event_id", [e["id"] for e in events])
+        members: dict[str, list[str]] = {e["id"]: [] for e in events}
+        for event_id, case_id in self._read(f"SELECT ce.event_id, c.id FROM case_events ce JOIN cases c ON c.id = ce.case_id "
+                                            f"WHERE {condition} ORDER BY c.received_at, c.id", params):
+            members[event_id].append(case_id)
+        return [(e, members[e["id"]]) for e in events]
 
     def summary(self) -> Summary:
         summary = Summary()

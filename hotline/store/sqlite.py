@@ -20,7 +20,7 @@ from typing import Any
 from hotline.case import Case
 from hotline.errors import InvalidInput, NotFound, ReadOnly, Unavailable
 from hotline.store.base import CaseQuery, Page
-from hotline.store.rows import case_from_row, field_filters
+from hotline.store.rows import case_from_row, field_filters, term_deltas
 from hotline.store.sql import SELECT_CASES, SQLStore, T
 
 log = logging.getLogger(__name__)
@@ -208,7 +208,57 @@ MIGRATIONS: tuple[str, ...] = (
     SELECT substr(received_at, 1, 10), district, coalesce(category_l2, category_l1, ''), count(*)
     FROM cases GROUP BY 1, 2, 3;
     """,
+    # 8: daily term counts (how many cases of a day use each word: emerging terms and the events' word weights,
+    # kept by the writes in their transactions and filled from the stored tokens after this migration), the
+    # events kept as cases arrive, and the queue of cases waiting for theirs.
+    """
+    CREATE TABLE daily_terms (
+        day TEXT NOT NULL,
+        term TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (day, term)
+    ) WITHOUT ROWID;
+    CREATE TABLE events (
+        id TEXT PRIMARY KEY,
+        district TEXT NOT NULL,
+        street TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        category TEXT NOT NULL,
+        place TEXT NOT NULL,
+        title TEXT NOT NULL,
+        state TEXT NOT NULL
+    );
+    CREATE INDEX events_active ON events(last_seen, first_seen);
+    CREATE INDEX events_sized ON events(last_seen) WHERE size >= 2;
+    CREATE TABLE case_events (
+        case_id TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX case_events_event ON case_events(event_id);
+    CREATE TABLE event_queue (
+        case_id TEXT PRIMARY KEY,
+        received_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX event_queue_time ON event_queue(received_at, case_id);
+    CREATE TRIGGER cases_events_ai AFTER INSERT ON cases BEGIN
+        INSERT OR IGNORE INTO event_queue (case_id, received_at) VALUES (new.id, new.received_at);
+    END;
+    CREATE TRIGGER cases_events_au AFTER UPDATE OF received_at ON cases BEGIN
+        UPDATE event_queue SET received_at = new.received_at WHERE case_id = new.id;
+    END;
+    CREATE TRIGGER cases_events_ad AFTER DELETE ON cases BEGIN
+        DELETE FROM event_queue WHERE case_id = old.id;
+        UPDATE events SET size = size - 1 WHERE id = (SELECT event_id FROM case_events WHERE case_id = old.id);
+        DELETE FROM case_events WHERE case_id = old.id;
+    END;
+    INSERT INTO event_queue (case_id, received_at) SELECT id, received_at FROM cases;
+    """,
 )
+
+#: The migration that adds the daily term counts, which are filled from the cases' tokens in Python.
+_TERMS_MIGRATION = 8
 
 #: What a Case is read from.
 _SELECT = SELECT_CASES
@@ -293,6 +343,8 @@ class SQLiteStore(SQLStore):
             with self._write() as db:
                 for statement in _statements(MIGRATIONS[number - 1]):
                     db.execute(statement)
+                if number == _TERMS_MIGRATION:
+                    self._rebuild_terms(db)
                 db.execute(f"PRAGMA user_version = {number}")
 
     @property
@@ -308,8 +360,18 @@ class SQLiteStore(SQLStore):
         with self._write() as db:
             return work(db)
 
-    def _ids_clause(self, ids: list[str]) -> tuple[str, list[Any]]:
-        return f"c.id IN ({','.join('?' * len(ids))})", ids
+    def _in(self, column: str, values: list[Any]) -> tuple[str, list[Any]]:
+        return f"{column} IN ({','.join('?' * len(values))})", values
+
+    def _rebuild_terms(self, db: Any) -> None:
+        """A day at a time, in time order, so only one day's words are held."""
+        day, tokens = "", []
+        for received_at, text in db.execute("SELECT received_at, tokens FROM cases ORDER BY received_at"):
+            if received_at[:10] != day:
+                self._add_terms(db, term_deltas((), ((day, t) for t in tokens)))
+                day, tokens = received_at[:10], []
+            tokens.append(text)
+        self._add_terms(db, term_deltas((), ((day, t) for t in tokens)))
 
     # ------------------------------------------------------------ outbox
     def pending(self, limit: int = 1000) -> list[tuple[int, str, str]]:
@@ -328,14 +390,6 @@ class SQLiteStore(SQLStore):
             for start in range(0, len(seqs), 500):
                 chunk = list(seqs[start : start + 500])
                 db.execute(f"DELETE FROM index_outbox WHERE seq IN ({','.join('?' * len(chunk))})", chunk)
-
-    def delete(self, case_ids: Sequence[str]) -> int:
-        """Remove cases (and queue their removal from the index); returns how many existed."""
-        removed = 0
-        with self._write() as db:
-            for case_id in case_ids:
-                removed += db.execute("DELETE FROM cases WHERE id = ?", (case_id,)).rowcount
-        return removed
 
     # ------------------------------------------------------------ reads
     def get(self, case_id: str) -> Case:
