@@ -23,6 +23,7 @@ from api.keys import KeyRing, service_keys
 from classifiers.encoder import SentenceEncoder
 from hotline.errors import Conflict, HotlineError, InvalidInput, NotFound, Unavailable
 from hotline.city import City
+from hotline.events import EventAssigner
 from hotline.settings import Settings
 from hotline.store import CaseStore, open_store
 from hotline.times import format_time
@@ -34,7 +35,8 @@ from training.registry import Registry
 log = logging.getLogger("hotline.api")
 
 #: Days of calls a call being taken is matched against for an ongoing event.
-RECENT_EVENT_DAYS = 3
+#: Cases a view assigns to events itself before listing them, when the background assigner is behind.
+EVENT_CATCH_UP = 5_000
 
 
 class Metrics:
@@ -231,11 +233,12 @@ class Services:
         # second must not send each poll on to Elasticsearch (p99 160 ms at 300 polls/s on two cores).
         self.case_count = CachedCount(self.index.count, ttl=2.0)
         self.follow_interval = 1.0
-        self._events: tuple[Any, float, Any] | None = None  # (first day, when, clusterer) of the recent events
+        self.events = EventAssigner(self.store, tokens, self.gazetteer.landmarks)
+        self._events: tuple[Any, float, Any] | None = None  # (day, when, clusterer) of the events open now
         self._events_lock = threading.Lock()
-        self._event_weights: tuple[Any, Any] | None = None  # (first day, clusterer fitted on the 28 days before)
         self._stop = threading.Event()
         self._follower = threading.Thread(target=self._follow, name="model-follower", daemon=True)
+        self._assigner = threading.Thread(target=self._assign_events, name="event-assigner", daemon=True)
 
     def with_texts(self, neighbours: list[Any]) -> list[dict[str, Any]]:
         """Routing's neighbours (from the model's own index, in memory: routing never waits on a search query)
@@ -297,32 +300,37 @@ class Services:
                 "first_seen": format_time(event.first_seen), "last_seen": format_time(event.last_seen)}
 
     def _recent_events(self, now: datetime) -> Any:
-        """The clustered events of the days before ``now``: what is there, refreshed in the background when stale."""
-        start = now.date() - timedelta(days=RECENT_EVENT_DAYS)
+        """The events open at ``now`` (kept by the assigner), read again in the background when stale."""
         held = self._events
-        fresh = held is not None and held[0] == start and time.monotonic() - held[1] < self.views.ttl
+        fresh = held is not None and held[0] == now.date() and time.monotonic() - held[1] < self.views.ttl
         if not fresh and self._events_lock.acquire(blocking=False):
-            def cluster() -> None:
-                from hotline.events import EventClusterer, cluster_period
-                from hotline.store.base import CaseQuery
-
+            def load() -> None:
                 try:
-                    tokens, landmarks = self.city.segmenter.tokens, self.gazetteer.landmarks
-                    if self._event_weights is None or self._event_weights[0] != start:  # word weights: once a day
-                        history = self.store.iter_cases(CaseQuery.days(start - timedelta(days=28),
-                                                                       start - timedelta(days=1)))
-                        texts = [f"{c.title} {c.text}" for c in history]  # none: the period's own, each time
-                        self._event_weights = (start, EventClusterer(tokens, landmarks).fit(texts) if texts else None)
-                    cases = self.store.iter_cases(CaseQuery.days(start, now.date()))
-                    found = cluster_period(cases, start, tokens, landmarks, weights=self._event_weights[1])
-                    self._events = (start, time.monotonic(), found)
+                    self.catch_up_events()
+                    self._events = (now.date(), time.monotonic(), self.events.open_at(now))
                 except Exception:  # the next call tries again; routing goes on without events
-                    log.exception("could not cluster the recent events")
+                    log.exception("could not read the open events")
                 finally:
                     self._events_lock.release()
 
-            threading.Thread(target=cluster, name="recent-events", daemon=True).start()
-        return held[2] if held is not None and held[0] == start else None
+            threading.Thread(target=load, name="open-events", daemon=True).start()
+        return held[2] if held is not None and held[0] == now.date() else None
+
+    def catch_up_events(self, limit: int = EVENT_CATCH_UP) -> None:
+        """Give the cases still waiting their events before a view lists them (what the background assigner
+        has not reached yet: a few seconds' worth, or a bounded part of a large import's)."""
+        try:
+            self.events.run(max_cases=limit)
+        except Unavailable:
+            log.warning("could not assign events before listing them; listing what is kept")
+
+    def _assign_events(self) -> None:
+        """Every case gets its event soon after it is stored, whichever process or import stored it."""
+        while not self._stop.wait(self.follow_interval):
+            try:
+                self.events.run(max_cases=10 * EVENT_CATCH_UP)
+            except Exception:  # a store that is away now is retried on the next tick
+                log.exception("could not assign events")
 
     def reload_model(self) -> str | None:
         """Serve what the registry's ``current`` names, and say so in the metrics."""
@@ -338,6 +346,7 @@ class Services:
         self.reload_model()
         self.syncer.start()
         self._follower.start()
+        self._assigner.start()
         self._fine_tune_where_fast()
 
     def _fine_tune_where_fast(self) -> None:
@@ -366,8 +375,9 @@ class Services:
 
     def close(self) -> None:
         self._stop.set()
-        if self._follower.is_alive():
-            self._follower.join(timeout=5)
+        for thread in (self._follower, self._assigner):
+            if thread.is_alive():
+                thread.join(timeout=5)
         self.syncer.stop()
         self.index.close()
         self.store.close()

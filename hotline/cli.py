@@ -242,10 +242,11 @@ def cmd_aggregates_rebuild(args: argparse.Namespace, settings: Settings) -> int:
         before = sum(c.count for c in store.counts())
         rows = store.rebuild_aggregates()
         after = sum(c.count for c in store.counts())
+        _assigned(store, settings)
     finally:
         store.close()
     note = "unchanged" if before == after else f"they had counted {before}"
-    print(f"daily counts rebuilt: {rows} rows, {after} cases ({note})")
+    print(f"daily counts, word counts and events rebuilt: {rows} count rows, {after} cases ({note})")
     return 0
 
 
@@ -349,33 +350,42 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _period_cases(settings: Settings, start: date, end: date, history_days: int) -> list[Any]:
-    from hotline.store.base import CaseQuery
+def _assigned(store: Any, settings: Settings) -> Any:
+    """The store, with every case that was waiting for its event given one (the service does this as cases
+    arrive; a command run after an import does the rest first)."""
+    from hotline.events import EventAssigner
 
-    store = _open(settings)
-    try:
-        return list(store.iter_cases(CaseQuery.days(start - timedelta(days=history_days), end)))
-    finally:
-        store.close()
+    here = city(settings)
+    waiting = store.event_backlog()
+    if waiting:
+        log.info("assigning %d cases to events", waiting)
+        EventAssigner(store, here.segmenter.tokens, here.gazetteer.landmarks).run()
+    return store
 
 
 def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
-    from hotline.events import cluster_period
-    cases = _period_cases(settings, args.start, args.end, 28)
-    if not any(c.received_at.date() >= args.start for c in cases):
-        raise InvalidInput(f"no cases between {args.start} and {args.end}")
-    here = city(settings)
-    clusterer = cluster_period(cases, args.start, here.segmenter.tokens, here.gazetteer.landmarks)
-    events = clusterer.largest(min_size=args.min_size)
-    print(json.dumps([e.to_dict() for e in events[: args.top]], ensure_ascii=False, indent=1))
+    from hotline.events import kept_events
+
+    store = _open(settings)
+    try:
+        _assigned(store, settings)
+        if not store.documents(args.start, args.end):
+            raise InvalidInput(f"no cases between {args.start} and {args.end}")
+        events = kept_events(store, args.start, args.end, min_size=args.min_size, top=args.top)
+    finally:
+        store.close()
+    print(json.dumps([e.to_dict() for e in events], ensure_ascii=False, indent=1))
     return 0
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from hotline import reports
-    cases = _period_cases(settings, args.start, args.end, reports.HISTORY_DAYS)
-    here = city(settings)
-    report = reports.build(cases, args.start, args.end, here.segmenter.tokens, here.gazetteer.landmarks)
+
+    store = _open(settings)
+    try:
+        report = reports.build(_assigned(store, settings), args.start, args.end, city(settings).taxonomy.level1_of)
+    finally:
+        store.close()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_suffix(out.suffix + ".part")
@@ -448,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary = commands.add_parser("summary", parents=[common], help="what the store holds")
     summary.set_defaults(handler=cmd_summary)
 
-    aggregates = commands.add_parser("aggregates", parents=[common], help="the daily counts the store keeps on write")
+    aggregates = commands.add_parser("aggregates", parents=[common], help="the daily counts, word counts and events the store keeps on write")
     aggregate_commands = aggregates.add_subparsers(dest="aggregates_command", required=True, metavar="rebuild")
     rebuild = aggregate_commands.add_parser("rebuild", parents=[common],
                                             help="recompute them from the cases (after a restore, or to check them)")

@@ -3,7 +3,7 @@
 What a supervisor needs to act before the calls come: how each category is
 trending, where (area × category) the calls concentrate, which cells are
 surging and with which cases, the largest events, what is forecast to rise,
-and which words are new. :func:`build` computes it from cases;
+and which words are new. :func:`build` computes it from a store's aggregates;
 :func:`render` writes the page, which opens from a file, an e-mail or the
 service alike.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -21,15 +21,15 @@ import numpy as np
 
 from hotline.case import Case
 from hotline.errors import InvalidInput
-from hotline.events import Event, cluster_period
-from hotline.hotspots.cells import UNCATEGORISED, cell_area, cell_of
+from hotline.events import Event
+from hotline.hotspots.baseline import fit
+from hotline.hotspots.cells import UNCATEGORISED, UNKNOWN_AREA, cell_area, cell_category, cell_of
 from hotline.hotspots.detect import Alert, detect
 from hotline.hotspots.forecast import CellForecast, forecast, rising
-from hotline.hotspots.series import CountTable
-from hotline.hotspots.terms import Term, TermHistory
+from hotline.hotspots.series import HISTORY_DAYS, period_table
+from hotline.hotspots.terms import Term
+from hotline.store.base import CaseQuery, CaseStore
 
-#: Days of history before the report period that the detectors and forecasts learn from.
-HISTORY_DAYS = 91
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
 
 
@@ -66,67 +66,92 @@ class Report:
         }
 
 
-def build(cases: Iterable[Case], start: date, end: date, tokenize: Any, landmarks: Iterable[str] = (),
+def build(store: CaseStore, start: date, end: date, level1: Callable[[str], str] = lambda category: category,
           top: int = 15) -> Report:
-    """Compute the report over ``start``–``end`` from cases that include up to ``HISTORY_DAYS`` before it."""
+    """Compute the report over ``start``–``end`` from what the store keeps on write.
+
+    Counts come from the daily counts, events from the kept events, new
+    words from the daily term counts and the last day's cases, and only the
+    few cases shown under each hotspot are read: the report costs the same
+    for a city's year as for a demo's month. ``level1`` names the first
+    level of a cell's category (from the taxonomy) for the trend chart.
+    """
+    from hotline.events import kept_events
+    from hotline.hotspots.terms import emerging_in_store
+
     if end < start:
         raise InvalidInput(f"report end {end} is before its start {start}")
-    all_cases = sorted((c for c in cases if c.received_at.date() <= end), key=lambda c: (c.received_at, c.id))
-    period = [c for c in all_cases if c.received_at.date() >= start]
+    rows = [r for r in store.counts(CaseQuery.days(start - timedelta(days=HISTORY_DAYS), end))]
+    period = [r for r in rows if r.day >= start]
     if not period:
         raise InvalidInput(f"no cases between {start} and {end}")
     notes: list[str] = []
-    first = min(c.received_at.date() for c in all_cases)
-    if (start - first).days < 28:
-        notes.append(f"历史数据仅 {(start - first).days} 天，基线与预测的把握有限。")
+    history = (start - min(r.day for r in rows)).days
+    if history < 28:
+        notes.append(f"历史数据仅 {history} 天，基线与预测的把握有限。" if history > 0
+                     else "此前没有历史数据，基线与预测的把握有限。")
 
-    table = CountTable.from_records(((c.received_at.date(), *cell_of(c))
-                                     for c in all_cases), end=end)
-    alerts = detect(table, max(start, table.start), end)
+    table = period_table(lambda _: rows, start, end)  # the rows just read
+    baseline = fit(table.counts, *table.calendar())  # one fit for the hotspots and the forecasts
+    alerts = detect(table, max(start, table.start), end, baseline=baseline)
     alerts = sorted(alerts, key=lambda a: -a.score)[:top]
-    by_cell: dict[tuple[str, str, str], list[Case]] = defaultdict(list)
-    wanted = {(a.date.isoformat(), a.area, a.category) for a in alerts}
-    for c in period:
-        key = (c.received_at.date().isoformat(), *cell_of(c))
-        if key in wanted and len(by_cell[key]) < 5:
-            by_cell[key].append(c)
+    by_cell: dict[tuple[str, str, str], list[Case]] = {}
+    for a in alerts:
+        key = (a.date.isoformat(), a.area, a.category)
+        if key not in by_cell:  # a few of the cell's cases that day, read by key
+            query = CaseQuery.days(a.date, a.date, district="" if a.area == UNKNOWN_AREA else a.area,
+                                   category="" if a.category == UNCATEGORISED else a.category, limit=50)
+            by_cell[key] = [c for c in store.search(query).items if cell_of(c) == (a.area, a.category)][:5]
 
-    level1 = Counter((c.category.l1 if c.category else UNCATEGORISED) for c in period)
+    cells = Counter[tuple[str, str]]()
+    by_level1 = Counter[str]()
+    daily: dict[str, list[int]] = defaultdict(lambda: [0] * ((end - start).days + 1))
+    for r in period:
+        area, category = cell_area(r.district), cell_category(r.category)
+        cells[(area, category)] += r.count
+        name = level1(category) if r.category else UNCATEGORISED
+        by_level1[name] += r.count
+        daily[name][(r.day - start).days] += r.count
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    trend: dict[str, list[int]] = {name: [0] * len(days) for name, _ in level1.most_common(8)}
-    for c in period:
-        name = c.category.l1 if c.category else UNCATEGORISED
-        if name in trend:
-            trend[name][(c.received_at.date() - start).days] += 1
+    trend = {name: daily[name] for name, _ in by_level1.most_common(8)}
+    areas = [a for a, _ in _area_totals(cells).most_common()]
+    categories = [k for k, _ in _category_totals(cells).most_common(15)]
 
-    heat = Counter(cell_of(c) for c in period)
-    areas = [a for a, _ in Counter(cell_area(c.area.district) for c in period).most_common()]
-    categories = [k for k, _ in Counter(cell_of(c)[1] for c in period).most_common(15)]
-
-    events = cluster_period(all_cases, start, tokenize, landmarks).largest(min_size=3)[:10]
+    events = kept_events(store, start, end, min_size=3, top=10)
 
     forecasts: list[CellForecast] = []
-    history: dict[tuple[str, str], list[int]] = {}
+    recent: dict[tuple[str, str], list[int]] = {}
     history_days = [end - timedelta(days=27 - i) for i in range(28)]
     if table.counts.shape[1] >= 14:
-        forecasts = rising(forecast(table, horizon=14), top=8)
+        forecasts = rising(forecast(table, horizon=14, baseline=baseline), top=8)
         last = table.day_index(end)
         for f in forecasts:
             row = table.cells.index((f.area, f.category))
-            history[(f.area, f.category)] = table.counts[row, max(0, last - 27) : last + 1].tolist()
+            recent[(f.area, f.category)] = table.counts[row, max(0, last - 27) : last + 1].tolist()
     else:
         notes.append("数据不足 14 天，未作预测。")
 
-    terms_history = TermHistory().add_many((c.received_at.date(), c.id, tokenize(f"{c.title} {c.text}"))
-                                           for c in all_cases if c.received_at.date() >= end - timedelta(days=28))
-    terms = terms_history.emerging(end, top=15)
-
     return Report(
-        start=start, end=end, generated=datetime.now().replace(microsecond=0), total=len(period),
-        by_category=dict(level1.most_common()), trend_days=days, trend=trend, heat_areas=areas,
-        heat_categories=categories, heat=dict(heat), alerts=alerts, alert_cases=dict(by_cell), events=events,
-        forecasts=forecasts, history_days=history_days, history=history, terms=terms, notes=notes,
+        start=start, end=end, generated=datetime.now().replace(microsecond=0), total=sum(cells.values()),
+        by_category=dict(by_level1.most_common()), trend_days=days, trend=trend, heat_areas=areas,
+        heat_categories=categories, heat=dict(cells), alerts=alerts, alert_cases=by_cell, events=events,
+        forecasts=forecasts, history_days=history_days, history=recent, terms=emerging_in_store(store, end, top=15),
+        notes=notes,
     )
+
+
+def _area_totals(cells: Counter[tuple[str, str]]) -> Counter[str]:
+    totals: Counter[str] = Counter()
+    for (area, _), n in cells.items():
+        totals[area] += n
+    return totals
+
+
+def _category_totals(cells: Counter[tuple[str, str]]) -> Counter[str]:
+    totals: Counter[str] = Counter()
+    for (_, category), n in cells.items():
+        totals[category] += n
+    return totals
 
 
 # ---------------------------------------------------------------- charts (inline SVG)

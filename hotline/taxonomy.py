@@ -81,6 +81,11 @@ class Taxonomy:
     def level1(self) -> list[str]:
         return sorted({c.l1 for c in self.categories.values()})
 
+    def level1_of(self, name: str) -> str:
+        """The first level of a category named by its second level (or already by its first, or unknown)."""
+        spec = self.categories.get(name)
+        return spec.l1 if spec is not None else name
+
     def spec(self, l2: str) -> CategorySpec:
         try:
             return self.categories[l2]

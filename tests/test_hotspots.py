@@ -136,6 +136,25 @@ def test_forecasts_beat_seasonal_naive_with_calibrated_intervals(demo: tuple[lis
     assert 0.7 <= result.coverage <= 0.9
 
 
+def test_a_fit_of_the_last_days_is_the_full_fit_there(demo: tuple[list, Truth]) -> None:
+    """What a forecast reads of the baseline (the last day's dispersion) is the same from a fit of its last
+    days as from the full fit, and the report's shared fit gives the same forecasts as their own."""
+    from hotline.hotspots.baseline import DISPERSION_DAYS, fit
+
+    rows, _ = demo
+    table = CountTable.from_records((date.fromisoformat(r["received_at"][:10]), r["district"] or "未知", r["category_l1"])
+                                    for r in rows)
+    full = fit(table.counts, *table.calendar())
+    since = table.counts.shape[1] - 1 - DISPERSION_DAYS
+    part = fit(table.counts, *table.calendar(), since=since)
+    np.testing.assert_allclose(part.mu[:, since:], full.mu[:, since:])
+    np.testing.assert_allclose(part.size[since + DISPERSION_DAYS :], full.size[since + DISPERSION_DAYS :])
+    assert np.isnan(part.mu[:, : since - 1]).all()
+    own, shared = forecast(table, horizon=7), forecast(table, horizon=7, baseline=full)
+    for a, b in zip(own, shared, strict=True):
+        np.testing.assert_allclose(a.low, b.low) and np.testing.assert_allclose(a.high, b.high)
+
+
 def test_last_years_season_raises_the_forecast() -> None:
     days = 720
     rate = np.full((2, days), 2.0)

@@ -9,19 +9,17 @@ from pathlib import Path
 import pytest
 
 from hotline import reports
-from hotline.case import Case
 from hotline.errors import InvalidInput
-from hotline.places import Gazetteer
+from hotline.store.sqlite import SQLiteStore
+from hotline.taxonomy import Taxonomy
 from hotline.text import pii
-from hotline.text.segment import default_segmenter
 from tests.browser import chromium
 from tests.test_cli import run
 
 
 @pytest.fixture(scope="module")
-def page(demo_cases: list[Case], gazetteer: Gazetteer) -> tuple[reports.Report, str]:
-    report = reports.build(demo_cases, date(2025, 8, 1), date(2025, 8, 28), default_segmenter().tokens,
-                           gazetteer.landmarks)
+def page(demo_store: SQLiteStore, taxonomy: Taxonomy) -> tuple[reports.Report, str]:
+    report = reports.build(demo_store, date(2025, 8, 1), date(2025, 8, 28), taxonomy.level1_of)
     return report, reports.render(report)
 
 
@@ -75,8 +73,8 @@ def test_report_cli_writes_the_page_from_the_store(tmp_path: Path) -> None:
     assert events.returncode == 0 and '"title"' in events.stdout
 
 
-def test_a_period_without_cases_is_a_clear_error(demo_cases: list[Case]) -> None:
+def test_a_period_without_cases_is_a_clear_error(demo_store: SQLiteStore) -> None:
     with pytest.raises(InvalidInput):
-        reports.build(demo_cases, date(2030, 1, 1), date(2030, 1, 2), default_segmenter().tokens)
+        reports.build(demo_store, date(2030, 1, 1), date(2030, 1, 2))
     with pytest.raises(InvalidInput):
-        reports.build(demo_cases, date(2025, 8, 2), date(2025, 8, 1), default_segmenter().tokens)
+        reports.build(demo_store, date(2025, 8, 2), date(2025, 8, 1))

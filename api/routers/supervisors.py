@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -14,12 +14,11 @@ from api.routers.pages import REPORT_POLICY, SECURITY_HEADERS
 from api.services import Services
 from hotline.errors import InvalidInput
 from hotline.hotspots.series import day_range, period_table
-from hotline.store.base import CaseQuery
 
 router = APIRouter(tags=["supervisors"])
 
 MAX_REPORT_DAYS = 92
-MAX_EVENT_DAYS = 31
+MAX_EVENT_DAYS = 92  # events are kept on write: listing them costs the same for a quarter as for a day
 
 
 def _days(services: Services, start: date | None, end: date | None, default_days: int) -> tuple[date, date]:
@@ -48,14 +47,13 @@ def hotspots(principal: Supervisor, services: ServicesDep, start: date | None = 
 def events(principal: Supervisor, services: ServicesDep, start: date | None = None, end: date | None = None,
            min_size: Annotated[int, Query(ge=2, le=1000)] = 3,
            top: Annotated[int, Query(ge=1, le=200)] = 20) -> list[dict[str, Any]]:
-    from hotline.events import cluster_period
+    from hotline.events import kept_events
 
     start, end = _days(services, start, end, 3)
-    if (end - start).days > MAX_EVENT_DAYS:
-        raise InvalidInput(f"events are clustered over at most {MAX_EVENT_DAYS} days at a time")
-    cases = services.store.iter_cases(CaseQuery.days(start - timedelta(days=28), end))
-    clusterer = cluster_period(cases, start, services.city.segmenter.tokens, services.gazetteer.landmarks)
-    return [e.to_dict() for e in clusterer.largest(min_size=min_size)[:top]]
+    if (end - start).days >= MAX_EVENT_DAYS:
+        raise InvalidInput(f"events are listed over at most {MAX_EVENT_DAYS} days at a time")
+    services.catch_up_events()
+    return [e.to_dict() for e in kept_events(services.store, start, end, min_size=min_size, top=top)]
 
 
 @router.get("/v1/forecast", response_model=list[schemas.ForecastOut],
@@ -84,6 +82,6 @@ def report(principal: Supervisor, services: ServicesDep, start: date | None = No
     start, end = _days(services, start, end, 7)
     if (end - start).days >= MAX_REPORT_DAYS:
         raise InvalidInput(f"a report covers at most {MAX_REPORT_DAYS} days")
-    cases = services.store.iter_cases(CaseQuery.days(start - timedelta(days=reports.HISTORY_DAYS), end))
-    built = reports.build(cases, start, end, services.city.segmenter.tokens, services.gazetteer.landmarks)
+    services.catch_up_events()
+    built = reports.build(services.store, start, end, services.taxonomy.level1_of)
     return HTMLResponse(reports.render(built), headers={"Content-Security-Policy": REPORT_POLICY, **SECURITY_HEADERS})

@@ -70,9 +70,20 @@ def calendar_factors(totals: np.ndarray, dow: np.ndarray, holiday: np.ndarray,
     return weekday, hol
 
 
+#: Days of past misses the over-dispersion of a day is estimated from.
+DISPERSION_DAYS = 56
+
+
 def fit(counts: np.ndarray, dow: np.ndarray, holiday: np.ndarray, window: int = 42, guard: int = 1,
-        min_history: int = 14) -> Baseline:
-    """Prospective expected counts for every cell and day (see the module docstring)."""
+        min_history: int = 14, since: int = 0) -> Baseline:
+    """Prospective expected counts for every cell and day (see the module docstring).
+
+    Days before ``since`` are left unknown: what is computed for a day from
+    ``since + DISPERSION_DAYS`` on is exactly what the full fit gives (each
+    day's level reads only counts; its dispersion only the misses of the
+    days just before), at a fraction of the cost when only the last days are
+    wanted (a forecast).
+    """
     counts = np.asarray(counts, dtype=float)
     cells, days = counts.shape
     weekday, hol = calendar_factors(counts.sum(axis=0), dow, holiday)
@@ -80,7 +91,7 @@ def fit(counts: np.ndarray, dow: np.ndarray, holiday: np.ndarray, window: int = 
     mu = np.full((cells, days), np.nan)
     level = np.full((cells, days), np.nan)
     trend = np.zeros((cells, days))
-    for t in range(days):
+    for t in range(max(0, since), days):
         end = t - guard
         start = max(0, end - window)
         n = end - start
@@ -117,7 +128,7 @@ def fit_level(x: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return a, b
 
 
-def dispersion(counts: np.ndarray, mu: np.ndarray, window: int = 56) -> np.ndarray:
+def dispersion(counts: np.ndarray, mu: np.ndarray, window: int = DISPERSION_DAYS) -> np.ndarray:
     """Negative-binomial size r per day, from the previous ``window`` days' out-of-sample misses."""
     days = counts.shape[1]
     excess = np.nan_to_num((counts - mu) ** 2 - mu)

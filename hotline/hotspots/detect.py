@@ -83,8 +83,10 @@ class Detector(Protocol):
     per_cell: bool
 
     def detect(self, table: CountTable, first: int, last: int, alpha: float | None,
-               neighbours: Mapping[str, Sequence[str]], min_count: int, simulations: int) -> list[Alert]:
-        """Alerts for days ``first`` … ``last`` of ``table`` (indices), each from counts up to its own day."""
+               neighbours: Mapping[str, Sequence[str]], min_count: int, simulations: int,
+               baseline: Baseline | None = None) -> list[Alert]:
+        """Alerts for days ``first`` … ``last`` of ``table`` (indices), each from counts up to its own day
+        (``baseline``: the table's fit, when the caller has it already)."""
         ...
 
 
@@ -100,15 +102,17 @@ class CellDetector:
     def eligible(self, counts: np.ndarray, min_count: int = MIN_COUNT) -> np.ndarray:
         return np.ones(counts.shape, dtype=bool)
 
-    def flag(self, table: CountTable, alpha: float | None, min_count: int) -> tuple[np.ndarray, Scores, np.ndarray]:
+    def flag(self, table: CountTable, alpha: float | None, min_count: int,
+             baseline: Baseline | None = None) -> tuple[np.ndarray, Scores, np.ndarray]:
         """(flagged, scores, the method that flagged each cell-day)."""
-        found = self.scores(table)
+        found = self.scores(table, baseline)
         flagged = (found.score >= found.threshold) & self.eligible(table.counts, min_count)
         return flagged, found, np.full(table.counts.shape, self.name, dtype=object)
 
     def detect(self, table: CountTable, first: int, last: int, alpha: float | None,
-               neighbours: Mapping[str, Sequence[str]], min_count: int, simulations: int) -> list[Alert]:
-        flagged, found, methods = self.flag(table, alpha, min_count)
+               neighbours: Mapping[str, Sequence[str]], min_count: int, simulations: int,
+               baseline: Baseline | None = None) -> list[Alert]:
+        flagged, found, methods = self.flag(table, alpha, min_count, baseline)
         counts, days = table.counts, table.days
         alerts: list[Alert] = []
         for cell, day in zip(*np.nonzero(flagged[:, first : last + 1]), strict=True):
@@ -151,9 +155,10 @@ class NegativeBinomial(CellDetector):
         two[:, 1:] += counts[:, :-1]
         return (counts >= 1) & (two >= min_count)
 
-    def flag(self, table: CountTable, alpha: float | None, min_count: int) -> tuple[np.ndarray, Scores, np.ndarray]:
+    def flag(self, table: CountTable, alpha: float | None, min_count: int,
+             baseline: Baseline | None = None) -> tuple[np.ndarray, Scores, np.ndarray]:
         counts = table.counts
-        base = fit(counts, *table.calendar())
+        base = baseline or fit(counts, *table.calendar())
         found = self.scores(table, base)
         threshold = -math.log10(alpha) if alpha is not None else found.threshold
         flagged = (found.score >= threshold) & self.eligible(counts, min_count)
@@ -185,7 +190,8 @@ class SpaceTimeScan:
     per_cell = False
 
     def detect(self, table: CountTable, first: int, last: int, alpha: float | None,
-               neighbours: Mapping[str, Sequence[str]], min_count: int, simulations: int) -> list[Alert]:
+               neighbours: Mapping[str, Sequence[str]], min_count: int, simulations: int,
+               baseline: Baseline | None = None) -> list[Alert]:
         return _scan_alerts(table, first, last, neighbours, min_count, simulations)
 
 
@@ -225,10 +231,13 @@ def eligible(counts: np.ndarray, method: str, min_count: int = MIN_COUNT) -> np.
 
 def detect(table: CountTable, start: date, end: date, method: str = DEFAULT_METHOD, alpha: float | None = None,
            neighbours: Mapping[str, Sequence[str]] | None = None, min_count: int = MIN_COUNT,
-           simulations: int = 99) -> list[Alert]:
-    """Alerts for each day from ``start`` to ``end``; each uses only counts up to the end of its day."""
+           simulations: int = 99, baseline: Baseline | None = None) -> list[Alert]:
+    """Alerts for each day from ``start`` to ``end``; each uses only counts up to the end of its day.
+
+    ``baseline`` is the table's :func:`~hotline.hotspots.baseline.fit` where the caller has it already (the
+    report fits once for its hotspots and its forecasts)."""
     return detector(method).detect(table, table.day_index(start), table.day_index(end), alpha, neighbours or {},
-                                   min_count, simulations)
+                                   min_count, simulations, baseline)
 
 
 def _scan_alerts(table: CountTable, first: int, last: int, neighbours: Mapping[str, Sequence[str]],

@@ -21,7 +21,7 @@ import numpy as np
 
 from hotline.calendar import day_features
 from hotline.errors import InvalidInput
-from hotline.hotspots.baseline import Baseline, calendar_factors, fit, fit_level, interval
+from hotline.hotspots.baseline import DISPERSION_DAYS, Baseline, calendar_factors, fit, fit_level, interval
 from hotline.hotspots.series import CountTable
 
 #: Each forecast day keeps this share of the trend of the day before (a trend does not run forever).
@@ -96,8 +96,8 @@ def forecast(table: CountTable, horizon: int = 14, coverage: float = 0.8, window
     offset_future = weekday[today][dow_all[today:]] * np.where(hol_all[today:], hol[today], 1.0)
     season = _season(counts[:, :today], horizon)
     mean = np.exp(a[:, None] + b[:, None] * ahead[None, :]) * offset_future[None, :] * season
-    if baseline is None:
-        baseline = fit(counts, *table.calendar())
+    if baseline is None:  # only the dispersion of the last day is read: fit the days it needs
+        baseline = fit(counts, *table.calendar(), since=last - DISPERSION_DAYS)
     size = float(baseline.size[last])
     level_size = counts[:, start:today].sum(axis=1) + 1.0  # a level fitted on N cases is known to about 1/sqrt(N)
     lo, hi = interval(mean, size, coverage, extra_size=level_size[:, None])
