@@ -1,35 +1,61 @@
-"""The two stores side by side on the same generated cases: SQLite (one file) and PostgreSQL (a real server).
+"""The two stores side by side on the same generated cases, and the cost curve of a city's year.
 
-For ``--cases`` generated cases (default 100,000, about 200 days of a city of
-five million) it measures, on each backend in the same run: the ingest rate
-(upsert in batches of 1,000 with segmentation, audit rules and outbox), the
-store's size, and the reads the service makes: a case by id, a page of one
-district's last 30 days, a word search, every case of 30 days in time order
-(what the supervisors' views read today), and the summary. Ratios are
-PostgreSQL over SQLite. The PostgreSQL server is started here (initdb and
-pg_ctl in a temporary directory on a free 127.0.0.1 port) and removed at the end.
+For each size in ``--cases`` (default 100,000, about 200 days of a city of
+five million; ``--cases 100000,500000,2000000`` draws the cost curve) and
+each backend, in a child process of its own (so each has its own peak
+memory): SQLite (one file) and PostgreSQL (a real server started here with
+initdb and pg_ctl on a free 127.0.0.1 port, removed at the end), the same
+generated year of calls:
 
-    python bench/store_backends.py [--cases 100000]
+- ingest: upsert in batches of 1,000 with segmentation, audit rules, the
+  aggregates (daily counts, word counts) and the outbox; with ``--index es``
+  the PostgreSQL run also starts an Elasticsearch node and drains the outbox
+  into it *while* the cases are written, and the rate counts until the index
+  has them all;
+- every case's event assigned (as the service does while calls arrive);
+- the reads the service makes (a case by id, a district's page, a word
+  search, 30 days in time order, the summary), and the counts the hotspot
+  view reads from the aggregates beside the same counts grouped from the
+  cases (the baseline);
+- the supervisors' four views (hotspots, forecast, events, report) over 7,
+  30 and 92 days, the slowest of several runs, beside the old events view
+  (clustering every case of the range) as baseline;
+- a year of prospective detection at street × level-2 category: time and
+  the memory it allocates (tracemalloc);
+- the store's size and the process's peak RSS (the generated rows included).
+
+Ratios are PostgreSQL over SQLite. With several sizes the figures are also
+drawn as ``bench/store_backends.svg``.
+
+    python bench/store_backends.py [--cases 100000[,500000,…]] [--index es]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+import tracemalloc
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import peak_rss_mib, report, timed  # noqa: E402
+from _common import ROOT, peak_rss_mib, report, timed  # noqa: E402
+
+BACKENDS = ("sqlite", "postgresql")
+CHART = ROOT / "bench" / "store_backends.svg"
 
 
 def _free_port() -> int:
@@ -47,15 +73,69 @@ def _p50_ms(fn: Callable[[Any], Any], args: list[Any]) -> float:
     return statistics.median(times)
 
 
-def measure(store: Any, cases: list[Any], size: Callable[[], int]) -> dict[str, float]:
-    from hotline.store.base import CaseQuery, CellCount
+def _worst_of(fn: Callable[[], Any], repeat: int = 5) -> float:
+    """The slowest of ``repeat`` runs (an upper bound of the p95 a supervisor sees)."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return max(times)
+
+
+def _cases(n: int) -> list[Any]:
+    from hotline.demo.generator import DemoGenerator
+    from hotline.ingest import CaseBuilder, ColumnMap
+    from hotline.places import default_gazetteer
+    from hotline.taxonomy import default_taxonomy
+
+    days = 365
+    rows, _ = DemoGenerator(default_gazetteer(), default_taxonomy(), seed=1, rate=n / days * 1.02).generate(
+        days, date(2025, 1, 1))
+    rows = rows[:n]
+    builder = CaseBuilder(default_gazetteer(), default_taxonomy(), max_chars=4000, source="bench.csv")
+    columns = ColumnMap().resolve(list(rows[0]))
+    return [builder.build(row, columns) for row in rows]
+
+
+def ingest(store: Any, cases: list[Any], index: Any = None) -> dict[str, float]:
+    """Write the cases in batches of 1,000; with an index, drain the outbox into it meanwhile, until it is empty."""
+    from search.sync import sync
 
     store.tokenize("预热")  # the dictionary loads outside the timing
+    done = threading.Event()
+    drained: list[float] = []
+
+    def drain() -> None:
+        while True:
+            finished = done.is_set()
+            if not sync(store, index, batch=2000).indexed:
+                if finished:
+                    drained.append(time.perf_counter())
+                    return
+                time.sleep(0.2)  # caught up with the writer: wait for more
+
+    worker = threading.Thread(target=drain, daemon=True) if index is not None else None
     started = time.perf_counter()
-    for start in range(0, len(cases), 1000):
-        store.upsert(cases[start : start + 1000])
-    ingest_s = time.perf_counter() - started
-    last = max(c.received_at for c in cases).date()
+    if worker:
+        worker.start()
+    for first in range(0, len(cases), 1000):
+        store.upsert(cases[first : first + 1000])
+    written = time.perf_counter()
+    figures = {"ingest_cases_per_s": len(cases) / (written - started)}
+    if worker:
+        done.set()
+        worker.join()
+        figures["ingest_with_index_cases_per_s"] = len(cases) / (drained[0] - started)
+        index.refresh()  # what a search sees a second later
+        figures["index_count"] = index.count()
+    return figures
+
+
+def reads(store: Any, cases: list[Any], last: date) -> dict[str, float]:
+    from hotline.hotspots.series import HISTORY_DAYS
+    from hotline.store.base import CaseQuery, CellCount
+
     rng = random.Random(1)
     ids = [c.id for c in rng.sample(cases, 200)]
     districts = sorted({c.area.district for c in cases if c.area.district})
@@ -67,10 +147,7 @@ def measure(store: Any, cases: list[Any], size: Callable[[], int]) -> dict[str, 
     store.summary()
     summary_s = time.perf_counter() - started
     # What the hotspot and forecast views read: 92 days and the baseline's history before them. Baseline in
-    # the same run: the same counts grouped from every case of the range (what they read before aggregates),
-    # into the same objects.
-    from hotline.hotspots.series import HISTORY_DAYS
-
+    # the same run: the same counts grouped from every case of the range (what they read before aggregates).
     first = last - timedelta(days=91 + HISTORY_DAYS)
     p = store.placeholder
 
@@ -84,8 +161,6 @@ def measure(store: Any, cases: list[Any], size: Callable[[], int]) -> dict[str, 
     scan_s, scanned = timed(scan)
     assert from_aggregates == scanned
     return {
-        "ingest_cases_per_s": len(cases) / ingest_s,
-        "size_mib": size() / 2**20,
         "get_p50_ms": _p50_ms(store.get, ids),
         "district_30_days_page_p50_ms": _p50_ms(store.search, month),
         "word_search_p50_ms": _p50_ms(store.search, [CaseQuery(text=w) for w in ("停水", "噪音", "路灯", "拖欠工资")]),
@@ -99,52 +174,183 @@ def measure(store: Any, cases: list[Any], size: Callable[[], int]) -> dict[str, 
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--cases", type=int, default=100_000)
-    args = parser.parse_args()
-
-    from hotline.demo.generator import DemoGenerator
-    from hotline.ingest import CaseBuilder, ColumnMap
+def views(store: Any, last: date, baseline_days: tuple[int, ...]) -> dict[str, float]:
+    """Every case's event assigned, then the supervisors' four views from what the store keeps; the old
+    events view (clustering every case of the range and the 28 days before it) as baseline."""
+    from hotline import reports
+    from hotline.events import EventAssigner, cluster_period, kept_events
+    from hotline.hotspots import forecast as fc
+    from hotline.hotspots.detect import detect
+    from hotline.hotspots.series import period_table
     from hotline.places import default_gazetteer
+    from hotline.store.base import CaseQuery
+    from hotline.taxonomy import default_taxonomy
+
+    landmarks, level1 = default_gazetteer().landmarks, default_taxonomy().level1_of
+    waiting = store.event_backlog()
+    started = time.perf_counter()
+    EventAssigner(store, store.tokenize, landmarks).run()
+    figures: dict[str, float] = {"events_assigned_per_s": waiting / (time.perf_counter() - started)}
+    for days in (7, 30, 92):
+        start = last - timedelta(days=days - 1)
+        figures[f"view_{days}d_hotspots_s"] = _worst_of(
+            lambda: detect(period_table(store.counts, start, last), start, last))
+        figures[f"view_{days}d_forecast_s"] = _worst_of(
+            lambda: fc.rising(fc.forecast(period_table(store.counts, last, last), horizon=14), top=20))
+        figures[f"view_{days}d_events_s"] = _worst_of(lambda: kept_events(store, start, last, 3, 20))
+        figures[f"view_{days}d_report_s"] = _worst_of(lambda: reports.build(store, start, last, level1), repeat=3)
+        if days in baseline_days:
+            figures[f"view_{days}d_events_baseline_clustering_s"] = _worst_of(lambda: cluster_period(
+                store.iter_cases(CaseQuery.days(start - timedelta(days=28), last)), start, store.tokenize,
+                landmarks).largest(3)[:20], repeat=1)
+    return figures
+
+
+def street_year(store: Any, last: date) -> dict[str, float]:
+    """A year of prospective detection at street × level-2 category (every day against its own past)."""
+    from hotline.hotspots.detect import detect
+    from hotline.hotspots.series import CountTable
+    from hotline.store.base import CaseQuery
+
+    first = last - timedelta(days=364)
+    tracemalloc.start()
+    started = time.perf_counter()
+    rows = store.counts(CaseQuery.days(first, last), by_street=True)
+    table = CountTable.from_counts(((r.day, f"{r.district}/{r.street}", r.category, r.count) for r in rows), end=last)
+    alerts = detect(table, table.days[0] + timedelta(days=28), last)
+    elapsed = time.perf_counter() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {"street_year_cells": len(table.cells), "street_year_detection_s": elapsed,
+            "street_year_memory_mib": peak / 2**20, "street_year_alerts": len(alerts)}
+
+
+def one(n: int, backend: str, index: str) -> dict[str, Any]:
+    """Everything for one size on one backend (run in a child process)."""
     from hotline.store.pgserver import Server
     from hotline.store.postgres import PostgreSQLStore
     from hotline.store.sqlite import SQLiteStore
-    from hotline.taxonomy import default_taxonomy
+    from hotline.text.segment import default_segmenter
 
-    days = 365
-    rows, _ = DemoGenerator(default_gazetteer(), default_taxonomy(), seed=1, rate=args.cases / days * 1.02).generate(
-        days, date(2025, 1, 1))
-    rows = rows[: args.cases]
-    builder = CaseBuilder(default_gazetteer(), default_taxonomy(), max_chars=4000, source="bench.csv")
-    columns = ColumnMap().resolve(list(rows[0]))
-    cases = [builder.build(row, columns) for row in rows]
-
+    cases = _cases(n)
+    last = max(c.received_at for c in cases).date()
+    tokens = default_segmenter().tokens
     work = Path(tempfile.mkdtemp(prefix="hotline-bench-stores-"))
     work.chmod(0o755)
+    stop: list[Callable[[], Any]] = []
     figures: dict[str, Any] = {"cases": len(cases)}
     try:
-        sqlite = SQLiteStore(f"sqlite:///{work}/store.db")
-        files = lambda: sum(p.stat().st_size for p in work.glob("store.db*"))  # noqa: E731
-        for key, value in measure(sqlite, cases, files).items():
-            figures[f"sqlite_{key}"] = value
-        sqlite.close()
+        if backend == "sqlite":
+            store = SQLiteStore(f"sqlite:///{work}/store.db", tokenize=tokens)
+            size = lambda: sum(p.stat().st_size for p in work.glob("store.db*"))  # noqa: E731
+            search = None
+        else:
+            server = Server(work / "pg", port=_free_port()).start()
+            stop.append(server.remove)
+            store = PostgreSQLStore(server.url, tokenize=tokens)
+            size = lambda: store._read("SELECT pg_database_size(current_database())")[0][0]  # noqa: E731
+            search = None
+            if index == "es":
+                from search import open_index
+                from search.node import Node
 
-        server = Server(work / "pg", port=_free_port()).start()
-        try:
-            pg = PostgreSQLStore(server.url)
-            size = lambda: pg._read("SELECT pg_database_size(current_database())")[0][0]  # noqa: E731
-            for key, value in measure(pg, cases, size).items():
-                figures[f"postgresql_{key}"] = value
-            pg.close()
-        finally:
-            server.remove()
+                node = Node(work / "es", port=_free_port(), heap="1g").start()
+                stop.append(node.stop)
+                search = open_index(f"{node.url}/hotline", store, tokenize=tokens)
+                stop.append(search.close)
+        stop.append(store.close)
+        figures.update(ingest(store, cases, search))
+        figures["size_mib"] = size() / 2**20
+        figures.update(views(store, last, (7, 30) if n <= 100_000 else (7,)))
+        figures.update(reads(store, cases, last))
+        figures.update(street_year(store, last))
     finally:
+        for action in reversed(stop):
+            try:
+                action()
+            except Exception as exc:  # noqa: BLE001 (the figures are still worth reporting)
+                print(f"cleanup: {exc}", file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)
-    for key in ("ingest_cases_per_s", "get_p50_ms", "district_30_days_page_p50_ms", "word_search_p50_ms",
-                "iter_30_days_s", "summary_s", "size_mib", "view_counts_aggregates_s"):
-        figures[f"ratio_postgresql_over_sqlite_{key}"] = figures[f"postgresql_{key}"] / figures[f"sqlite_{key}"]
     figures["peak_rss_mib"] = peak_rss_mib()
+    return figures
+
+
+def chart(runs: dict[str, dict[str, Any]], sizes: list[int]) -> str:
+    """Four small panels (ingest rate, the 92-day report, store size, peak memory) against the number of
+    cases, one line per backend: the cost curve BENCHMARKS.md shows."""
+    panels = [("ingest_cases_per_s", "写入速度（工单/秒）"), ("view_92d_report_s", "92 天报告（秒）"),
+              ("size_mib", "存储大小（MiB）"), ("peak_rss_mib", "峰值内存（MiB）")]
+    colours = {"sqlite": "#1f77b4", "postgresql": "#d62728"}
+    w, h, pad = 330, 220, 48
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * w}" height="{2 * h + 30}" '
+             'font-family="Noto Sans CJK SC, sans-serif" font-size="11">',
+             f'<text x="{w}" y="18" text-anchor="middle" font-size="14">SQLite 与 PostgreSQL：随工单量增长的代价</text>']
+    for i, (key, title) in enumerate(panels):
+        ox, oy = (i % 2) * w, 30 + (i // 2) * h
+        values = [v for n in sizes for b in BACKENDS for k, v in runs.get(f"{n}_{b}", {}).items()
+                  if k == key or (key == "ingest_cases_per_s" and k == "ingest_with_index_cases_per_s")]
+        peak = max(values + [1e-9])
+        top = peak * 1.5  # room above the lines for the legend
+        x = lambda k: ox + pad + (w - 2 * pad) * (k / max(1, len(sizes) - 1))  # noqa: E731
+        y = lambda v: oy + h - 30 - (h - 60) * v / top  # noqa: E731
+        parts.append(f'<text x="{ox + w / 2}" y="{oy + 16}" text-anchor="middle" font-size="12">{title}</text>')
+        parts.append(f'<line x1="{ox + pad}" y1="{oy + h - 30}" x2="{ox + w - pad}" y2="{oy + h - 30}" stroke="#999"/>')
+        parts.append(f'<line x1="{ox + pad}" y1="{oy + 24}" x2="{ox + pad}" y2="{oy + h - 30}" stroke="#999"/>')
+        for tick in (peak / 2, peak):
+            parts.append(f'<text x="{ox + pad - 4}" y="{y(tick) + 4:.1f}" text-anchor="end">'
+                         + (f"{tick:,.0f}" if peak > 10 else f"{tick:.2f}") + "</text>")
+        for k, n in enumerate(sizes):
+            parts.append(f'<text x="{x(k):.1f}" y="{oy + h - 14}" text-anchor="middle">{n:,}</text>')
+        parts.append(f'<text x="{ox + w / 2}" y="{oy + h - 1}" text-anchor="middle" fill="#777">一年的工单数</text>')
+        lines = [(b, key, "SQLite" if b == "sqlite" else "PostgreSQL", "") for b in BACKENDS]
+        if key == "ingest_cases_per_s":  # with the outbox drained into Elasticsearch meanwhile
+            lines.append(("postgresql", "ingest_with_index_cases_per_s", "PostgreSQL + Elasticsearch", "5,4"))
+        for j, (b, k, label, dash) in enumerate(lines):
+            points = [(x(i), y(runs[f"{n}_{b}"][k])) for i, n in enumerate(sizes) if k in runs.get(f"{n}_{b}", {})]
+            if not points:
+                continue
+            parts.append(f'<polyline fill="none" stroke="{colours[b]}" stroke-width="2" stroke-dasharray="{dash}" '
+                         'points="' + " ".join(f"{px:.1f},{py:.1f}" for px, py in points) + '"/>')
+            parts.extend(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{colours[b]}"/>' for px, py in points)
+            parts.append(f'<text x="{ox + w - pad}" y="{oy + 34 + 14 * j}" text-anchor="end" fill="{colours[b]}">'
+                         f'{label}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cases", default="100000", help="one size, or several separated by commas")
+    parser.add_argument("--index", choices=("none", "es"), default="none",
+                        help="es: the PostgreSQL runs drain their outbox into Elasticsearch while writing")
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--one", nargs=2, metavar=("CASES", "BACKEND"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(int(args.one[0]), args.one[1], args.index)))
+        return
+
+    sizes = [int(s) for s in args.cases.split(",")]
+    backends = [b for b in args.backends.split(",") if b]
+    runs: dict[str, dict[str, Any]] = {}
+    for n in sizes:
+        for backend in backends:
+            print(f"{n:,} cases on {backend} …", file=sys.stderr, flush=True)
+            child = subprocess.run([sys.executable, __file__, "--one", str(n), backend, "--index", args.index],
+                                   capture_output=True, text=True, check=False)
+            if child.returncode != 0:
+                sys.exit(f"bench: {n} on {backend} failed:\n{child.stderr[-3000:]}")
+            runs[f"{n}_{backend}"] = json.loads(child.stdout.strip().splitlines()[-1])
+    figures: dict[str, Any] = {"index": args.index}
+    for name, values in runs.items():
+        figures.update({f"{name}_{key}": value for key, value in values.items()})
+    for n in sizes:
+        if all(f"{n}_{b}" in runs for b in BACKENDS):
+            for key in ("ingest_cases_per_s", "get_p50_ms", "word_search_p50_ms", "size_mib", "view_92d_report_s"):
+                figures[f"{n}_ratio_postgresql_over_sqlite_{key}"] = runs[f"{n}_postgresql"][key] / runs[f"{n}_sqlite"][key]
+    if len(sizes) > 1:
+        CHART.write_text(chart(runs, sizes), encoding="utf-8")
+        figures["chart"] = str(CHART.relative_to(ROOT))
     report("store_backends", figures)
 
 
