@@ -233,7 +233,8 @@ class Services:
         # second must not send each poll on to Elasticsearch (p99 160 ms at 300 polls/s on two cores).
         self.case_count = CachedCount(self.index.count, ttl=2.0)
         self.follow_interval = 1.0
-        self.events = EventAssigner(self.store, tokens, self.gazetteer.landmarks)
+        # Small batches: on SQLite each holds the file's one writer while it runs.
+        self.events = EventAssigner(self.store, tokens, self.gazetteer.landmarks, batch=250)
         self._events: tuple[Any, float, Any] | None = None  # (day, when, clusterer) of the events open now
         self._events_lock = threading.Lock()
         self._stop = threading.Event()

@@ -24,6 +24,7 @@ import hashlib
 import heapq
 import json
 import math
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -381,6 +382,7 @@ class EventAssigner:
         self.batch = batch
         self.params = params
         self._weights: dict[date, EventClusterer] = {}
+        self._lock = threading.Lock()
 
     def _clusterer(self) -> EventClusterer:
         return EventClusterer(self.tokenize, self.landmarks, new_id=_event_id, **self.params)
@@ -395,9 +397,10 @@ class EventAssigner:
             if self.store.documents(first, last) < 100:
                 last = day
             fitted = self._clusterer().fit_counts(self.store.term_counts(first, last), self.store.documents(first, last))
-            if len(self._weights) >= 4:
-                self._weights.pop(min(self._weights))
-            self._weights[day] = fitted
+            with self._lock:  # the service's assigner, a view catching up and the routing's matcher share these
+                while len(self._weights) >= 4:
+                    self._weights.pop(min(self._weights))
+                self._weights[day] = fitted
         return fitted
 
     def open_at(self, at: datetime) -> EventClusterer:
