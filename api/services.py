@@ -181,31 +181,37 @@ def _last_lines(stream: Any, job: Job) -> None:
 
 
 class ReadCache:
-    """Supervisors' views (hotspots, events, forecasts, reports) kept for ``ttl`` seconds.
+    """Supervisors' views (hotspots, forecasts) kept until the store changes, at most ``ttl`` seconds.
 
-    Each is a pass over the whole store that takes most of a second; a
-    dashboard refreshed by many supervisors would otherwise hold the worker
-    that agents' routing needs. A minute of staleness is nothing next to a
-    daily count.
+    Each costs about half a second of fitting; a dashboard refreshed by many
+    supervisors would otherwise hold the worker that agents' routing needs.
+    A view is computed again once any process has written to the store
+    since (the store's write mark, one cheap read), but not more often than
+    every ``settle`` seconds: while calls keep coming in, a few seconds of
+    staleness is nothing next to a daily count.
     """
 
-    def __init__(self, ttl: float = 60.0, size: int = 256) -> None:
+    def __init__(self, ttl: float = 60.0, settle: float = 5.0, size: int = 256) -> None:
         self.ttl = ttl
+        self.settle = settle
         self.size = size
-        self._items: dict[Any, tuple[float, Any]] = {}
+        self._items: dict[Any, tuple[float, Any, Any]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: Any, compute: Any) -> Any:
+    def get(self, key: Any, compute: Callable[[], Any], mark: Any = None) -> Any:
+        """The value of ``key``, computed again when older than ``ttl``, or than ``settle`` with another ``mark``."""
         now = time.monotonic()
         with self._lock:
             hit = self._items.get(key)
-            if hit is not None and now - hit[0] < self.ttl:
-                return hit[1]
+        if hit is not None:
+            age = now - hit[0]
+            if age < self.settle or (age < self.ttl and hit[1] == mark):
+                return hit[2]
         value = compute()
         with self._lock:
             if len(self._items) >= self.size:
                 self._items.clear()
-            self._items[key] = (now, value)
+            self._items[key] = (now, mark, value)
         return value
 
 

@@ -219,3 +219,21 @@ def test_shared_things_arrive_through_dependencies_a_test_can_override(service: 
         body = problem(c.post("/v1/route", json={"text": TRANSCRIPT}, headers=AGENT))
         assert body["status"] == 503 and "being replaced" in body["detail"]
         assert problem(c.post("/v1/route", json={"text": TRANSCRIPT}))["status"] == 401  # the key is checked first
+
+
+def test_a_cached_view_is_computed_again_once_the_store_changed() -> None:
+    """Within ``settle`` seconds a view is reused; after it, only while no process has written."""
+    from api.services import ReadCache
+
+    cache, calls = ReadCache(ttl=60.0, settle=0.0), []
+
+    def compute() -> int:
+        calls.append(1)
+        return len(calls)
+
+    assert cache.get("v", compute, mark=1) == 1 and cache.get("v", compute, mark=1) == 1  # nothing written
+    assert cache.get("v", compute, mark=2) == 2  # another process wrote
+    settling = ReadCache(ttl=60.0, settle=30.0)
+    assert settling.get("v", compute, mark=2) == 3 and settling.get("v", compute, mark=3) == 3  # too soon
+    expired = ReadCache(ttl=0.0, settle=0.0)
+    assert expired.get("v", compute, mark=3) == 4 and expired.get("v", compute, mark=3) == 5

@@ -243,6 +243,25 @@ def test_aggregates_follow_every_write_and_can_be_rebuilt(store: CaseStore) -> N
     assert store.rebuild_aggregates() > 0 and store.counts() == counted
 
 
+def test_the_write_mark_moves_with_every_write_from_any_connection(store: CaseStore) -> None:
+    """What the views' caches compare: it moves on inserts, edits, relabels and deletes made through another
+    connection (another process), and not on a write that changes nothing."""
+    other = open_store(store.url)
+    try:
+        marks = [store.write_mark()]
+        other.upsert([case(1), case(2)])
+        marks.append(store.write_mark())
+        other.upsert([case(1)])  # unchanged
+        assert store.write_mark() == marks[-1]
+        other.set_label("C1", AGENT, category=Category("环境保护", "噪声污染"))
+        marks.append(store.write_mark())
+        other.delete(["C2"])
+        marks.append(store.write_mark())
+        assert marks == sorted(set(marks))  # each write moved it forward
+    finally:
+        other.close()
+
+
 def _recount_terms(store: CaseStore, start: date = date(2025, 1, 1), end: date = date(2025, 12, 31)) -> dict[str, int]:
     """How many cases of the days use each word, from every case's tokens, as the daily term counts must say."""
     counted: Counter[str] = Counter()

@@ -40,7 +40,7 @@ def hotspots(principal: Supervisor, services: ServicesDep, start: date | None = 
         alerts = detect(table, max(start, table.start), end, method=method)
         return [a.row() for a in sorted(alerts, key=lambda a: (a.date, -a.score))]
 
-    return services.views.get(("hotspots", start, end, method), compute)
+    return services.views.get(("hotspots", start, end, method), compute, services.store.write_mark())
 
 
 @router.get("/v1/events", response_model=list[schemas.EventOut], summary="Incidents many callers report (clustered cases)")
@@ -70,7 +70,7 @@ def forecast(principal: Supervisor, services: ServicesDep, end: date | None = No
         chosen = fc.rising(found, top=top) if rising else sorted(found, key=lambda f: -f.rise)[:top]
         return [f.to_dict() for f in chosen]
 
-    return services.views.get(("forecast", end, horizon, rising, top), compute)
+    return services.views.get(("forecast", end, horizon, rising, top), compute, services.store.write_mark())
 
 
 @router.get("/v1/reports/hotspots", response_class=HTMLResponse,

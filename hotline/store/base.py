@@ -176,6 +176,10 @@ class CaseStore(Protocol):
 
     def summary(self) -> Summary: ...
 
+    def write_mark(self) -> int:
+        """A number that changes whenever any process writes a case (for caches of views)."""
+        ...
+
     def get_many(self, case_ids: Sequence[str]) -> list[Case]:
         """The stored cases among ``case_ids``, in one round trip (those not stored are left out)."""
         ...

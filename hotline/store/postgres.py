@@ -263,6 +263,7 @@ class PostgreSQLStore(SQLStore):
     #: Writers wait while the aggregates are rebuilt, so that none of their counts is lost in between.
     rebuild_lock = "LOCK TABLE cases IN SHARE MODE"
     events_lock = f"SELECT pg_try_advisory_xact_lock({_EVENTS_LOCK})"
+    write_mark_sql = "SELECT last_value FROM index_outbox_seq_seq"
 
     """A :class:`~hotline.store.base.CaseStore` on a PostgreSQL server (``postgresql://user@host:port/db``)."""
 

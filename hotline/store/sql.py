@@ -209,6 +209,15 @@ class SQLStore:
         first, last = self._read(f"SELECT min(received_at), max(received_at) FROM cases{where}", params)[0]
         return as_time(first), as_time(last)
 
+    #: The last number the outbox handed out: every insert, update, relabel and delete takes the next one.
+    write_mark_sql = ""
+
+    def write_mark(self) -> int:
+        """A number that changes whenever any process writes a case (the outbox's sequence): what a cache of a
+        view compares to know whether the store changed since."""
+        rows = self._read(self.write_mark_sql)
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
     def get_many(self, case_ids: Sequence[str]) -> list[Case]:
         """The stored cases among ``case_ids``, in one query (those not stored are left out)."""
         if not case_ids:

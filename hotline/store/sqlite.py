@@ -278,6 +278,8 @@ def path_from_url(url: str) -> str:
 class SQLiteStore(SQLStore):
     """The embedded :class:`~hotline.store.base.CaseStore`; safe to share between threads."""
 
+    write_mark_sql = "SELECT seq FROM sqlite_sequence WHERE name = 'index_outbox'"
+
     def __init__(self, url: str, tokenize: Callable[[str], list[str]] | None = None) -> None:
         self.url = url
         path = path_from_url(url)
