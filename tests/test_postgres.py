@@ -104,6 +104,59 @@ def test_concurrent_writers_of_the_same_new_cases_insert_each_once(pg_url: str) 
             s.close()
 
 
+def test_concurrent_writers_and_assigners_keep_word_counts_and_events_whole(pg_url: str) -> None:
+    """Three processes write cases about the same days at once while three assigners run: the daily word
+    counts equal a recount, and every case has exactly one event (one assigner works at a time)."""
+    from collections import Counter
+    from datetime import date
+
+    from hotline.events import EventAssigner
+
+    stores = [PostgreSQLStore(pg_url) for _ in range(3)]
+    texts = ["幸福路自来水管爆裂了", "小区门口路灯不亮", "楼上装修噪音太大", "充电桩收费太贵"]
+    errors: list[Exception] = []
+    writing = threading.Event()
+
+    def write(store: PostgreSQLStore, k: int) -> None:
+        try:
+            for first in range(k * 400, k * 400 + 400, 50):
+                store.upsert(case(i, texts[i % 4] + f"，第{i}次反映") for i in range(first, first + 50))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    def assign(store: PostgreSQLStore) -> None:
+        assigner = EventAssigner(store, store.tokenize, batch=40)
+        try:
+            while writing.is_set() or store.event_backlog():
+                assigner.run()
+                time.sleep(0.01)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    writing.set()
+    writers = [threading.Thread(target=write, args=(s, k)) for k, s in enumerate(stores)]
+    assigners = [threading.Thread(target=assign, args=(s,)) for s in stores]
+    for t in (*writers, *assigners):
+        t.start()
+    for t in writers:
+        t.join()
+    writing.clear()
+    for t in assigners:
+        t.join()
+    try:
+        assert errors == []
+        recount: Counter[str] = Counter()
+        for c in stores[0].iter_cases():
+            recount.update(set(stores[0].tokenize(f"{c.title} {c.text}")))
+        assert stores[0].term_counts(date(2025, 1, 1), date(2025, 12, 31)) == dict(recount)
+        assigned = stores[0]._read("SELECT count(*), count(DISTINCT case_id) FROM case_events")[0]
+        sizes = stores[0]._read("SELECT sum(size) FROM events")[0][0]
+        assert assigned == (1200, 1200) and sizes == 1200 and stores[0].event_backlog() == 0
+    finally:
+        for s in stores:
+            s.close()
+
+
 def test_several_workers_drain_the_outbox_into_elasticsearch_without_double_work(pg_url: str, es_node) -> None:  # noqa: ANN001
     index = ElasticsearchIndex(f"{es_node.url}/test-{uuid.uuid4().hex[:10]}", timeout=30)
     writer = PostgreSQLStore(pg_url)
