@@ -32,11 +32,16 @@ class SearchIndex(Protocol):
 
     url: str
 
-    def index(self, cases: Iterable[Case]) -> int:
-        """Add or replace cases by id; returns how many were written. Idempotent."""
+    def index(self, cases: Iterable[Case], versions: Mapping[str, int] | None = None) -> int:
+        """Add or replace cases by id; returns how many were written. Idempotent.
+
+        ``versions`` (a case's outbox sequence) let an index that several
+        workers write keep the latest: a write older than the one it holds
+        is dropped, so a worker that lost its lease cannot put an old text back.
+        """
         ...
 
-    def delete(self, case_ids: Sequence[str]) -> int: ...
+    def delete(self, case_ids: Sequence[str], versions: Mapping[str, int] | None = None) -> int: ...
 
     def get(self, case_id: str) -> Case: ...
 

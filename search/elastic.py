@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -95,6 +94,13 @@ def split_url(url: str) -> tuple[list[str], str, dict[str, int]]:
         raise InvalidInput("an index needs at least one shard")
     hosts = [f"{parts.scheme}://{host.strip()}" for host in parts.netloc.split(",") if host.strip()]
     return hosts, alias, options
+
+
+def _versioned(case_id: str, versions: Mapping[str, int] | None) -> dict[str, Any]:
+    """Elasticsearch's external versioning: the write is applied only over an older version of the document."""
+    if versions is None or case_id not in versions:
+        return {}
+    return {"version": versions[case_id], "version_type": "external"}
 
 
 class ElasticsearchIndex:
@@ -225,6 +231,7 @@ class ElasticsearchIndex:
         self.ensure()
         done = 0
         errors: list[Any] = []
+        stale: list[Any] = []
 
         def run() -> None:
             nonlocal done
@@ -232,23 +239,31 @@ class ElasticsearchIndex:
                 self.client, actions, index=index, chunk_size=self.chunk_size, raise_on_error=False,
                 raise_on_exception=True, max_retries=2, initial_backoff=1,
             ):
+                status = next(iter(item.values())).get("status")
                 if ok:
                     done += 1
-                elif next(iter(item.values())).get("status") != 404:
+                elif status == 409:  # an external version the index holds is newer: this write is stale
+                    stale.append(item)
+                elif status != 404:
                     errors.append(item)
 
         self._call("bulk", run)
+        if stale:
+            log.info("%d writes were older than what the index holds (another worker's, later) and were dropped",
+                     len(stale))
         if errors:
             first = next(iter(errors[0].values()))
             raise Unavailable(f"{len(errors)} cases were not indexed; first: {first.get('_id')}: {first.get('error')}")
         return done
 
-    def index(self, cases: Iterable[Case], into: str | None = None) -> int:
-        actions = ({"_op_type": "index", "_id": case.id, "_source": doc} for case, doc in self._documents(cases))
+    def index(self, cases: Iterable[Case], versions: Mapping[str, int] | None = None, into: str | None = None) -> int:
+        actions = ({"_op_type": "index", "_id": case.id, "_source": doc, **_versioned(case.id, versions)}
+                   for case, doc in self._documents(cases))
         return self._bulk(actions, into or self.alias)
 
-    def delete(self, case_ids: Sequence[str]) -> int:
-        return self._bulk(({"_op_type": "delete", "_id": case_id} for case_id in case_ids), self.alias)
+    def delete(self, case_ids: Sequence[str], versions: Mapping[str, int] | None = None) -> int:
+        return self._bulk(({"_op_type": "delete", "_id": case_id, **_versioned(case_id, versions)}
+                           for case_id in case_ids), self.alias)
 
     def refresh(self) -> None:
         self.ensure()

@@ -8,8 +8,7 @@ write, so there is nothing to catch up. A separate file (another
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 
@@ -53,7 +52,8 @@ class EmbeddedIndex:
         return not self.shared or self.embedder is not None
 
     # ------------------------------------------------------------ writes
-    def index(self, cases: Iterable[Case]) -> int:
+    def index(self, cases: Iterable[Case], versions: Mapping[str, int] | None = None) -> int:
+        """Versions are not needed: the file's writers take turns, in the outbox's order."""
         batch = list(cases)
         if not self.shared:
             self._db.upsert(batch)
@@ -67,7 +67,7 @@ class EmbeddedIndex:
         self._count_cached.clear()
         return len(batch)
 
-    def delete(self, case_ids: Sequence[str]) -> int:
+    def delete(self, case_ids: Sequence[str], versions: Mapping[str, int] | None = None) -> int:
         """Cases leave the index (and their vectors with them: a trigger); the store's own index has them gone."""
         removed = len(self._db.read(
             f"SELECT 1 FROM cases WHERE id IN ({','.join('?' * len(case_ids))})", list(case_ids))) if self.shared \

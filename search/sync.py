@@ -42,14 +42,15 @@ def sync(store: CaseStore, index: SearchIndex, batch: int = 1000, limit: int | N
             report.indexed += len(entries)
             continue
         last_op = {case_id: op for _, case_id, op in entries}  # the latest entry of a case wins
+        versions = {case_id: seq for seq, case_id, _ in entries}  # and its sequence is the document's version
         to_delete = [case_id for case_id, op in last_op.items() if op == "delete"]
         # One read for the batch (a case deleted after it was queued is not there: its delete entry follows).
         to_index = store.get_many([case_id for case_id, op in last_op.items() if op != "delete"])
         try:
             if to_index:
-                report.indexed += index.index(to_index)
+                report.indexed += index.index(to_index, versions)
             if to_delete:
-                index.delete(to_delete)
+                index.delete(to_delete, versions)
                 report.deleted += len(to_delete)
         except Unavailable as exc:
             store.release([seq for seq, _, _ in entries])

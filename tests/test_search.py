@@ -211,6 +211,27 @@ def test_an_unreachable_node_is_unavailable_at_once(store: SQLiteStore, cases: l
     assert datetime.now() - started < timedelta(seconds=20)
 
 
+def test_a_stale_worker_cannot_put_an_old_version_back(es_node: Node, cases: list[Case]) -> None:
+    """Two outbox workers: one took a case's old entry and stalled past its lease, another indexed the newer
+    entry meanwhile. The old write (and an old delete) arriving last change nothing: the outbox sequence is
+    the document's external version."""
+    from dataclasses import replace
+
+    idx = _elastic(es_node)
+    try:
+        old, new = cases[0], replace(cases[0], text="更新后的内容：水管已经修好了")
+        assert idx.index([new], versions={new.id: 12}) == 1
+        assert idx.index([old], versions={old.id: 7}) == 0  # stale: dropped, no error
+        idx.delete([old.id], versions={old.id: 9})  # an older delete as well
+        idx.refresh()
+        assert idx.get(new.id).text == new.text
+        idx.delete([new.id], versions={new.id: 13})
+        idx.refresh()
+        assert idx.count() == 0
+    finally:
+        drop_es_index(idx)
+
+
 def test_rebuild_switches_the_alias_without_losing_a_case(es_node: Node, store: SQLiteStore, cases: list[Case]) -> None:
     idx = _elastic(es_node)
     try:
