@@ -208,6 +208,29 @@ class EventOut(BaseModel):
     case_ids: list[str]
 
 
+class EpisodeEvent(BaseModel):
+    id: str
+    title: str
+    size: int
+
+
+class EpisodeOut(BaseModel):
+    area: str
+    category: str
+    start: str
+    end: str
+    alert_days: int
+    observed: int
+    expected: float
+    excess: float = Field(description="calls beyond what the cell's history expected, over the alert days")
+    peak_day: str
+    peak_score: float
+    peak_method: str
+    methods: list[str]
+    explanation: str = Field(description="the ranking in a supervisor's words")
+    events: list[EpisodeEvent]
+
+
 class ForecastDay(BaseModel):
     date: str
     mean: float

@@ -8,7 +8,14 @@ is set so that it raises 1 false alarm per 100 cell-days on the days without
 an outbreak; then sensitivity (outbreaks flagged on one of their days) and
 detection delay are compared at that same false-alarm rate.
 
-    python bench/hotspots.py [--detection] [--replicates=10]
+Episodes (``--episodes`` runs only these): on generated years with their
+planted surges and events, the list a supervisor reads for a month (each cell's
+consecutive alert days as one episode, most excess calls first) against the
+ground truth: precision@10, and whether every planted surge of 10 excess
+calls or more is in the top 20; baseline in the same run: the alerts
+ranked by score, as the report listed them before.
+
+    python bench/hotspots.py [--detection | --episodes] [--replicates=10]
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -163,8 +170,66 @@ def detection(name: str, table_of: Callable[[int], CountTable], replicates: int)
     return figures
 
 
+def episode_ranking(seeds: Sequence[int]) -> dict[str, object]:
+    """Precision@10 of the episode list and of the alerts by score, and the big planted surges in the top 20."""
+    from hotline.hotspots.baseline import fit
+    from hotline.hotspots.episodes import episodes
+
+    gazetteer, taxonomy = default_gazetteer(), default_taxonomy()
+    p10, p10_alerts, big_found, big_total, lists = [], [], 0, 0, []
+    for seed in seeds:
+        rows, truth = DemoGenerator(gazetteer, taxonomy, seed=seed).generate(240, date(2025, 1, 6))
+        day_of = {r["id"]: date.fromisoformat(r["received_at"][:10]) for r in rows}
+        table = CountTable.from_records((day_of[r["id"]], cell_area(r["district"]), r["category_l2"] or r["category_l1"])
+                                        for r in rows)
+        end = table.days[-1]
+        start = end - timedelta(days=89)
+        truths: list[tuple[tuple[str, str], date, date, float]] = []  # (cell, first, last, excess calls)
+        for s in truth.surges:
+            first, last = date.fromisoformat(s.start), date.fromisoformat(s.end)
+            if last < start or (cell_area(s.district), s.category_l2) not in table.cells:
+                continue
+            row = table.cells.index((cell_area(s.district), s.category_l2))
+            t0 = table.day_index(first)
+            normal = float(table.counts[row, max(0, t0 - 28) : t0].mean()) if t0 else 0.0
+            truths.append(((cell_area(s.district), s.category_l2), first, last,
+                           len(s.case_ids) - normal * ((last - first).days + 1)))
+        planted = list(truths)
+        for e in truth.events:
+            days = sorted(day_of[c] for c in e.case_ids if c in day_of)
+            if len(days) >= 5 and days[-1] >= start:
+                truths.append(((cell_area(e.district), e.category_l2), days[0], days[-1], float(len(days))))
+
+        def true(cell: tuple[str, str], first: date, last: date) -> bool:
+            return any(cell == c and first <= b + timedelta(days=2) and last >= a - timedelta(days=2)
+                       for c, a, b, _ in truths)
+
+        for month in range(3):  # three months' lists, as a monthly report shows them
+            first_day, last_day = start + timedelta(days=30 * month), start + timedelta(days=30 * month + 29)
+            base = fit(table.counts, *table.calendar())
+            alerts = detect(table, first_day, last_day, baseline=base)
+            found = episodes(alerts, table=table, expected=base.mu)
+            p10.append(sum(true((e.area, e.category), e.start, e.end) for e in found[:10]) / 10)
+            by_score = sorted(alerts, key=lambda a: -a.score)[:10]
+            p10_alerts.append(sum(true((a.area, a.category), a.date, a.date) for a in by_score) / 10)
+            for cell, first, last, excess in planted:
+                if excess >= 10 and first_day <= first and last <= last_day:  # planted within this month
+                    big_total += 1
+                    big_found += any((e.area, e.category) == cell and e.start <= last + timedelta(days=2)
+                                     and e.end >= first - timedelta(days=2) for e in found[:20])
+            lists.append(len(found))
+    return {"episodes: seeds × months": f"{len(seeds)} × 3", "episodes: precision@10 (mean)": float(np.mean(p10)),
+            "episodes: precision@10 (min)": float(np.min(p10)),
+            "episodes: baseline, alerts by score: precision@10 (mean)": float(np.mean(p10_alerts)),
+            "episodes: planted surges of 10+ excess calls in the top 20": f"{big_found} of {big_total}",
+            "episodes: episodes per month (mean)": float(np.mean(lists))}
+
+
 def main() -> None:
     replicates = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--replicates=")), 10)
+    if "--episodes" in sys.argv:
+        report("hotspots-episodes", episode_ranking(range(51, 51 + replicates)))
+        return
     real = real_table()
     figures: dict[str, object] = {}
     figures.update(detection("real", lambda k: real, replicates))

@@ -339,6 +339,29 @@ def cmd_hotspots(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_episodes(args: argparse.Namespace, settings: Settings) -> int:
+    from hotline.events import kept_events
+    from hotline.hotspots.baseline import fit
+    from hotline.hotspots.detect import detect
+    from hotline.hotspots.episodes import attach_events, episodes
+    from hotline.hotspots.series import CountTable
+
+    if args.end < args.start:
+        raise InvalidInput(f"--end {args.end} is before --start {args.start}")
+    table = CountTable.from_counts(_cell_records(args, settings, args.start, args.end), end=args.end)
+    base = fit(table.counts, *table.calendar())
+    alerts = detect(table, max(args.start, table.start), args.end, baseline=base)
+    found = episodes(alerts, min_calls=args.min_calls, table=table, expected=base.mu)[: args.top]
+    if not args.data:  # the store keeps the events to link
+        store = _open(settings)
+        try:
+            attach_events(found, kept_events(_assigned(store, settings), args.start, args.end, min_size=3, top=1000))
+        finally:
+            store.close()
+    print(json.dumps([e.to_dict() for e in found], ensure_ascii=False, indent=1))
+    return 0
+
+
 def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
     from hotline.hotspots.forecast import forecast, rising
     from hotline.hotspots.series import CountTable
@@ -391,7 +414,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     partial = out.with_suffix(out.suffix + ".part")
     partial.write_text(reports.render(report), encoding="utf-8")
     partial.replace(out)
-    print(f"wrote {out}: {report.total} cases, {len(report.alerts)} hotspots, {len(report.events)} events, "
+    print(f"wrote {out}: {report.total} cases, {len(report.episodes)} surges, {len(report.events)} events, "
           f"{len(report.forecasts)} rising cells, {len(report.terms)} new terms")
     return 0
 
@@ -487,6 +510,14 @@ def build_parser() -> argparse.ArgumentParser:
     hot.add_argument("--method", default=DEFAULT_METHOD, choices=list(DETECTORS))
     hot.add_argument("--alpha", type=float, help="false-alarm level of the nb method (default 0.01: about one alert per 200 quiet cell-days)")
     hot.set_defaults(handler=cmd_hotspots)
+
+    ep = commands.add_parser("episodes", parents=[cells],
+                             help="surges to act on: each cell's consecutive alert days, most excess calls first (JSON)")
+    ep.add_argument("--from", "--start", dest="start", type=day_argument, required=True, metavar="YYYY-MM-DD")
+    ep.add_argument("--to", "--end", dest="end", type=day_argument, required=True, metavar="YYYY-MM-DD")
+    ep.add_argument("--min-calls", type=_positive, default=5, help="calls an episode needs (default 5)")
+    ep.add_argument("--top", type=_positive, default=20)
+    ep.set_defaults(handler=cmd_episodes)
 
     fc = commands.add_parser("forecast", parents=[cells], help="daily counts per cell for the coming days (JSON)")
     fc.add_argument("--to", "--end", dest="end", type=day_argument, default=date.today(), metavar="YYYY-MM-DD",

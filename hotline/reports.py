@@ -25,6 +25,7 @@ from hotline.events import Event
 from hotline.hotspots.baseline import fit
 from hotline.hotspots.cells import UNCATEGORISED, UNKNOWN_AREA, cell_area, cell_category, cell_of
 from hotline.hotspots.detect import Alert, detect
+from hotline.hotspots.episodes import Episode, attach_events, episodes
 from hotline.hotspots.forecast import CellForecast, forecast, rising
 from hotline.hotspots.series import HISTORY_DAYS, period_table
 from hotline.hotspots.terms import Term
@@ -46,6 +47,7 @@ class Report:
     heat_categories: list[str]
     heat: dict[tuple[str, str], int]
     alerts: list[Alert]
+    episodes: list[Episode]
     alert_cases: dict[tuple[str, str, str], list[Case]]
     events: list[Event]
     forecasts: list[CellForecast]
@@ -59,6 +61,7 @@ class Report:
             "from": self.start.isoformat(), "to": self.end.isoformat(), "total": self.total,
             "by_category": self.by_category,
             "alerts": [a.row() for a in self.alerts],
+            "episodes": [e.to_dict() for e in self.episodes],
             "events": [e.to_dict() for e in self.events],
             "forecasts": [f.to_dict() for f in self.forecasts],
             "terms": [t.to_dict() for t in self.terms],
@@ -93,15 +96,16 @@ def build(store: CaseStore, start: date, end: date, level1: Callable[[str], str]
 
     table = period_table(lambda _: rows, start, end)  # the rows just read
     baseline = fit(table.counts, *table.calendar())  # one fit for the hotspots and the forecasts
-    alerts = detect(table, max(start, table.start), end, baseline=baseline)
-    alerts = sorted(alerts, key=lambda a: -a.score)[:top]
+    every_alert = detect(table, max(start, table.start), end, baseline=baseline)
+    alerts = sorted(every_alert, key=lambda a: -a.score)[:top]
+    surges = episodes(every_alert, table=table, expected=baseline.mu)[:top]  # what the report lists: one row per surge, most excess calls first
     by_cell: dict[tuple[str, str, str], list[Case]] = {}
-    for a in alerts:
-        key = (a.date.isoformat(), a.area, a.category)
-        if key not in by_cell:  # a few of the cell's cases that day, read by key
-            query = CaseQuery.days(a.date, a.date, district="" if a.area == UNKNOWN_AREA else a.area,
-                                   category="" if a.category == UNCATEGORISED else a.category, limit=50)
-            by_cell[key] = [c for c in store.search(query).items if cell_of(c) == (a.area, a.category)][:5]
+    for day, area, category in [(e.peak_day, e.area, e.category) for e in surges]:
+        key = (day.isoformat(), area, category)
+        if key not in by_cell:  # a few of the cell's cases on its peak day, read by key
+            query = CaseQuery.days(day, day, district="" if area == UNKNOWN_AREA else area,
+                                   category="" if category == UNCATEGORISED else category, limit=50)
+            by_cell[key] = [c for c in store.search(query).items if cell_of(c) == (area, category)][:5]
 
     cells = Counter[tuple[str, str]]()
     by_level1 = Counter[str]()
@@ -117,7 +121,9 @@ def build(store: CaseStore, start: date, end: date, level1: Callable[[str], str]
     areas = [a for a, _ in _area_totals(cells).most_common()]
     categories = [k for k, _ in _category_totals(cells).most_common(15)]
 
-    events = kept_events(store, start, end, min_size=3, top=10)
+    kept = kept_events(store, start, end, min_size=3, top=1000)
+    attach_events(surges, kept)
+    events = kept[:10]
 
     forecasts: list[CellForecast] = []
     recent: dict[tuple[str, str], list[int]] = {}
@@ -134,7 +140,7 @@ def build(store: CaseStore, start: date, end: date, level1: Callable[[str], str]
     return Report(
         start=start, end=end, generated=datetime.now().replace(microsecond=0), total=sum(cells.values()),
         by_category=dict(by_level1.most_common()), trend_days=days, trend=trend, heat_areas=areas,
-        heat_categories=categories, heat=dict(cells), alerts=alerts, alert_cases=by_cell, events=events,
+        heat_categories=categories, heat=dict(cells), alerts=alerts, episodes=surges, alert_cases=by_cell, events=events,
         forecasts=forecasts, history_days=history_days, history=recent, terms=emerging_in_store(store, end, top=15),
         notes=notes,
     )

@@ -115,6 +115,9 @@ def test_supervisor_views(client: TestClient) -> None:
     assert client.get("/v1/hotspots", params={"method": "ears-c2"}, headers=SUPERVISOR).status_code == 200
     events = client.get("/v1/events", headers=SUPERVISOR).json()
     assert all(e["size"] >= 3 for e in events)
+    episodes = client.get("/v1/episodes", params={"min_calls": 1}, headers=SUPERVISOR).json()
+    assert episodes and all(e["observed"] >= 1 and e["explanation"] for e in episodes)
+    assert [e["excess"] for e in episodes] == sorted((e["excess"] for e in episodes), reverse=True)
     assert client.get("/v1/forecast", params={"rising": False, "top": 3}, headers=SUPERVISOR).json()
     page = client.get("/v1/reports/hotspots", headers=SUPERVISOR)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html") and "<svg" in page.text

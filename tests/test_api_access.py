@@ -23,6 +23,7 @@ ENDPOINTS = [
     ("POST", "/v1/cases/ACCESS-1/label", {"category": "城乡建设/环境卫生"}, {"agent", "admin"}),
     ("GET", "/v1/hotspots", None, {"supervisor", "admin"}),
     ("GET", "/v1/events", None, {"supervisor", "admin"}),
+    ("GET", "/v1/episodes", None, {"supervisor", "admin"}),
     ("GET", "/v1/forecast", None, {"supervisor", "admin"}),
     ("GET", "/v1/reports/hotspots", None, {"supervisor", "admin"}),
     ("GET", "/v1/models", None, {"supervisor", "admin"}),

@@ -36,7 +36,7 @@ def test_no_input_gives_a_server_error(api_schema) -> None:  # noqa: ANN001
 def test_the_schema_lists_every_endpoint(service: Services) -> None:  # noqa: F811
     paths = create_app(service.settings, service).openapi()["paths"]
     for path in ("/v1/route", "/v1/cases", "/v1/cases/{case_id}", "/v1/cases/{case_id}/similar",
-                 "/v1/cases/{case_id}/label", "/v1/hotspots", "/v1/events", "/v1/forecast", "/v1/reports/hotspots",
+                 "/v1/cases/{case_id}/label", "/v1/hotspots", "/v1/episodes", "/v1/events", "/v1/forecast", "/v1/reports/hotspots",
                  "/v1/models", "/v1/models/train", "/v1/models/{version}/promote", "/v1/models/rollback",
                  "/health", "/metrics", "/open311/v2/services.{fmt}", "/open311/v2/requests.{fmt}",
                  "/open311/v2/requests/{request_id}.{fmt}", "/open311/v2/services/{code}.{fmt}",
@@ -66,4 +66,6 @@ def test_stateful_runs_create_label_get_find_no_server_error(api_schema) -> None
     # cannot draw the same rules again (hypothesis would call that flaky); a failure still names its calls.
     Workflow.run(settings=settings(max_examples=25, stateful_step_count=6, deadline=None, derandomize=True,
                                    phases=[Phase.generate], suppress_health_check=list(HealthCheck), database=None))
-    assert len(calls) >= 50 and "POST /v1/cases/{case_id}/label" in calls and "GET /v1/cases/{case_id}" in calls
+    # Links were followed: a created case was labelled and read back by id (itself, its labels or its changes).
+    assert len(calls) >= 50 and "POST /v1/cases/{case_id}/label" in calls
+    assert any(c.startswith("GET /v1/cases/{case_id}") and not c.endswith("/similar") for c in calls), sorted(set(calls))

@@ -42,7 +42,7 @@ def problem(response, status: int) -> dict:  # noqa: ANN001
     return response.json()
 
 
-VIEWS = ["/v1/hotspots", "/v1/forecast", "/v1/events", "/v1/reports/hotspots"]
+VIEWS = ["/v1/hotspots", "/v1/episodes", "/v1/forecast", "/v1/events", "/v1/reports/hotspots"]
 
 
 # ---------------------------------------------------------------- 1. times

@@ -76,10 +76,23 @@ def test_supervisor_dashboard_and_models_page(live: LiveServer) -> None:
         wait.until(lambda d: d.find_element(By.ID, "status").text not in ("", "加载中…"))
         assert "热点" in driver.find_element(By.ID, "status").text
         assert driver.find_elements(By.CSS_SELECTOR, "#events table, #events p")
+        surges = driver.find_element(By.ID, "hotspots").text  # surges ranked by excess calls, explained (if any)
+        assert ("多出" in surges and "按以往同期预计" in surges) or surges == "（无）", surges
         driver.switch_to.frame(driver.find_element(By.ID, "report"))
         charts = driver.find_elements(By.CSS_SELECTOR, "svg.chart")
         assert charts and all(c.size["width"] > 100 for c in charts)
         driver.switch_to.default_content()
+        driver.save_screenshot(str(Path(tempfile.gettempdir()) / "hotline-supervisor.png"))
+        # A range the views refuse: each panel says so in Chinese; the forecast (which needs no range) still shows.
+        driver.execute_script("document.getElementById('start').value = '2025-01-01';"
+                              "document.getElementById('end').value = '2025-08-31';")
+        driver.find_element(By.ID, "load").click()
+        wait.until(lambda d: "未能加载" in d.find_element(By.ID, "status").text)
+        assert "查询条件有误" in driver.find_element(By.ID, "hotspots").text
+        assert "查询条件有误" in driver.find_element(By.ID, "events").text
+        assert driver.find_elements(By.CSS_SELECTOR, "#forecast table, #forecast p.muted")
+        assert not driver.find_elements(By.CSS_SELECTOR, "#forecast .err")
+        driver.save_screenshot(str(Path(tempfile.gettempdir()) / "hotline-supervisor-refused.png"))
 
         _key(driver, live.url + "/models", "admin-key-1-0123456789abcdef")
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#models table"))

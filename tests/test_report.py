@@ -71,6 +71,8 @@ def test_report_cli_writes_the_page_from_the_store(tmp_path: Path) -> None:
     assert empty.returncode == 2 and "no cases" in empty.stderr and not (tmp_path / "x.html").exists()
     events = run(["events", "--from", "2025-07-01", "--to", "2025-07-15"], tmp_path)
     assert events.returncode == 0 and '"title"' in events.stdout
+    episodes = run(["episodes", "--from", "2025-07-01", "--to", "2025-07-15", "--min-calls", "2"], tmp_path)
+    assert episodes.returncode == 0 and '"excess"' in episodes.stdout, episodes.stderr
 
 
 def test_a_period_without_cases_is_a_clear_error(demo_store: SQLiteStore) -> None:

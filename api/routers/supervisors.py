@@ -43,6 +43,33 @@ def hotspots(principal: Supervisor, services: ServicesDep, start: date | None = 
     return services.views.get(("hotspots", start, end, method), compute, services.store.write_mark())
 
 
+@router.get("/v1/episodes", response_model=list[schemas.EpisodeOut],
+            summary="Surges to act on: each cell's consecutive alert days as one episode, most excess calls first")
+def episodes(principal: Supervisor, services: ServicesDep, start: date | None = None, end: date | None = None,
+             min_calls: Annotated[int, Query(ge=1, le=10_000)] = 5,
+             top: Annotated[int, Query(ge=1, le=200)] = 20) -> list[dict[str, Any]]:
+    from hotline.events import kept_events
+    from hotline.hotspots.baseline import fit
+    from hotline.hotspots.detect import detect
+    from hotline.hotspots.episodes import attach_events
+    from hotline.hotspots.episodes import episodes as join
+
+    start, end = _days(services, start, end, 30)
+    if (end - start).days >= MAX_REPORT_DAYS:
+        raise InvalidInput(f"episodes are listed over at most {MAX_REPORT_DAYS} days at a time")
+
+    def compute() -> list[dict[str, Any]]:
+        table = period_table(services.store.counts, start, end)
+        base = fit(table.counts, *table.calendar())
+        alerts = detect(table, max(start, table.start), end, baseline=base)
+        found = join(alerts, min_calls=min_calls, table=table, expected=base.mu)[:top]
+        services.catch_up_events()
+        attach_events(found, kept_events(services.store, start, end, min_size=3, top=1000))
+        return [e.to_dict() for e in found]
+
+    return services.views.get(("episodes", start, end, min_calls, top), compute, services.store.write_mark())
+
+
 @router.get("/v1/events", response_model=list[schemas.EventOut], summary="Incidents many callers report (clustered cases)")
 def events(principal: Supervisor, services: ServicesDep, start: date | None = None, end: date | None = None,
            min_size: Annotated[int, Query(ge=2, le=1000)] = 3,
