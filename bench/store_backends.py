@@ -27,7 +27,7 @@ generated year of calls:
 Ratios are PostgreSQL over SQLite. With several sizes the figures are also
 drawn as ``bench/store_backends.svg``.
 
-    python bench/store_backends.py [--cases 100000[,500000,…]] [--index es]
+    python bench/store_backends.py [--cases 100000[,500000,…]] [--index es] [--resume]
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import ROOT, peak_rss_mib, report, timed  # noqa: E402
+from _common import OUT, ROOT, peak_rss_mib, report, timed  # noqa: E402
 
 BACKENDS = ("sqlite", "postgresql")
 CHART = ROOT / "bench" / "store_backends.svg"
@@ -324,6 +324,7 @@ def main() -> None:
     parser.add_argument("--index", choices=("none", "es"), default="none",
                         help="es: the PostgreSQL runs drain their outbox into Elasticsearch while writing")
     parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--resume", action="store_true", help="keep the runs a previous bench finished")
     parser.add_argument("--one", nargs=2, metavar=("CASES", "BACKEND"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -332,15 +333,22 @@ def main() -> None:
 
     sizes = [int(s) for s in args.cases.split(",")]
     backends = [b for b in args.backends.split(",") if b]
-    runs: dict[str, dict[str, Any]] = {}
+    # Each run's figures are kept as it ends (a 2,000,000-case run takes most of an hour): a failed or
+    # interrupted bench started again with --resume does only the runs still missing.
+    partial = OUT / "store_backends.runs.json"
+    runs: dict[str, dict[str, Any]] = json.loads(partial.read_text()) if args.resume and partial.exists() else {}
     for n in sizes:
         for backend in backends:
+            if f"{n}_{backend}" in runs:
+                continue
             print(f"{n:,} cases on {backend} …", file=sys.stderr, flush=True)
             child = subprocess.run([sys.executable, __file__, "--one", str(n), backend, "--index", args.index],
                                    capture_output=True, text=True, check=False)
             if child.returncode != 0:
                 sys.exit(f"bench: {n} on {backend} failed:\n{child.stderr[-3000:]}")
             runs[f"{n}_{backend}"] = json.loads(child.stdout.strip().splitlines()[-1])
+            OUT.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps(runs, indent=1))
     figures: dict[str, Any] = {"index": args.index}
     for name, values in runs.items():
         figures.update({f"{name}_{key}": value for key, value in values.items()})
