@@ -129,6 +129,7 @@ class EventClusterer:
         near_km: float = 0.6,
         max_df: float = 0.05,
         new_id: Callable[[Case], str] | None = None,
+        query_words: int = 12,
     ) -> None:
         self.tokenize = tokenize
         self.landmarks = frozenset(landmarks)
@@ -140,6 +141,7 @@ class EventClusterer:
         self.near_km = near_km
         self.max_df = max_df
         self.new_id = new_id
+        self.query_words = query_words
         self.idf_: dict[str, float] = {}
         self.common_: frozenset[str] = frozenset()
         self.default_idf_ = 1.0
@@ -218,19 +220,26 @@ class EventClusterer:
     def assign_many(self, cases: Iterable[Case]) -> list[str]:
         return [self.assign(case) for case in sorted(cases, key=lambda c: (c.received_at, c.id))]
 
-    @staticmethod
-    def _keys(vec: dict[str, float], places: set[str], case: Case) -> list[str]:
-        """What an open event is found by: its words, its places and its category in its district."""
+    def _keys(self, vec: Iterable[str], places: set[str], location: Location | None, around: bool = False) -> list[str]:
+        """What an open event is found by: its words, its places, and the grid square of its calls (``around``:
+        that square and the eight next to it, for a case looking for events near it)."""
         keys = list(vec)
         keys.extend(f"@place:{p}" for p in places)
-        if case.category:
-            keys.append(f"@cat:{case.area.district}/{case.category.l2 or case.category.l1}")
+        if location is not None:
+            row, col = int(location.lat // (self.near_km / 111.0)), int(location.lon // (self.near_km / 94.0))
+            steps = (-1, 0, 1) if around else (0,)
+            keys.extend(f"@grid:{row + dr}/{col + dc}" for dr in steps for dc in steps)
         return keys
 
     def _candidates(self, vec: dict[str, float], places: set[str], case: Case) -> list[Event]:
         since = shifted(case.received_at, -self.window)
         found: dict[str, Event] = {}
-        for word in self._keys(vec, places, case):
+        # An open event is found by the case's weightiest words (a copy shares them; an event that shares only
+        # its lighter words cannot reach the threshold by words), by the places named, and by the grid squares
+        # around the call (the only events the nearness bonus can reach): a city's two days hold thousands of
+        # open events, and every word of a long call, or its district and category, would bring hundreds.
+        heavy = [w for w, _ in heapq.nlargest(self.query_words, vec.items(), key=lambda kv: kv[1])]
+        for word in self._keys(heavy, places, case.location, around=True):
             ids = self._open.get(word)
             if not ids:
                 continue
@@ -263,7 +272,7 @@ class EventClusterer:
             old = event.words.get(w, 0.0)
             event.words[w] = old + v
             event.norm2 += (old + v) ** 2 - old * old
-        for key in self._keys(vec, places, case):
+        for key in self._keys(vec, places, case.location):
             self._open[key].add(event.id)
         event.places.update(places)
         if case.category:
@@ -286,9 +295,7 @@ class EventClusterer:
         """Go on from events kept before (the store's): new cases may join them as if they had never left."""
         for event in events:
             self.events[event.id] = event
-            keys = [*event.words, *(f"@place:{p}" for p in event.places),
-                    *(f"@cat:{event.district}/{c}" for c in event.categories)]
-            for key in keys:
+            for key in self._keys(event.words, set(event.places), event.location):
                 self._open[key].add(event.id)
         return self
 
