@@ -172,6 +172,11 @@ class EventClusterer:
         self.default_idf_ = math.log(1 + n) + 1.0  # an unseen word is as rare as can be
         return self
 
+    def weighted_like(self, fitted: EventClusterer) -> EventClusterer:
+        """Take the word weights another clusterer learnt (fitted once, shared by every clusterer of a day)."""
+        self.idf_, self.common_, self.default_idf_ = fitted.idf_, fitted.common_, fitted.default_idf_
+        return self
+
     def _vector(self, text: str, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, float]:
         """Unit-length TF-IDF words of a text; common words are left out, unseen ones weigh most."""
         counts = Counter(self.tokenize(text))
@@ -360,7 +365,7 @@ def cluster_period(cases: Iterable[Case], start: date, tokenize: Callable[[str],
     period = [c for c in ordered if c.received_at.date() >= start]
     clusterer = EventClusterer(tokenize, landmarks)
     if weights is not None:
-        clusterer.idf_, clusterer.common_, clusterer.default_idf_ = weights.idf_, weights.common_, weights.default_idf_
+        clusterer.weighted_like(weights)
     else:
         history = [f"{c.title} {c.text}" for c in ordered if c.received_at.date() < start]
         clusterer.fit(history or [f"{c.title} {c.text}" for c in period] or [""])
@@ -401,9 +406,11 @@ class EventAssigner:
         if fitted is None:
             first = shifted(day, -timedelta(days=self.history_days))
             last = shifted(day, -timedelta(days=1))
-            if self.store.documents(first, last) < 100:
+            documents = self.store.documents(first, last)
+            if documents < 100:
                 last = day
-            fitted = self._clusterer().fit_counts(self.store.term_counts(first, last), self.store.documents(first, last))
+                documents = self.store.documents(first, last)
+            fitted = self._clusterer().fit_counts(self.store.term_counts(first, last), documents)
             with self._lock:  # the service's assigner, a view catching up and the routing's matcher share these
                 while len(self._weights) >= 4:
                     self._weights.pop(min(self._weights))
@@ -421,10 +428,7 @@ class EventAssigner:
 
     def _weighted(self, day: date) -> EventClusterer:
         """An empty clusterer with the word weights of ``day``."""
-        fitted = self.weights(day)
-        clusterer = self._clusterer()
-        clusterer.idf_, clusterer.common_, clusterer.default_idf_ = fitted.idf_, fitted.common_, fitted.default_idf_
-        return clusterer
+        return self._clusterer().weighted_like(self.weights(day))
 
     def run_once(self) -> int:
         """Assign one batch of waiting cases; how many were taken (0: none waiting, or another assigner busy)."""

@@ -108,18 +108,20 @@ def build(store: CaseStore, start: date, end: date, level1: Callable[[str], str]
             by_cell[key] = [c for c in store.search(query).items if cell_of(c) == (area, category)][:5]
 
     cells = Counter[tuple[str, str]]()
-    by_level1 = Counter[str]()
+    by_area, by_category, by_level1 = Counter[str](), Counter[str](), Counter[str]()
     daily: dict[str, list[int]] = defaultdict(lambda: [0] * ((end - start).days + 1))
     for r in period:
         area, category = cell_area(r.district), cell_category(r.category)
         cells[(area, category)] += r.count
+        by_area[area] += r.count
+        by_category[category] += r.count
         name = level1(category) if r.category else UNCATEGORISED
         by_level1[name] += r.count
         daily[name][(r.day - start).days] += r.count
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     trend = {name: daily[name] for name, _ in by_level1.most_common(8)}
-    areas = [a for a, _ in _area_totals(cells).most_common()]
-    categories = [k for k, _ in _category_totals(cells).most_common(15)]
+    areas = [a for a, _ in by_area.most_common()]
+    categories = [k for k, _ in by_category.most_common(15)]
 
     kept = kept_events(store, start, end, min_size=3, top=1000)
     attach_events(surges, kept)
@@ -144,20 +146,6 @@ def build(store: CaseStore, start: date, end: date, level1: Callable[[str], str]
         forecasts=forecasts, history_days=history_days, history=recent, terms=emerging_in_store(store, end, top=15),
         notes=notes,
     )
-
-
-def _area_totals(cells: Counter[tuple[str, str]]) -> Counter[str]:
-    totals: Counter[str] = Counter()
-    for (area, _), n in cells.items():
-        totals[area] += n
-    return totals
-
-
-def _category_totals(cells: Counter[tuple[str, str]]) -> Counter[str]:
-    totals: Counter[str] = Counter()
-    for (_, category), n in cells.items():
-        totals[category] += n
-    return totals
 
 
 # ---------------------------------------------------------------- charts (inline SVG)
