@@ -40,7 +40,8 @@ from hotline import reports  # noqa: E402
 from hotline.demo.generator import DemoGenerator  # noqa: E402
 from hotline.events import EventAssigner, EventClusterer, adjusted_rand, bcubed  # noqa: E402
 from hotline.hotspots.cells import UNCATEGORISED, cell_area  # noqa: E402
-from hotline.hotspots.detect import DETECTORS, detect, eligible, scores  # noqa: E402
+from hotline.hotspots.baseline import cusum  # noqa: E402
+from hotline.hotspots.detect import DETECTORS, NegativeBinomial, detect, eligible, scores  # noqa: E402
 from hotline.hotspots.forecast import backtest, forecast  # noqa: E402
 from hotline.hotspots.series import CountTable  # noqa: E402
 from hotline.ingest import CaseBuilder, ColumnMap, parse_time  # noqa: E402
@@ -80,7 +81,8 @@ def generated_table(seed: int) -> CountTable:
                                     r["category_l1"]) for r in rows)
 
 
-def inject(table: CountTable, rng: np.random.Generator, n: int) -> tuple[CountTable, list[tuple[int, int, int]]]:
+def inject(table: CountTable, rng: np.random.Generator, n: int,
+           scale: tuple[float, float] = (1.5, 3.5)) -> tuple[CountTable, list[tuple[int, int, int]]]:
     """``n`` outbreaks in distinct cells: (cell, first day, days) over 1–3 days.
 
     The size scales with the noise of the cell, as in the surveillance
@@ -97,7 +99,7 @@ def inject(table: CountTable, rng: np.random.Generator, n: int) -> tuple[CountTa
         cell, start, length = rng.integers(cells), rng.integers(WARMUP + 7, days - 4), rng.integers(1, 4)
         if busy[cell, start - 7 : start + length + 7].any():
             continue
-        extra = max(2, int(round(rng.uniform(1.5, 3.5) * np.sqrt(means[cell] * length + 1))))
+        extra = max(2, int(round(rng.uniform(*scale) * np.sqrt(means[cell] * length + 1))))
         split = rng.multinomial(extra, np.ones(length) / length)
         counts[cell, start : start + length] += split
         busy[cell, start - 7 : start + length + 7] = True
@@ -105,10 +107,13 @@ def inject(table: CountTable, rng: np.random.Generator, n: int) -> tuple[CountTa
     return CountTable(table.cells, table.start, counts), outbreaks
 
 
-def calibrate(quiet_scores: np.ndarray) -> float:
-    """The lowest threshold whose false alarms on quiet cell-days stay within FALSE_ALARMS (ties kept together)."""
+def calibrate(quiet_scores: np.ndarray, rate: float = FALSE_ALARMS) -> float:
+    """The lowest threshold whose false alarms on quiet cell-days stay within ``rate`` (ties kept together;
+    +inf marks a cell-day flagged whatever the threshold, and takes its share of the budget first)."""
     values = np.sort(quiet_scores[np.isfinite(quiet_scores)])[::-1]
-    budget = int(FALSE_ALARMS * quiet_scores.size)
+    budget = int(rate * quiet_scores.size) - int(np.isposinf(quiet_scores).sum())
+    if budget < 0:
+        return float("inf")
     if values.size <= budget:
         return float(values[-1]) if values.size else float("inf")
     candidate = values[budget]  # flagging >= this would exceed the budget by one (or more, with ties)
@@ -123,7 +128,7 @@ def evaluate(table: CountTable, outbreaks: list[tuple[int, int, int]]) -> dict[s
     for cell, start, length in outbreaks:
         quiet[cell, start : start + length + 7] = False
     results = {}
-    for method in (name for name, d in DETECTORS.items() if d.per_cell):
+    for method in (name for name, d in DETECTORS.items() if d.per_cell and getattr(d, "fdr", None) is None):
         score, _, _, default = scores(table, method)
         values = np.where(eligible(counts, method), np.nan_to_num(score, nan=-np.inf), -np.inf)
         as_shipped = values >= default  # what `hotline hotspots` flags with its default threshold
@@ -143,6 +148,185 @@ def evaluate(table: CountTable, outbreaks: list[tuple[int, int, int]]) -> dict[s
                            "sensitivity": found / len(outbreaks),
                            "median delay (days)": float(np.median(delays)) if delays else float("nan"), **shipped}
     return results
+
+
+RAMP_DAYS = (5, 7)
+
+
+def inject_ramps(table: CountTable, rng: np.random.Generator, n: int) -> tuple[CountTable, list[tuple[int, int, int]]]:
+    """``n`` outbreaks in distinct cells, half 1–3-day bursts (as :func:`inject`) and half steady rises.
+
+    A rise lasts 5 or 7 days and adds ``round(j * s)`` calls on its day ``j`` (1, 2, …) with a slope ``s`` of
+    ``U(0.5, 1.0) * sqrt(mean + 1)`` — half to one standard deviation of the cell's day more each day: a quiet
+    cell gets 1, 1, 2, 2, 3 … extra calls, a busy one proportionally more, so day 3 of a rise is still within
+    two or three standard deviations of normal while the week adds up to far more than any burst.
+    """
+    means = table.counts.mean(axis=1)
+    counts = table.counts.copy()
+    cells, days = counts.shape
+    outbreaks: list[tuple[int, int, int]] = []
+    busy = np.zeros_like(counts, dtype=bool)
+    while len(outbreaks) < n:
+        ramp = len(outbreaks) % 2 == 1
+        length = int(rng.choice(RAMP_DAYS)) if ramp else int(rng.integers(1, 4))
+        cell, start = int(rng.integers(cells)), int(rng.integers(WARMUP + 7, days - length - 1))
+        if busy[cell, start - 7 : start + length + 7].any():
+            continue
+        if ramp:
+            slope = rng.uniform(0.5, 1.0) * np.sqrt(means[cell] + 1)
+            counts[cell, start : start + length] += np.round(slope * np.arange(1, length + 1)).astype(counts.dtype)
+        else:
+            extra = max(2, int(round(rng.uniform(1.5, 3.5) * np.sqrt(means[cell] * length + 1))))
+            counts[cell, start : start + length] += rng.multinomial(extra, np.ones(length) / length)
+        busy[cell, start - 7 : start + length + 7] = True
+        outbreaks.append((cell, start, length))
+    return CountTable(table.cells, table.start, counts), outbreaks
+
+
+def ramp_candidates() -> dict[str, tuple[NegativeBinomial, float]]:
+    """The variants the default was chosen among, each with the CUSUM's share of the false-alarm budget."""
+    return {"nb (1–3-day tests, CUSUM k=0.5 with 0.2 of the budget)": (NegativeBinomial("nb"), 0.2),
+            "nb, CUSUM with 0.4 of the budget": (NegativeBinomial("nb"), 0.4),
+            "nb, CUSUM k=1": (NegativeBinomial("nb", cusum_k=1.0), 0.2),
+            "nb, no CUSUM": (NegativeBinomial("nb", slow=False), 0.0),
+            "nb, 1–7-day tests": (NegativeBinomial("nb", windows=(2, 3, 5, 7)), 0.2)}
+
+
+def evaluate_ramps(table: CountTable, outbreaks: list[tuple[int, int, int]]) -> dict[str, dict[str, float]]:
+    """Per method: sensitivity and median delay for bursts and for 5- and 7-day rises, every method's threshold
+    set for 1 false alarm per 100 quiet cell-days (for the NB detectors, the tail tests' threshold with the
+    CUSUM's alarms counted in the budget first)."""
+    from hotline.hotspots.baseline import fit
+    from hotline.hotspots.detect import MIN_COUNT
+
+    counts = table.counts
+    quiet = np.ones_like(counts, dtype=bool)
+    quiet[:, :WARMUP] = False
+    for cell, start, length in outbreaks:
+        quiet[cell, start : start + length + 7] = False
+    flags: dict[str, np.ndarray] = {}
+    for method in ("ears-c1", "ears-c2", "ears-c3"):
+        score = scores(table, method).score
+        values = np.nan_to_num(score, nan=-np.inf)
+        flags[method] = values >= calibrate(values[quiet])
+    base = fit(counts, *table.calendar())
+    bounds: dict[str, float] = {}
+    for label, (candidate, share) in ramp_candidates().items():
+        values = np.where(candidate.eligible(counts), np.nan_to_num(candidate.scores(table, base).score, nan=-np.inf),
+                          -np.inf)
+        if candidate.slow:  # the CUSUM's bound set for its share of the budget (no reset: conservative), the tail
+            cs = cusum(counts.astype(float), base.mu, base.size, candidate.cusum_k, np.inf)  # tests' for the rest
+            cs = np.where(candidate.slow_eligible(counts), cs, -np.inf)
+            bound = calibrate(cs[quiet], share * FALSE_ALARMS)
+            values = np.where(cs >= bound, np.inf, values)
+            bounds[label] = bound
+        flags[label] = values >= calibrate(values[quiet])
+    flags["nb as shipped (α = 0.01, CUSUM bound 6)"] = DETECTORS["nb"].flag(table, None, MIN_COUNT, base)[0]
+    results: dict[str, dict[str, float]] = {}
+    kinds = {"bursts": lambda n: n <= 3, **{f"{d}-day rises": (lambda n, d=d: n == d) for d in RAMP_DAYS}}
+    for method, flagged in flags.items():
+        row = {"false alarms per 100 cell-days": 100 * float(flagged[quiet].mean())}
+        if method in bounds:
+            row["CUSUM bound"] = bounds[method]
+        found_all = []
+        for kind, chosen in kinds.items():
+            hits = [np.flatnonzero(flagged[c, s : s + n]) for c, s, n in outbreaks if chosen(n)]
+            found = [h[0] for h in hits if h.size]
+            found_all += [h.size > 0 for h in hits]
+            row[f"{kind}: sensitivity"] = len(found) / len(hits)
+            row[f"{kind}: median delay (days)"] = float(np.median(found)) if found else float("nan")
+            row[f"{kind}: flagged by its third day"] = sum(1 for d in found if d <= 2) / len(hits)
+        row["sensitivity, all"] = float(np.mean(found_all))
+        results[method] = row
+    return results
+
+
+def ramps(name: str, table_of: Callable[[int], CountTable], replicates: int) -> dict[str, object]:
+    """Bursts and steady rises over ``replicates`` injections: each method's mean with a 95% interval."""
+    runs = []
+    for k in range(replicates):
+        table = table_of(k)
+        injected, outbreaks = inject_ramps(table, np.random.default_rng(3026 + k), n=min(300, len(table.cells) * 2))
+        runs.append(evaluate_ramps(injected, outbreaks))
+    figures: dict[str, object] = {f"{name}: replicates": replicates}
+    for method in runs[0]:
+        for key in runs[0][method]:
+            values = np.array([run[method][key] for run in runs])
+            figures[f"{name} {method}: {key} (mean)"] = float(np.nanmean(values))
+    for method in ramp_candidates():
+        gains = 100 * np.array([run[method]["sensitivity, all"] - run["ears-c2"]["sensitivity, all"] for run in runs])
+        half = 1.96 * gains.std(ddof=1) / np.sqrt(len(gains)) if len(gains) > 1 else float("nan")
+        figures[f"{name} {method}: gain over EARS C2, all (points; 95% interval)"] = (
+            f"{gains.mean():.1f} ({gains.mean() - half:.1f} to {gains.mean() + half:.1f})")
+    return figures
+
+
+def street_rates() -> tuple[list[tuple[str, str]], np.ndarray]:
+    """Street × level-2 cells and their daily rates, from 120 generated days at the demo's 150 calls a day."""
+    rows, _ = DemoGenerator(default_gazetteer(), default_taxonomy(), seed=21, events_per_day=0.0,
+                            surges_per_month=0.0).generate(120, date(2025, 1, 6))
+    table = CountTable.from_records((datetime.fromisoformat(r["received_at"]).date(),
+                                     cell_area(r["district"], r["street"]), r["category_l2"] or UNCATEGORISED)
+                                    for r in rows)
+    return table.cells, table.counts.mean(axis=1)
+
+
+def noise_table(cells: list[tuple[str, str]], rates: np.ndarray, rng: np.random.Generator,
+                days: int = 200) -> CountTable:
+    """Pure noise: Poisson counts at each cell's rate, weekends at 60% (nothing to find)."""
+    from hotline.calendar import day_features
+
+    start = date(2025, 3, 3)
+    dow, _ = day_features([start + timedelta(days=i) for i in range(days)])
+    return CountTable(cells, start, rng.poisson(np.outer(rates, np.where(dow >= 5, 0.6, 1.0))))
+
+
+def streets(replicates: int) -> dict[str, object]:
+    """Street-level false alarms on pure noise (every alert is false: the share of days with any alert is
+    what a false discovery rate of 5% promises to keep under 5%), then the realised false discovery rate and
+    the sensitivity with outbreaks injected, of the usual size (as :func:`inject`) and large (5–10 standard
+    deviations); per cell (nb) against across cells (nb-fdr)."""
+    from hotline.hotspots.baseline import fit
+    from hotline.hotspots.detect import FDR, MIN_COUNT
+
+    cells, rates = street_rates()
+    figures: dict[str, object] = {"street cells": len(cells), "promised false discovery rate": FDR}
+    for density, scale in (("demo density (150 calls a day)", 1.0), ("city density (5,500 calls a day)", 5500 / 150)):
+        runs: dict[str, list[dict[str, float]]] = {"nb": [], "nb-fdr": []}
+        for k in range(replicates):
+            rng = np.random.default_rng(4026 + k)
+            noise = noise_table(cells, rates * scale, rng)
+            noise_base = fit(noise.counts, *noise.calendar())
+            row: dict[str, dict[str, float]] = {}
+            for method in runs:
+                flagged = DETECTORS[method].flag(noise, None, MIN_COUNT, noise_base)[0][:, WARMUP:]
+                row[method] = {"pure noise: days with any alert (%)": 100 * float(flagged.any(axis=0).mean()),
+                               "pure noise: alerts per day": float(flagged.sum(axis=0).mean())}
+            for size, scale_sd in (("usual outbreaks", (1.5, 3.5)), ("large outbreaks", (5.0, 10.0))):
+                injected, outbreaks = inject(noise, rng, n=300, scale=scale_sd)
+                true = np.zeros_like(injected.counts, dtype=bool)
+                quiet = np.ones_like(injected.counts, dtype=bool)
+                for cell, start, length in outbreaks:
+                    true[cell, start : start + length] = True
+                    quiet[cell, start : start + length + 7] = False
+                quiet[:, :WARMUP] = False
+                base = fit(injected.counts, *injected.calendar())
+                for method in runs:
+                    hit = DETECTORS[method].flag(injected, None, MIN_COUNT, base)[0]
+                    false, found = int((hit & quiet).sum()), int((hit & true).sum())
+                    row[method][f"{size}: realised false discovery rate"] = (
+                        false / (false + found) if false + found else float("nan"))
+                    row[method][f"{size}: sensitivity"] = float(np.mean([hit[c, s : s + n].any()
+                                                                         for c, s, n in outbreaks]))
+            for method in runs:
+                runs[method].append(row[method])
+        for method, rows in runs.items():
+            for key in rows[0]:
+                values = np.array([r[key] for r in rows])
+                values = values[np.isfinite(values)]  # a realised FDR needs an alert
+                half = 1.96 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+                figures[f"{density} {method}: {key}"] = f"{values.mean():.3f} (± {half:.3f})"
+    return figures
 
 
 def detection(name: str, table_of: Callable[[int], CountTable], replicates: int) -> dict[str, object]:
@@ -230,8 +414,16 @@ def main() -> None:
     if "--episodes" in sys.argv:
         report("hotspots-episodes", episode_ranking(range(51, 51 + replicates)))
         return
+    if "--streets" in sys.argv:
+        report("hotspots-streets", streets(replicates))
+        return
     real = real_table()
     figures: dict[str, object] = {}
+    if "--ramps" in sys.argv:
+        figures.update(ramps("real", lambda k: real, replicates))
+        figures.update(ramps("generated", lambda k: generated_table(seed=21 + k), replicates))
+        report("hotspots-ramps", figures)
+        return
     figures.update(detection("real", lambda k: real, replicates))
     figures.update(detection("generated", lambda k: generated_table(seed=21 + k), replicates))
     if "--detection" in sys.argv:

@@ -266,15 +266,17 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def _cell_records(args: argparse.Namespace, settings: Settings, start: date,
                   end: date) -> list[tuple[date, str, str, int]]:
     """(day, area, category, count) from ``HISTORY_DAYS`` before ``start`` to ``end``: each row of ``--data``
-    (counting one), or the store's daily counts."""
+    (counting one), or the store's daily counts; areas are ``district·street`` with ``--level street``."""
+    from hotline.hotspots.cells import cell_area, cell_category
     from hotline.hotspots.series import HISTORY_DAYS
 
     since = start - timedelta(days=HISTORY_DAYS)
+    street = args.level == "street"
     if args.data:
         from hotline.ingest import parse_time, read_records
 
         header, records, _ = read_records(Path(args.data))
-        for name in (args.time_col, args.area_col, args.category_col):
+        for name in (args.time_col, args.area_col, args.category_col) + ((args.street_col,) if street else ()):
             if name not in header:
                 raise InvalidInput(f"column {name!r} is not in {args.data}; columns: {header}")
         found, skipped = [], 0
@@ -289,18 +291,19 @@ def _cell_records(args: argparse.Namespace, settings: Settings, start: date,
             if not area or not category:
                 skipped += 1
                 continue
+            if street:
+                area = cell_area(area, str(values.get(args.street_col) or "").strip())
             if since <= day <= end:
                 found.append((day, area, category, 1))
         if skipped:
             print(f"hotline: {skipped} rows without a time, area or category were left out", file=sys.stderr)
         return found
-    from hotline.hotspots.cells import cell_area, cell_category
     from hotline.store.base import CaseQuery
 
     store = _open(settings)
     try:  # the daily counts the store keeps on write, not every case of the period
-        return [(r.day, cell_area(r.district), cell_category(r.category), r.count)
-                for r in store.counts(CaseQuery.days(since, end))]
+        return [(r.day, cell_area(r.district, r.street if street else None), cell_category(r.category), r.count)
+                for r in store.counts(CaseQuery.days(since, end), by_street=street)]
     finally:
         store.close()
 
@@ -314,6 +317,14 @@ def _neighbours(settings: Settings) -> dict[str, list[str]]:
             for name, d in districts.items()}
 
 
+def _method(args: argparse.Namespace) -> str:
+    """``--method``, else the default of the level (street cells control false alarms across cells)."""
+    from hotline.hotspots.detect import DEFAULT_METHOD, STREET_METHOD
+
+    chosen = getattr(args, "method", None)
+    return chosen or (STREET_METHOD if args.level == "street" else DEFAULT_METHOD)
+
+
 def cmd_hotspots(args: argparse.Namespace, settings: Settings) -> int:
     from hotline.hotspots.detect import detect
     from hotline.hotspots.series import CountTable
@@ -325,7 +336,8 @@ def cmd_hotspots(args: argparse.Namespace, settings: Settings) -> int:
     table = CountTable.from_counts(records, end=args.end)
     if args.start < table.start:
         raise InvalidInput(f"--start {args.start} is before the first case ({table.start})")
-    alerts = detect(table, args.start, args.end, method=args.method, alpha=args.alpha, neighbours=_neighbours(settings))
+    method = _method(args)
+    alerts = detect(table, args.start, args.end, method=method, alpha=args.alpha, neighbours=_neighbours(settings))
     out = open(args.out, "w", encoding="utf-8", newline="") if args.out != "-" else sys.stdout
     try:
         writer = SafeDictWriter(out, fieldnames=["date", "area", "category", "observed", "expected", "score", "method"])
@@ -335,7 +347,7 @@ def cmd_hotspots(args: argparse.Namespace, settings: Settings) -> int:
         if out is not sys.stdout:
             out.close()
     days = (args.end - args.start).days + 1
-    print(f"{len(alerts)} alerts over {days} days × {len(table.cells)} cells ({args.method})", file=sys.stderr)
+    print(f"{len(alerts)} alerts over {days} days × {len(table.cells)} cells ({method})", file=sys.stderr)
     return 0
 
 
@@ -350,7 +362,7 @@ def cmd_episodes(args: argparse.Namespace, settings: Settings) -> int:
         raise InvalidInput(f"--end {args.end} is before --start {args.start}")
     table = CountTable.from_counts(_cell_records(args, settings, args.start, args.end), end=args.end)
     base = fit(table.counts, *table.calendar())
-    alerts = detect(table, max(args.start, table.start), args.end, baseline=base)
+    alerts = detect(table, max(args.start, table.start), args.end, method=_method(args), baseline=base)
     found = episodes(alerts, min_calls=args.min_calls, table=table, expected=base.mu)[: args.top]
     if not args.data:  # the store keeps the events to link
         store = _open(settings)
@@ -500,15 +512,21 @@ def build_parser() -> argparse.ArgumentParser:
     cells.add_argument("--time-col", default="received_at", metavar="C")
     cells.add_argument("--area-col", default="district", metavar="C")
     cells.add_argument("--category-col", default="category_l2", metavar="C")
+    cells.add_argument("--street-col", default="street", metavar="C", help="with --data and --level street")
+    cells.add_argument("--level", choices=("district", "street"), default="district",
+                       help="cells by district, or by district and street (default method there: nb-fdr, "
+                            "false alarms controlled across all street cells each day)")
 
-    from hotline.hotspots.detect import DEFAULT_METHOD, DETECTORS
+    from hotline.hotspots.detect import DETECTORS
 
     hot = commands.add_parser("hotspots", parents=[cells], help="surging (area, category) cells, day by day, prospectively")
     hot.add_argument("--from", "--start", dest="start", type=day_argument, required=True, metavar="YYYY-MM-DD")
     hot.add_argument("--to", "--end", dest="end", type=day_argument, required=True, metavar="YYYY-MM-DD")
     hot.add_argument("--out", default="-", metavar="FILE.csv", help="alerts CSV (default: stdout)")
-    hot.add_argument("--method", default=DEFAULT_METHOD, choices=list(DETECTORS))
-    hot.add_argument("--alpha", type=float, help="false-alarm level of the nb method (default 0.01: about one alert per 200 quiet cell-days)")
+    hot.add_argument("--method", choices=list(DETECTORS), help="default nb; at street level nb-fdr")
+    hot.add_argument("--alpha", type=float, help="false-alarm level of the nb method (default 0.01: about one alert "
+                                                 "per 200 quiet cell-days); of nb-fdr, its false discovery rate "
+                                                 "(default 0.05)")
     hot.set_defaults(handler=cmd_hotspots)
 
     ep = commands.add_parser("episodes", parents=[cells],

@@ -113,6 +113,12 @@ def test_supervisor_views(client: TestClient) -> None:
     hot = client.get("/v1/hotspots", headers=SUPERVISOR)
     assert hot.status_code == 200 and isinstance(hot.json(), list)
     assert client.get("/v1/hotspots", params={"method": "ears-c2"}, headers=SUPERVISOR).status_code == 200
+    streets = client.get("/v1/hotspots", params={"level": "street", "start": "2025-06-01", "end": "2025-06-30"},
+                         headers=SUPERVISOR)
+    assert streets.status_code == 200 and all(a["method"] == "nb-fdr" for a in streets.json())
+    wrong = client.get("/v1/hotspots", params={"level": "community"}, headers=SUPERVISOR)
+    assert wrong.status_code in (400, 422) and wrong.headers["content-type"].startswith("application/problem+json")
+    assert client.get("/v1/episodes", params={"level": "street", "min_calls": 1}, headers=SUPERVISOR).status_code == 200
     events = client.get("/v1/events", headers=SUPERVISOR).json()
     assert all(e["size"] >= 3 for e in events)
     episodes = client.get("/v1/episodes", params={"min_calls": 1}, headers=SUPERVISOR).json()

@@ -71,6 +71,34 @@ def test_pure_noise_gives_about_one_false_alarm_per_hundred_cell_days_or_less() 
     assert len(alerts) / cell_days <= 0.012
 
 
+def test_benjamini_hochberg_rejects_by_rank_each_day() -> None:
+    from hotline.hotspots.detect import benjamini_hochberg
+
+    p = np.array([[0.001, 0.5], [0.008, np.nan], [0.039, 0.02], [0.041, 0.9], [0.9, 0.01]])
+    # day 0: 5 tests at q=0.05, bounds 0.01, 0.02, 0.03, 0.04, 0.05: the largest passing rank is 2 (0.008 <= 0.02);
+    # 0.039 > 0.03 and 0.041 > 0.04 fail. Day 1: 4 tests, bounds .0125 .025 .0375 .05: 0.01 and 0.02 pass.
+    assert benjamini_hochberg(p, 0.05).tolist() == [[True, False], [True, False], [False, True], [False, False],
+                                                     [False, True]]
+    assert not benjamini_hochberg(np.full((3, 2), np.nan), 0.05).any()
+
+
+def test_street_cells_keep_false_alarms_across_cells_and_still_find_a_surge() -> None:
+    """2,000 quiet street cells of pure noise: the per-cell level raises false alarms every few days,
+    Benjamini–Hochberg across the day's cells almost never; a planted street surge is found by both."""
+    rates = np.random.default_rng(1).gamma(0.6, 0.25, size=2000)  # most streets see a call a week or less
+    table = poisson_table(rates, days=150, seed=11)
+    first = table.days[80]
+    per_cell = detect(table, first, table.days[-1], method="nb")
+    across = detect(table, first, table.days[-1], method="nb-fdr")
+    assert len(per_cell) > 20 and len({a.date for a in across}) <= 0.1 * 70
+    counts = table.counts.copy()
+    counts[7, 120] += 6
+    surged = CountTable(table.cells, table.start, counts)
+    found = detect(surged, surged.days[120], surged.days[120], method="nb-fdr")
+    assert [(a.area, a.method) for a in found if a.area == "区7"] == [("区7", "nb-fdr")]
+    assert detect(surged, surged.days[120], surged.days[120], method="nb-fdr", alpha=1e-12) == []
+
+
 def test_an_injected_surge_is_flagged_on_its_first_day() -> None:
     table = poisson_table(np.array([2.0, 2.0, 6.0]), days=120, seed=5)
     counts = table.counts.copy()
@@ -191,6 +219,12 @@ def test_hotspots_cli_writes_the_prospective_alert_file(tmp_path: Path, demo: tu
     assert bad.returncode == 2 and "nope" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     backwards = run(["hotspots", "--data", str(data), "--start", "2025-07-20", "--end", "2025-07-15"], tmp_path)
     assert backwards.returncode == 2
+    streets = run(["hotspots", "--data", str(data), "--start", "2025-07-15", "--end", "2025-08-15", "--level", "street"],
+                  tmp_path)
+    assert streets.returncode == 0, streets.stderr
+    street_alerts = list(csv.DictReader(streets.stdout.splitlines()))
+    assert "(nb-fdr)" in streets.stderr and all(a["method"] == "nb-fdr" for a in street_alerts)
+    assert any("·" in a["area"] for a in street_alerts)  # district·street (a call without a street: its district)
 
 
 def test_a_new_detector_is_one_registered_object(demo: tuple[list, Truth]) -> None:
@@ -215,5 +249,5 @@ def test_a_new_detector_is_one_registered_object(demo: tuple[list, Truth]) -> No
                                           "--method", "busy-days"]).method == "busy-days"
     finally:
         del detectors.DETECTORS["busy-days"]
-    with pytest.raises(InvalidInput, match="use one of nb, ears-c1"):
+    with pytest.raises(InvalidInput, match="use one of nb, nb-fdr, ears-c1"):
         detect(table, date(2025, 6, 1), date(2025, 6, 3), method="busy-days")

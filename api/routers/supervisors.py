@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
@@ -21,53 +21,68 @@ MAX_REPORT_DAYS = 92
 MAX_EVENT_DAYS = 92  # events are kept on write: listing them costs the same for a quarter as for a day
 
 
+Level = Annotated[Literal["district", "street"],
+                  Query(description="cells by district, or by district and street (false alarms then "
+                                    "controlled across all street cells each day: method nb-fdr)")]
+
+
 def _days(services: Services, start: date | None, end: date | None, default_days: int) -> tuple[date, date]:
     return day_range(services.store.span(until=services.window.latest()), start, end, default_days)
+
+
+def _method(method: str | None, level: str) -> str:
+    from hotline.hotspots.detect import DEFAULT_METHOD, STREET_METHOD, detector
+
+    chosen = method or (STREET_METHOD if level == "street" else DEFAULT_METHOD)
+    detector(chosen)  # a name the registry does not hold is a 400 naming those it does
+    return chosen
 
 
 @router.get("/v1/hotspots", response_model=list[schemas.AlertOut],
             summary="Surging (area, category) cells per day, prospectively")
 def hotspots(principal: Supervisor, services: ServicesDep, start: date | None = None, end: date | None = None,
-             method: Annotated[str, Query(max_length=40, description="a detector's name (nb, ears-c2, scan …)")] = "nb",
-             ) -> list[dict[str, Any]]:
-    from hotline.hotspots.detect import detect, detector
+             method: Annotated[str | None, Query(max_length=40, description="a detector's name (nb, nb-fdr, "
+                                                 "ears-c2, scan …; default nb, at street level nb-fdr)")] = None,
+             level: Level = "district") -> list[dict[str, Any]]:
+    from hotline.hotspots.detect import detect
 
-    detector(method)  # a name the registry does not hold is a 400 naming those it does
+    method = _method(method, level)
     start, end = _days(services, start, end, 7)
 
     def compute() -> list[dict[str, Any]]:
-        table = period_table(services.store.counts, start, end)
+        table = period_table(services.store.counts, start, end, by_street=level == "street")
         alerts = detect(table, max(start, table.start), end, method=method)
         return [a.row() for a in sorted(alerts, key=lambda a: (a.date, -a.score))]
 
-    return services.views.get(("hotspots", start, end, method), compute, services.store.write_mark())
+    return services.views.get(("hotspots", start, end, method, level), compute, services.store.write_mark())
 
 
 @router.get("/v1/episodes", response_model=list[schemas.EpisodeOut],
             summary="Surges to act on: each cell's consecutive alert days as one episode, most excess calls first")
 def episodes(principal: Supervisor, services: ServicesDep, start: date | None = None, end: date | None = None,
              min_calls: Annotated[int, Query(ge=1, le=10_000)] = 5,
-             top: Annotated[int, Query(ge=1, le=200)] = 20) -> list[dict[str, Any]]:
+             top: Annotated[int, Query(ge=1, le=200)] = 20, level: Level = "district") -> list[dict[str, Any]]:
     from hotline.events import kept_events
     from hotline.hotspots.baseline import fit
     from hotline.hotspots.detect import detect
     from hotline.hotspots.episodes import attach_events
     from hotline.hotspots.episodes import episodes as join
 
+    method = _method(None, level)
     start, end = _days(services, start, end, 30)
     if (end - start).days >= MAX_REPORT_DAYS:
         raise InvalidInput(f"episodes are listed over at most {MAX_REPORT_DAYS} days at a time")
 
     def compute() -> list[dict[str, Any]]:
-        table = period_table(services.store.counts, start, end)
+        table = period_table(services.store.counts, start, end, by_street=level == "street")
         base = fit(table.counts, *table.calendar())
-        alerts = detect(table, max(start, table.start), end, baseline=base)
+        alerts = detect(table, max(start, table.start), end, method=method, baseline=base)
         found = join(alerts, min_calls=min_calls, table=table, expected=base.mu)[:top]
         services.catch_up_events()
         attach_events(found, kept_events(services.store, start, end, min_size=3, top=1000))
         return [e.to_dict() for e in found]
 
-    return services.views.get(("episodes", start, end, min_calls, top), compute, services.store.write_mark())
+    return services.views.get(("episodes", start, end, min_calls, top, level), compute, services.store.write_mark())
 
 
 @router.get("/v1/events", response_model=list[schemas.EventOut], summary="Incidents many callers report (clustered cases)")

@@ -141,8 +141,11 @@ def _episode(area: str, category: str, run: Sequence[Alert]) -> Episode:
 def attach_events(found: Sequence[Episode], events: Iterable[Any]) -> None:
     """Link each episode to the kept events of its cell and days (``Event`` objects of :mod:`hotline.events`)."""
     by_cell: dict[tuple[str, str], list[Any]] = defaultdict(list)
-    for event in events:
-        by_cell[(cell_area(event.district), cell_category(event.category))].append(event)
+    for event in events:  # under its district's cell and, when it has one, its street's
+        category = cell_category(event.category)
+        by_cell[(cell_area(event.district), category)].append(event)
+        if event.street:
+            by_cell[(cell_area(event.district, event.street), category)].append(event)
     for episode in found:
         for event in by_cell.get((episode.area, episode.category), []):
             if event.first_seen.date() <= episode.end and event.last_seen.date() >= episode.start:
