@@ -246,6 +246,61 @@ class ForecastOut(BaseModel):
     days: list[ForecastDay]
 
 
+class WorkCall(BaseModel):
+    id: str
+    received_at: str
+    title: str
+
+
+class WorkItemOut(BaseModel):
+    id: str = Field(description="the same item keeps its id every time the list is computed")
+    kind: Literal["surge", "rising"] = Field(description="an episode of alert days, or a cell forecast to rise")
+    area: str
+    category: str
+    start: str
+    end: str
+    observed: int
+    expected: float
+    excess: float
+    explanation: str
+    departments: list[str] = Field(description="responsible departments, lead first: the category's own, then "
+                                               "those its calls were sent to")
+    events: list[EpisodeEvent]
+    calls: list[WorkCall] = Field(description="representative calls, newest first")
+    terms: list[str] = Field(description="words these calls share that the weeks before used rarely")
+    forecast: list[ForecastDay] = Field(description="the next seven days, with 80% intervals")
+    forecast_total: float
+    state: Literal["new", "acknowledged", "assigned", "resolved", "dismissed"]
+    state_name: str
+    assigned_to: str
+    note: str
+    by: str
+    at: str | None
+
+
+class WorkStateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    state: Literal["new", "acknowledged", "assigned", "resolved", "dismissed"]
+    department: str = Field("", max_length=100, description="needed when assigning: a department of the taxonomy")
+    note: str = Field("", max_length=2000)
+
+
+class WorkStateOut(BaseModel):
+    id: str
+    kind: str
+    area: str
+    category: str
+    start: str
+    end: str
+    state: str
+    department: str
+    note: str
+    by: str
+    at: str
+    previous: str
+
+
 class ModelOut(BaseModel):
     version: str
     state: str

@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
@@ -422,12 +423,68 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         store.close()
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_suffix(out.suffix + ".part")
-    partial.write_text(reports.render(report), encoding="utf-8")
-    partial.replace(out)
+    _write_atomically(out, reports.render(report))
     print(f"wrote {out}: {report.total} cases, {len(report.episodes)} surges, {len(report.events)} events, "
           f"{len(report.forecasts)} rising cells, {len(report.terms)} new terms")
+    return 0
+
+
+def _write_atomically(out: Path, data: str | bytes) -> None:
+    """Write ``out`` through a ``.part`` file, so a failed run never leaves half a file under the real name."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_suffix(out.suffix + ".part")
+    if isinstance(data, bytes):
+        partial.write_bytes(data)
+    else:
+        partial.write_text(data, encoding="utf-8")
+    partial.replace(out)
+
+
+def cmd_worklist(args: argparse.Namespace, settings: Settings) -> int:
+    from hotline import worklist
+
+    if args.end < args.start:
+        raise InvalidInput(f"--end {args.end} is before --start {args.start}")
+    suffix = Path(args.out).suffix.lower().lstrip(".") if args.out != "-" else "json"
+    if suffix != "json":
+        worklist.exporter(suffix)  # an unknown format fails before the work, not after it
+    store = _open(settings)
+    try:
+        items = worklist.build(_assigned(store, settings), args.start, args.end, city(settings).taxonomy, level=args.level)
+    finally:
+        store.close()
+    if suffix == "json":
+        text = json.dumps([i.to_dict() for i in items], ensure_ascii=False, indent=1)
+        if args.out == "-":
+            print(text)
+        else:
+            _write_atomically(Path(args.out), text)
+    else:
+        export, _, _ = worklist.exporter(suffix)
+        _write_atomically(Path(args.out), export(items))
+    states = Counter(i.state for i in items)
+    print(f"{len(items)} items ({sum(i.kind == 'surge' for i in items)} surges, "
+          f"{sum(i.kind == 'rising' for i in items)} rising); "
+          + ", ".join(f"{worklist.STATE_NAMES[s]} {n}" for s, n in states.items())
+          + ("" if args.out == "-" else f"; wrote {args.out}"), file=sys.stderr)
+    return 0
+
+
+def cmd_brief(args: argparse.Namespace, settings: Settings) -> int:
+    from hotline import brief, worklist
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".pdf", ".html", ".htm"):
+        raise InvalidInput(f"--out {args.out}: the brief is written as .pdf or .html")
+    start, end = brief.week_of(args.end)
+    store = _open(settings)
+    try:
+        items = worklist.build(_assigned(store, settings), start, end, city(settings).taxonomy, level=args.level)
+    finally:
+        store.close()
+    built = brief.build(items, end)
+    _write_atomically(out, brief.render_pdf(built) if out.suffix.lower() == ".pdf" else brief.render_html(built))
+    print(f"wrote {out}: the week {start} to {end}, {len(items)} items, {len(built.open)} to act on")
     return 0
 
 
@@ -557,6 +614,21 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--to", "--end", dest="end", type=day_argument, required=True, metavar="YYYY-MM-DD")
     rep.add_argument("--out", required=True, metavar="FILE.html")
     rep.set_defaults(handler=cmd_report)
+
+    wl = commands.add_parser("worklist", parents=[common],
+                             help="未诉先办: surges and rising cells with departments, calls, forecast and state")
+    wl.add_argument("--from", "--start", dest="start", type=day_argument, required=True, metavar="YYYY-MM-DD")
+    wl.add_argument("--to", "--end", dest="end", type=day_argument, required=True, metavar="YYYY-MM-DD")
+    wl.add_argument("--level", choices=("district", "street"), default="district")
+    wl.add_argument("--out", default="-", metavar="FILE.csv|.xlsx|.json", help="default: JSON on stdout")
+    wl.set_defaults(handler=cmd_worklist)
+
+    br = commands.add_parser("brief", parents=[common], help="the weekly brief (周报) of the work list, PDF or HTML")
+    br.add_argument("--to", "--end", dest="end", type=day_argument, default=date.today(), metavar="YYYY-MM-DD",
+                    help="last day of the week (default: today)")
+    br.add_argument("--level", choices=("district", "street"), default="district")
+    br.add_argument("--out", required=True, metavar="FILE.pdf|.html")
+    br.set_defaults(handler=cmd_brief)
 
     _add_plugins(commands, common)
     return parser

@@ -131,6 +131,37 @@ def test_supervisor_views(client: TestClient) -> None:
     assert client.get("/v1/events", params={"start": "2025-06-10", "end": "2025-06-01"}, headers=SUPERVISOR).status_code == 400
 
 
+def test_work_list_states_exports_and_weekly_brief(client: TestClient) -> None:
+    period = {"start": "2025-06-01", "end": "2025-06-30"}
+    items = client.get("/v1/worklist", params=period, headers=SUPERVISOR).json()
+    assert items and all(i["state"] == "new" and i["departments"] for i in items)
+    first = items[0]
+    path = f"/v1/worklist/{first['id']}/state"
+    no_department = client.post(path, params=period, json={"state": "assigned"}, headers=SUPERVISOR)
+    assert no_department.status_code == 400 and no_department.headers["content-type"].startswith("application/problem+json")
+    assert client.post(path, params=period, json={"state": "done"}, headers=SUPERVISOR).status_code in (400, 422)
+    assert client.post(path, params=period, json={"state": "acknowledged"}, headers=AGENT).status_code == 403
+    assert client.post("/v1/worklist/Wnone/state", params=period, json={"state": "resolved"},
+                       headers=SUPERVISOR).status_code == 404
+    done = client.post(path, params=period, json={"state": "assigned", "department": "城管局", "note": "周五前"},
+                       headers=SUPERVISOR)
+    assert done.status_code == 200 and done.json()["previous"] == "new" and done.json()["department"] == "泰州市城市管理局"
+    again = {i["id"]: i for i in client.get("/v1/worklist", params=period, headers=SUPERVISOR).json()}
+    assert again[first["id"]]["state"] == "assigned" and again[first["id"]]["note"] == "周五前"
+    history = client.get(f"/v1/worklist/{first['id']}/history", headers=SUPERVISOR).json()
+    assert [(h["state"], h["previous"]) for h in history] == [("assigned", "new")] and history[0]["by"]
+    sheet = client.get("/v1/worklist", params={**period, "format": "xlsx"}, headers=SUPERVISOR)
+    assert sheet.status_code == 200 and sheet.content[:2] == b"PK" and "attachment" in sheet.headers["content-disposition"]
+    text = client.get("/v1/worklist", params={**period, "format": "csv"}, headers=SUPERVISOR)
+    assert text.headers["content-type"].startswith("text/csv") and "已交办" in text.text
+    week = {"end": first["end"]}  # the week ending on the surge's last day lists it, with its decision
+    page = client.get("/v1/reports/weekly", params=week, headers=SUPERVISOR)
+    assert page.status_code == 200 and "未诉先办周报" in page.text and "已交办" in page.text
+    pdf = client.get("/v1/reports/weekly", params={**week, "format": "pdf"}, headers=SUPERVISOR)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert client.get("/v1/worklist", headers=AGENT).status_code == 403
+
+
 def test_models_train_promote_rollback(client: TestClient, service: Services) -> None:  # noqa: F811
     import time
 

@@ -93,6 +93,18 @@ def test_supervisor_dashboard_and_models_page(live: LiveServer) -> None:
         assert driver.find_elements(By.CSS_SELECTOR, "#forecast table, #forecast p.muted")
         assert not driver.find_elements(By.CSS_SELECTOR, "#forecast .err")
         driver.save_screenshot(str(Path(tempfile.gettempdir()) / "hotline-supervisor-refused.png"))
+        # The work list: a supervisor acknowledges the first item; the list shows it with who did it.
+        driver.execute_script("document.getElementById('start').value = '2025-06-01';"
+                              "document.getElementById('end').value = '2025-06-30';")
+        driver.find_element(By.ID, "load").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#worklist select"))
+        assert "责任单位" in driver.find_element(By.ID, "worklist").text
+        first = driver.find_element(By.CSS_SELECTOR, "#worklist select")
+        driver.execute_script("arguments[0].value = 'acknowledged'", first)
+        driver.find_element(By.CSS_SELECTOR, "#worklist button[data-save]").click()
+        wait.until(lambda d: "已知悉" in d.find_element(By.CSS_SELECTOR, "#worklist .state").text)
+        assert "supervisor" in driver.find_element(By.ID, "worklist").text.split("已知悉", 1)[1][:80]
+        driver.save_screenshot(str(Path(tempfile.gettempdir()) / "hotline-worklist.png"))
 
         _key(driver, live.url + "/models", "admin-key-1-0123456789abcdef")
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#models table"))

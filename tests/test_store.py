@@ -319,7 +319,7 @@ def test_events_are_kept_as_cases_arrive(store: CaseStore) -> None:
 
 
 def test_a_store_from_before_the_aggregates_gets_them_on_open(tmp_path: Path) -> None:
-    """Schema 5 → 8 fills the daily counts (by street, by district, and of words) from the cases already there,
+    """Schema 5 → 9 fills the daily counts (by street, by district, and of words) from the cases already there,
     and queues every case for its event."""
     url = f"sqlite:///{tmp_path}/old.db"
     store = SQLiteStore(url)
@@ -331,7 +331,7 @@ def test_a_store_from_before_the_aggregates_gets_them_on_open(tmp_path: Path) ->
                      "DROP TRIGGER cases_cells_ai; DROP TRIGGER cases_cells_ad; DROP TRIGGER cases_cells_au; "
                      "DROP TABLE daily_cells; "
                      "DROP TRIGGER cases_counts_ai; DROP TRIGGER cases_counts_ad; DROP TRIGGER cases_counts_au; "
-                     "DROP TABLE daily_counts; PRAGMA user_version = 5;")
+                     "DROP TABLE daily_counts; DROP TABLE work_items; DROP TABLE work_log; PRAGMA user_version = 5;")
     db.close()
     store = SQLiteStore(url)
     try:
@@ -341,3 +341,29 @@ def test_a_store_from_before_the_aggregates_gets_them_on_open(tmp_path: Path) ->
         assert store.event_backlog() == 12
     finally:
         store.close()
+
+
+def test_work_list_decisions_are_kept_and_audited(store: CaseStore) -> None:
+    from hotline.store.base import WorkState
+
+    def decision(state: str, by: str, at: datetime, department: str = "", last: date = date(2025, 7, 3)) -> WorkState:
+        return WorkState("W1", "surge", "海陵区·城东街道", "供水", date(2025, 7, 1), last, state, department,
+                         "已联系 \"自来水\" 公司", by, at)
+
+    first = store.set_work_state(decision("acknowledged", "zhang", datetime(2025, 7, 3, 9)))
+    assert first.previous == "new" and first.state == "acknowledged"
+    second = store.set_work_state(decision("assigned", "li", datetime(2025, 7, 3, 10), "自来水公司",
+                                           last=date(2025, 7, 4)))
+    assert second.previous == "acknowledged"
+    kept = store.work_states(date(2025, 7, 1))
+    assert [(s.item_id, s.state, s.department, s.by, s.last_day) for s in kept] == [
+        ("W1", "assigned", "自来水公司", "li", date(2025, 7, 4))]
+    assert store.work_states(date(2025, 7, 5)) == []  # items that ended before the period are not read
+    history = store.work_history("W1")
+    assert [(h.state, h.previous, h.by) for h in history] == [("acknowledged", "new", "zhang"),
+                                                              ("assigned", "acknowledged", "li")]
+    assert history[0].note == '已联系 "自来水" 公司' and history[0].at == datetime(2025, 7, 3, 9)
+    assert store.work_history("W2") == []
+    with pytest.raises(InvalidInput, match="unknown state"):
+        store.set_work_state(decision("done", "li", datetime(2025, 7, 3, 11)))
+    assert len(store.work_history("W1")) == 2

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import HTMLResponse, Response
 
 from api import schemas
 from api.deps import ServicesDep, Supervisor
@@ -127,3 +127,70 @@ def report(principal: Supervisor, services: ServicesDep, start: date | None = No
     services.catch_up_events()
     built = reports.build(services.store, start, end, services.taxonomy.level1_of)
     return HTMLResponse(reports.render(built), headers={"Content-Security-Policy": REPORT_POLICY, **SECURITY_HEADERS})
+
+
+def _worklist(services: Services, start: date, end: date, level: str) -> list[Any]:
+    """The period's work list with its decisions (cached until a case or a decision is written)."""
+    from hotline import worklist
+
+    def compute() -> list[Any]:
+        services.catch_up_events()
+        return worklist.items(services.store, start, end, services.taxonomy, level=level)
+
+    found = services.views.get(("worklist", start, end, level), compute, services.store.write_mark())
+    return worklist.decided(found, services.store)
+
+
+@router.get("/v1/worklist", response_model=list[schemas.WorkItemOut],
+            summary="未诉先办: surges and cells forecast to rise, with departments, events, calls, forecast and state",
+            responses={200: {"content": {"text/csv": {}, "application/vnd.openxmlformats-officedocument."
+                                                                 "spreadsheetml.sheet": {}}}})
+def worklist_view(principal: Supervisor, services: ServicesDep, start: date | None = None, end: date | None = None,
+                  level: Level = "district",
+                  format: Annotated[Literal["json", "csv", "xlsx"], Query(description="json, or a file to download")] = "json",
+                  ) -> Any:
+    from hotline import worklist
+
+    start, end = _days(services, start, end, 7)
+    items = _worklist(services, start, end, level)
+    if format == "json":
+        return [i.to_dict() for i in items]
+    export, media, suffix = worklist.exporter(format)
+    name = f"worklist-{start}-{end}.{suffix}"
+    return Response(export(items), media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.post("/v1/worklist/{item_id}/state", response_model=schemas.WorkStateOut,
+             summary="Set an item's state (acknowledged, assigned to a department, resolved, dismissed); audited")
+def worklist_state(item_id: Annotated[str, Path(max_length=40)], body: schemas.WorkStateIn, principal: Supervisor,
+                   services: ServicesDep, start: date | None = None, end: date | None = None,
+                   level: Level = "district") -> dict[str, Any]:
+    from hotline import worklist
+
+    start, end = _days(services, start, end, 7)
+    items = _worklist(services, start, end, level)
+    entry = worklist.set_state(services.store, items, item_id, body.state, principal.name, body.department,
+                               body.note, services.taxonomy)
+    return entry.to_dict()
+
+
+@router.get("/v1/worklist/{item_id}/history", response_model=list[schemas.WorkStateOut],
+            summary="Every decision on one work-list item, oldest first")
+def worklist_history(item_id: Annotated[str, Path(max_length=40)], principal: Supervisor,
+                     services: ServicesDep) -> list[dict[str, Any]]:
+    return [s.to_dict() for s in services.store.work_history(item_id)]
+
+
+@router.get("/v1/reports/weekly", summary="The weekly brief (未诉先办周报) of the seven days ending `end`, HTML or PDF",
+            responses={200: {"content": {"text/html": {}, "application/pdf": {}}}})
+def weekly_brief(principal: Supervisor, services: ServicesDep, end: date | None = None, level: Level = "district",
+                 format: Annotated[Literal["html", "pdf"], Query()] = "html") -> Response:
+    from hotline import brief
+
+    _, end = _days(services, None, end, 1)
+    start, end = brief.week_of(end)
+    built = brief.build(_worklist(services, start, end, level), end)
+    if format == "pdf":
+        return Response(brief.render_pdf(built), media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="brief-{start}-{end}.pdf"'})
+    return HTMLResponse(brief.render_html(built), headers={"Content-Security-Policy": REPORT_POLICY, **SECURITY_HEADERS})

@@ -21,6 +21,23 @@ const Hotline = (() => {
     }
     return data;
   }
+  // A file from the API (it needs the key header, so not a plain link): fetched, then saved or opened.
+  async function download(path, filename, open) {
+    const response = await fetch(path, {headers: {"X-API-Key": key()}});
+    if (!response.ok) {
+      const type = response.headers.get("content-type") || "";
+      const data = type.includes("json") ? await response.json() : {};
+      throw new Error(`${response.status} ${data.detail || data.title || response.statusText}`);
+    }
+    const url = URL.createObjectURL(await response.blob());
+    const link = document.createElement("a");
+    link.href = url;
+    if (open) link.target = "_blank"; else link.download = filename;
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  }
   function esc(text) {
     return String(text ?? "").replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
   }
@@ -33,5 +50,5 @@ const Hotline = (() => {
     return `<table><tr>${head}</tr>${body}</table>`;
   }
   document.addEventListener("DOMContentLoaded", remember);
-  return {call, esc, pct, bar, table, key};
+  return {call, download, esc, pct, bar, table, key};
 })();

@@ -121,6 +121,35 @@ class ContentChange:
     changes: dict[str, list[object]]
 
 
+#: The states of a work-list item, in the order a supervisor usually moves it.
+WORK_STATES = ("new", "acknowledged", "assigned", "resolved", "dismissed")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkState:
+    """A supervisor's decision on one work-list item (the item itself is recomputed from the counts), or one
+    entry of its audit log (``previous`` is the state it replaced)."""
+
+    item_id: str
+    kind: str            # "surge" (an episode) or "rising" (a forecast)
+    area: str
+    category: str
+    first_day: date
+    last_day: date
+    state: str
+    department: str      # the department it was assigned to (empty unless assigned)
+    note: str
+    by: str
+    at: datetime
+    previous: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.item_id, "kind": self.kind, "area": self.area, "category": self.category,
+                "start": self.first_day.isoformat(), "end": self.last_day.isoformat(), "state": self.state,
+                "department": self.department, "note": self.note, "by": self.by,
+                "at": self.at.isoformat(timespec="seconds"), "previous": self.previous}
+
+
 @dataclass(slots=True)
 class Summary:
     total: int = 0
@@ -230,6 +259,19 @@ class CaseStore(Protocol):
         ...
 
     def delete(self, case_ids: Sequence[str]) -> int: ...
+
+    def set_work_state(self, change: WorkState) -> WorkState:
+        """Keep a supervisor's decision on a work-list item and log it, in one transaction; returns the log
+        entry (with the state it replaced)."""
+        ...
+
+    def work_states(self, since: date) -> list[WorkState]:
+        """The decisions on items whose days reach ``since`` or later."""
+        ...
+
+    def work_history(self, item_id: str) -> list[WorkState]:
+        """Every decision on one item, oldest first."""
+        ...
 
     def pending(self, limit: int = 1000) -> list[tuple[int, str, str]]:
         """The search index's outbox: (sequence, case id, 'index' or 'delete'), oldest first.

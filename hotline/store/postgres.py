@@ -247,6 +247,34 @@ MIGRATIONS: tuple[str, ...] = (
     WHEN (OLD.received_at IS DISTINCT FROM NEW.received_at) EXECUTE FUNCTION cases_events();
     INSERT INTO event_queue (case_id, received_at) SELECT id, received_at FROM cases;
     """ + _REBUILD_TERMS,
+    # 5: the work list's decisions (the items are recomputed from the counts) and their audit log.
+    """
+    CREATE TABLE work_items (
+        item_id text PRIMARY KEY,
+        kind text NOT NULL,
+        area text NOT NULL,
+        category text NOT NULL,
+        first_day date NOT NULL,
+        last_day date NOT NULL,
+        state text NOT NULL,
+        department text NOT NULL,
+        note text NOT NULL,
+        "by" text NOT NULL,
+        "at" timestamp(0) NOT NULL
+    );
+    CREATE INDEX work_items_days ON work_items (last_day);
+    CREATE TABLE work_log (
+        seq bigserial PRIMARY KEY,
+        item_id text NOT NULL,
+        state text NOT NULL,
+        department text NOT NULL,
+        note text NOT NULL,
+        "by" text NOT NULL,
+        "at" timestamp(0) NOT NULL,
+        previous text NOT NULL
+    );
+    CREATE INDEX work_log_item ON work_log (item_id, seq);
+    """,
 )
 
 _SELECT = SELECT_CASES

@@ -12,7 +12,9 @@ from typing import Any, TypeVar
 
 from hotline.case import Case, Category, LabelKind, LabelSource
 from hotline.errors import InvalidInput, NotFound
-from hotline.store.base import CaseQuery, CellCount, ContentChange, LabelChange, Summary, UpsertResult
+from hotline.store.base import (
+    WORK_STATES, CaseQuery, CellCount, ContentChange, LabelChange, Summary, UpsertResult, WorkState,
+)
 from hotline.store.rows import (
     CASE_COLUMNS, EVENT_COLUMNS, LABEL_COLUMNS, READ_COLUMNS, as_time, case_from_row, plan_upsert, relabel,
     split_departments, term_deltas,
@@ -395,6 +397,54 @@ class SQLStore:
                                             f"WHERE {condition} ORDER BY c.received_at, c.id", params):
             members[event_id].append(case_id)
         return [(e, members[e["id"]]) for e in events]
+
+    # ------------------------------------------------------------ the work list's decisions
+    _WORK_COLUMNS = ("item_id", "kind", "area", "category", "first_day", "last_day", "state", "department", "note",
+                     '"by"', '"at"')
+
+    def set_work_state(self, change: WorkState) -> WorkState:
+        if change.state not in WORK_STATES:
+            raise InvalidInput(f"unknown state {change.state!r}; use one of {', '.join(WORK_STATES)}")
+        p = self.placeholder
+        values = (change.item_id, change.kind, change.area, change.category, change.first_day.isoformat(),
+                  change.last_day.isoformat(), change.state, change.department, change.note, change.by,
+                  format_time(change.at))
+        columns = ", ".join(self._WORK_COLUMNS)
+        marks = ", ".join([p] * len(values))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in self._WORK_COLUMNS[1:])
+
+        def keep(db: Any) -> WorkState:
+            row = db.execute(f"SELECT state FROM work_items WHERE item_id = {p}{self.row_lock}", (change.item_id,)).fetchone()
+            previous = row[0] if row else "new"
+            db.execute(f"INSERT INTO work_items ({columns}) VALUES ({marks}) ON CONFLICT (item_id) DO UPDATE SET {updates}",
+                       values)
+            db.execute(f'INSERT INTO work_log (item_id, state, department, note, "by", "at", previous) '
+                       f"VALUES ({', '.join([p] * 7)})", (values[0], *values[6:], previous))
+            return WorkState(change.item_id, change.kind, change.area, change.category, change.first_day,
+                             change.last_day, change.state, change.department, change.note, change.by,
+                             as_time(values[-1]), previous)  # type: ignore[arg-type]
+
+        entry = self._transaction(keep)
+        log.info("work item %s set to %s by %s", change.item_id, change.state, change.by)
+        return entry
+
+    @staticmethod
+    def _work_state(row: Sequence[Any]) -> WorkState:
+        day = lambda v: v if isinstance(v, date) else date.fromisoformat(str(v))  # noqa: E731  # PostgreSQL: a date
+        return WorkState(row[0], row[1], row[2], row[3], day(row[4]), day(row[5]), row[6], row[7], row[8], row[9],
+                         as_time(row[10]), row[11] if len(row) > 11 else "")  # type: ignore[arg-type]
+
+    def work_states(self, since: date) -> list[WorkState]:
+        rows = self._read(f"SELECT {', '.join(self._WORK_COLUMNS)} FROM work_items WHERE last_day >= {self.placeholder} "
+                          'ORDER BY "at"', (since.isoformat(),))
+        return [self._work_state(r) for r in rows]
+
+    def work_history(self, item_id: str) -> list[WorkState]:
+        item = ", ".join(f"i.{c}" for c in self._WORK_COLUMNS[:6])  # what the item is now, beside each decision
+        rows = self._read(f'SELECT {item}, l.state, l.department, l.note, l."by", l."at", l.previous FROM work_log l '
+                          f"JOIN work_items i ON i.item_id = l.item_id WHERE l.item_id = {self.placeholder} "
+                          "ORDER BY l.seq", (item_id,))
+        return [self._work_state(r) for r in rows]
 
     def summary(self) -> Summary:
         summary = Summary()

@@ -255,6 +255,35 @@ MIGRATIONS: tuple[str, ...] = (
     END;
     INSERT INTO event_queue (case_id, received_at) SELECT id, received_at FROM cases;
     """,
+    # 9: the work list's decisions (the items are recomputed from the counts; what a supervisor decided is kept)
+    # and their audit log.
+    """
+    CREATE TABLE work_items (
+        item_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        area TEXT NOT NULL,
+        category TEXT NOT NULL,
+        first_day TEXT NOT NULL,
+        last_day TEXT NOT NULL,
+        state TEXT NOT NULL,
+        department TEXT NOT NULL,
+        note TEXT NOT NULL,
+        "by" TEXT NOT NULL,
+        "at" TEXT NOT NULL
+    );
+    CREATE INDEX work_items_days ON work_items(last_day);
+    CREATE TABLE work_log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        item_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        department TEXT NOT NULL,
+        note TEXT NOT NULL,
+        "by" TEXT NOT NULL,
+        "at" TEXT NOT NULL,
+        previous TEXT NOT NULL
+    );
+    CREATE INDEX work_log_item ON work_log(item_id, seq);
+    """,
 )
 
 #: The migration that adds the daily term counts, which are filled from the cases' tokens in Python.
