@@ -478,7 +478,8 @@ def main() -> None:
     alerts = detect(year, year.days[0], year.days[-1])
     forecast(year, horizon=14)
     end = year.days[-1]
-    page = reports.render(reports.build(store, end - timedelta(days=27), end, taxonomy.level1_of))
+    page = reports.render(reports.build(store, end - timedelta(days=27), end, taxonomy.level1_of,
+                                        centers=gazetteer.centers()))
     figures["full run: cells × days"] = f"{len(year.cells)} × {year.counts.shape[1]}"
     figures["full run: alerts over the year"] = len(alerts)
     figures["full run: detection + forecast + report seconds"] = time.perf_counter() - started

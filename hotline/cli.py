@@ -419,7 +419,9 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
     store = _open(settings)
     try:
-        report = reports.build(_assigned(store, settings), args.start, args.end, city(settings).taxonomy.level1_of)
+        here = city(settings)
+        report = reports.build(_assigned(store, settings), args.start, args.end, here.taxonomy.level1_of,
+                               centers=here.gazetteer.centers())
     finally:
         store.close()
     out = Path(args.out)

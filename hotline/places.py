@@ -78,6 +78,10 @@ class Gazetteer:
             ]
             return cls(data["city"], districts, str(data.get("area_code", "")), data.get("plate_prefix", ""))
 
+    def centers(self) -> dict[str, tuple[float, float]]:
+        """Each district's centre as (lat, lon): what the maps are drawn from (no boundaries ship here)."""
+        return {name: (d.center.lat, d.center.lon) for name, d in self.districts.items()}
+
     @cached_property
     def _names(self) -> dict[str, tuple[str, str]]:
         """Every name that places a case -> (district, street); ambiguous names are left out."""

@@ -11,6 +11,7 @@ service alike.
 from __future__ import annotations
 
 import html
+import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ class Report:
     history: dict[tuple[str, str], list[int]]        # recent counts of the forecast cells
     terms: list[Term]
     notes: list[str] = field(default_factory=list)
+    centers: dict[str, tuple[float, float]] = field(default_factory=dict)   # district -> (lat, lon), for the map
+    located: list[tuple[float, float, int, str]] = field(default_factory=list)  # events: lat, lon, size, title
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,7 +73,7 @@ class Report:
 
 
 def build(store: CaseStore, start: date, end: date, level1: Callable[[str], str] = lambda category: category,
-          top: int = 15) -> Report:
+          top: int = 15, centers: dict[str, tuple[float, float]] | None = None) -> Report:
     """Compute the report over ``start``–``end`` from what the store keeps on write.
 
     Counts come from the daily counts, events from the kept events, new
@@ -126,6 +129,7 @@ def build(store: CaseStore, start: date, end: date, level1: Callable[[str], str]
     kept = kept_events(store, start, end, min_size=3, top=1000)
     attach_events(surges, kept)
     events = kept[:10]
+    located = [(e.location.lat, e.location.lon, e.size, e.title) for e in kept[:60] if e.location is not None]
 
     forecasts: list[CellForecast] = []
     recent: dict[tuple[str, str], list[int]] = {}
@@ -144,7 +148,7 @@ def build(store: CaseStore, start: date, end: date, level1: Callable[[str], str]
         by_category=dict(by_level1.most_common()), trend_days=days, trend=trend, heat_areas=areas,
         heat_categories=categories, heat=dict(cells), alerts=alerts, episodes=surges, alert_cases=by_cell, events=events,
         forecasts=forecasts, history_days=history_days, history=recent, terms=emerging_in_store(store, end, top=15),
-        notes=notes,
+        notes=notes, centers=dict(centers or {}), located=located,
     )
 
 
@@ -161,7 +165,7 @@ def line_chart(days: Sequence[date], series: dict[str, Sequence[float]], width: 
     plot_w, plot_h = width - left - right, height - top - bottom
     all_days = list(days) + list(band_days or [])
     values = [v for s in series.values() for v in s] + (list(band[1]) if band else [])
-    peak = max(values + [1.0])
+    peak, ticks = _ticks(max(values + [1.0]))
     n = max(len(all_days) - 1, 1)
 
     def x(i: int) -> float:
@@ -172,8 +176,7 @@ def line_chart(days: Sequence[date], series: dict[str, Sequence[float]], width: 
 
     parts = [f'<svg class="chart" role="img" aria-label="{_esc(title)}" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">']
-    for k in range(5):
-        v = peak * k / 4
+    for v in ticks:
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e5e5e5"/>')
         parts.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="11">{v:.0f}</text>')
     for i in sorted({0, n // 2, n}):
@@ -195,6 +198,114 @@ def line_chart(days: Sequence[date], series: dict[str, Sequence[float]], width: 
         parts.append(f'<text x="{left + plot_w + 26}" y="{top + 16 * k + 9}" font-size="12">{_esc(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _clip(polygon: list[tuple[float, float]], a: tuple[float, float], b: tuple[float, float]) -> list[tuple[float, float]]:
+    """The part of ``polygon`` nearer to ``a`` than to ``b`` (one Sutherland–Hodgman step on their bisector)."""
+    nx, ny = b[0] - a[0], b[1] - a[1]
+    c = (b[0] ** 2 + b[1] ** 2 - a[0] ** 2 - a[1] ** 2) / 2
+
+    def inside(p: tuple[float, float]) -> bool:
+        return p[0] * nx + p[1] * ny <= c
+
+    def cross(p: tuple[float, float], q: tuple[float, float]) -> tuple[float, float]:
+        dp, dq = p[0] * nx + p[1] * ny - c, q[0] * nx + q[1] * ny - c
+        t = dp / (dp - dq)
+        return p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])
+
+    out: list[tuple[float, float]] = []
+    for i, p in enumerate(polygon):
+        q = polygon[(i + 1) % len(polygon)]
+        if inside(p):
+            out.append(p)
+            if not inside(q):
+                out.append(cross(p, q))
+        elif inside(q):
+            out.append(cross(p, q))
+    return out
+
+
+def district_cells(centers: dict[str, tuple[float, float]], margin: float) -> dict[str, list[tuple[float, float]]]:
+    """Each district's area on a schematic map: the points nearer its centre than any other's (Voronoi), within
+    the centres' bounding box widened by ``margin`` (no boundaries ship with the gazetteer)."""
+    xs, ys = [p[0] for p in centers.values()], [p[1] for p in centers.values()]
+    box = [(min(xs) - margin, min(ys) - margin), (max(xs) + margin, min(ys) - margin),
+           (max(xs) + margin, max(ys) + margin), (min(xs) - margin, max(ys) + margin)]
+    cells = {}
+    for name, a in centers.items():
+        polygon = box
+        for other, b in centers.items():
+            if other != name and polygon:
+                polygon = _clip(polygon, a, b)
+        cells[name] = polygon
+    return cells
+
+
+def map_chart(centers: dict[str, tuple[float, float]], excess: dict[str, float], labels: dict[str, list[str]],
+              events: Sequence[tuple[float, float, int, str]], width: int = 760, height: int = 520,
+              title: str = "") -> str:
+    """A schematic map: each district's area (nearer its gazetteer centre than any other's), shaded by the calls
+    in excess of its surges, with its largest surges named, and the events as dots where their calls were."""
+    if not centers:
+        return ""
+    lat0 = sum(lat for lat, _ in centers.values()) / len(centers)
+    scale_x = math.cos(math.radians(lat0))
+    plane = {name: (lon * scale_x, -lat) for name, (lat, lon) in centers.items()}
+    spread = max(max(p[0] for p in plane.values()) - min(p[0] for p in plane.values()),
+                 max(p[1] for p in plane.values()) - min(p[1] for p in plane.values()), 0.05)
+    cells = district_cells(plane, margin=0.18 * spread)
+    corners = [p for polygon in cells.values() for p in polygon]
+    x0, y0 = min(p[0] for p in corners), min(p[1] for p in corners)
+    x1, y1 = max(p[0] for p in corners), max(p[1] for p in corners)
+    pad = 16
+    k = min((width * 0.55 - 2 * pad) / (x1 - x0), (height - 2 * pad - 20) / (y1 - y0))  # the rest: the list
+
+    def at(p: tuple[float, float]) -> tuple[float, float]:
+        return pad + (p[0] - x0) * k, pad + 20 + (p[1] - y0) * k
+
+    peak = max(excess.values(), default=0.0)
+    parts = [f'<svg class="chart map" role="img" aria-label="{_esc(title)}" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+             f'<text x="{pad}" y="14" font-size="12" fill="#555">{_esc(title)}</text>']
+    for name, polygon in cells.items():
+        share = excess.get(name, 0.0) / peak if peak > 0 else 0.0
+        fill = _heat_color(round(100 * share), 100) if share > 0 else "#f7f7f7"
+        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in map(at, polygon))
+        parts.append(f'<polygon class="district" points="{points}" fill="{fill}" stroke="#888" stroke-width="1">'
+                     f'<title>{_esc(name)}：多出 {excess.get(name, 0.0):.0f} 件</title></polygon>')
+    for lat, lon, size, label in events:
+        x, y = at((lon * scale_x, -lat))
+        parts.append(f'<circle class="event" cx="{x:.1f}" cy="{y:.1f}" r="{2 + 1.6 * math.sqrt(size):.1f}" '
+                     f'fill="#1f77b4" fill-opacity="0.55" stroke="#fff"><title>{_esc(label)}（{size} 件）</title></circle>')
+    for name, polygon in cells.items():  # names at their area's middle: centres of neighbouring districts crowd
+        if polygon:
+            x, y = at((sum(p[0] for p in polygon) / len(polygon), sum(p[1] for p in polygon) / len(polygon)))
+            parts.append(f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="middle" font-size="13" font-weight="bold">'
+                         f'{_esc(name)}</text>')
+    # Beside the map: the districts by excess calls, each with its largest surges.
+    left, line = pad + (x1 - x0) * k + 28, 44
+    for name in sorted(centers, key=lambda n: -excess.get(n, 0.0)):
+        if line > height - 20:
+            break
+        parts.append(f'<text x="{left:.1f}" y="{line}" font-size="13" font-weight="bold">{_esc(name)}'
+                     f'<tspan font-weight="normal" fill="#555">  多出 {excess.get(name, 0.0):.0f} 件</tspan></text>')
+        for label in labels.get(name, [])[:3]:
+            line += 16
+            parts.append(f'<text x="{left + 12:.1f}" y="{line}" font-size="12" fill="#7a2e00">{_esc(label)}</text>')
+        line += 24
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _ticks(peak: float) -> tuple[float, list[float]]:
+    """(the axis top, its ticks): whole steps of 1, 2 or 5 × 10^k, so a small count reads 0, 1, 2, 3 and never
+    0, 0, 1, 2, 2."""
+    raw = max(peak, 1.0) / 4
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    step = max(step, 1.0)
+    top = step * math.ceil(max(peak, 1.0) / step)
+    return top, [step * i for i in range(int(round(top / step)) + 1)]
 
 
 def bar_chart(items: Sequence[tuple[str, float]], width: int = 760, title: str = "") -> str:
@@ -228,6 +339,20 @@ th{background:#f5f5f5} td.l,th.l{text-align:left} .muted{color:#777;font-size:12
 """
 
 
+def _surge_map(report: Report) -> str:
+    """The map of the report: districts shaded by their surges' excess calls, the largest named, events as dots."""
+    if not report.centers:
+        return ""
+    excess: dict[str, float] = defaultdict(float)
+    labels: dict[str, list[str]] = defaultdict(list)
+    for e in report.episodes:  # most excess first
+        district = e.area.split("·", 1)[0]
+        excess[district] += max(e.excess, 0.0)
+        labels[district].append(f"{e.category} +{e.excess:.0f}")
+    return map_chart(report.centers, dict(excess), dict(labels), report.located,
+                     title="示意图（各区范围按其中心划分，非行政边界）：颜色越深，激增多出的工单越多；蓝点为事件，越大工单越多")
+
+
 def render(report: Report) -> str:
     """The report as one HTML page (``hotline/templates/report.html``; the charts are our own SVG)."""
     from markupsafe import Markup
@@ -240,6 +365,7 @@ def render(report: Report) -> str:
         "categories": Markup(bar_chart(list(report.by_category.items())[:12], title="类别工单量")),
         "events": Markup(bar_chart([(e.title[:14], e.size) for e in report.events], title="事件工单数")),
         "terms": Markup(bar_chart([(t.term, t.observed) for t in report.terms[:12]], title="新词出现次数")),
+        "map": Markup(_surge_map(report)),
         "forecasts": [Markup(line_chart(report.history_days, {"近四周": report.history.get((f.area, f.category), []),
                                                               "预测": list(f.mean)},
                                         band=(list(f.low), list(f.high)), band_days=f.days, height=200,

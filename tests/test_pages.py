@@ -105,6 +105,15 @@ def test_supervisor_dashboard_and_models_page(live: LiveServer) -> None:
         wait.until(lambda d: "已知悉" in d.find_element(By.CSS_SELECTOR, "#worklist .state").text)
         assert "supervisor" in driver.find_element(By.ID, "worklist").text.split("已知悉", 1)[1][:80]
         driver.save_screenshot(str(Path(tempfile.gettempdir()) / "hotline-worklist.png"))
+        # Drill-down: the calls behind the first surge, then behind the largest event.
+        driver.find_element(By.CSS_SELECTOR, "#hotspots button[data-drill]").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#cases table"))
+        assert "工单明细" in driver.find_element(By.ID, "cases-title").text
+        assert "共" in driver.find_element(By.ID, "cases").text and "TZ" in driver.find_element(By.ID, "cases").text
+        driver.save_screenshot(str(Path(tempfile.gettempdir()) / "hotline-drilldown.png"))
+        driver.find_element(By.CSS_SELECTOR, "#events button[data-drill]").click()
+        wait.until(lambda d: "事件「" in d.find_element(By.ID, "cases-title").text
+                   and d.find_elements(By.CSS_SELECTOR, "#cases table"))
 
         _key(driver, live.url + "/models", "admin-key-1-0123456789abcdef")
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#models table"))
@@ -113,3 +122,11 @@ def test_supervisor_dashboard_and_models_page(live: LiveServer) -> None:
         driver.find_element(By.CSS_SELECTOR, "button.evaluate").click()  # a version's evaluation on the page
         wait.until(lambda d: "疑似标错" in d.find_element(By.ID, "evaluation-body").text)
         driver.save_screenshot(str(Path(tempfile.gettempdir()) / "hotline-models.png"))
+
+
+def test_a_chinese_font_is_installed_for_the_pages() -> None:
+    """make test installs one (scripts/install-browser): without it every page's screenshot shows boxes."""
+    import subprocess
+
+    found = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True, timeout=60)
+    assert found.returncode == 0 and found.stdout.strip(), "no font with Chinese glyphs: run scripts/install-browser"

@@ -19,18 +19,39 @@ from tests.test_cli import run
 
 @pytest.fixture(scope="module")
 def page(demo_store: SQLiteStore, taxonomy: Taxonomy) -> tuple[reports.Report, str]:
-    report = reports.build(demo_store, date(2025, 8, 1), date(2025, 8, 28), taxonomy.level1_of)
+    from hotline.places import default_gazetteer
+
+    report = reports.build(demo_store, date(2025, 8, 1), date(2025, 8, 28), taxonomy.level1_of,
+                           centers=default_gazetteer().centers())
     return report, reports.render(report)
 
 
 def test_the_report_holds_every_section(page: tuple[reports.Report, str]) -> None:
     report, html = page
     assert report.total > 3000 and report.alerts and report.events and report.trend
-    for section in ("各类别趋势", "区域 × 类别", "激增热点", "最大事件", "未来两周预计上升", "新出现的词语"):
+    for section in ("各类别趋势", "区域 × 类别", "激增热点", "地图", "最大事件", "未来两周预计上升", "新出现的词语"):
         assert section in html
     assert report.alerts[0].score >= report.alerts[-1].score
     data = report.to_dict()
     assert data["total"] == report.total and len(data["events"]) == len(report.events)
+
+
+def test_the_map_draws_every_district_and_the_events(page: tuple[reports.Report, str]) -> None:
+    report, html = page
+    figure = html.split('<figure id="map">', 1)[1].split("</figure>", 1)[0]
+    assert figure.count('class="district"') == len(report.centers) == 7
+    assert figure.count('class="event"') == len(report.located) > 0
+    worst = max({e.area for e in report.episodes}, key=lambda a: sum(e.excess for e in report.episodes if e.area == a))
+    assert f"{worst}<tspan" in figure  # the list beside the map starts with the district of most excess calls
+    assert figure.index(f"{worst}<tspan") < min(figure.index(f"{d}<tspan") for d in report.centers if d != worst)
+
+
+def test_small_counts_get_whole_ticks() -> None:
+    assert reports._ticks(2) == (2.0, [0.0, 1.0, 2.0])
+    assert reports._ticks(0) == (1.0, [0.0, 1.0])
+    assert reports._ticks(67) == (80.0, [0.0, 20.0, 40.0, 60.0, 80.0])
+    chart = reports.line_chart([date(2025, 8, 1), date(2025, 8, 2)], {"x": [0, 2]})
+    assert [t.split(">")[1] for t in re.findall(r'text-anchor="end" font-size="11">\d+<', chart)] == ["0<", "1<", "2<"]
 
 
 def test_the_report_is_self_contained(page: tuple[reports.Report, str]) -> None:

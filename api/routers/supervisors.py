@@ -125,7 +125,7 @@ def report(principal: Supervisor, services: ServicesDep, start: date | None = No
     if (end - start).days >= MAX_REPORT_DAYS:
         raise InvalidInput(f"a report covers at most {MAX_REPORT_DAYS} days")
     services.catch_up_events()
-    built = reports.build(services.store, start, end, services.taxonomy.level1_of)
+    built = reports.build(services.store, start, end, services.taxonomy.level1_of, centers=services.gazetteer.centers())
     return HTMLResponse(reports.render(built), headers={"Content-Security-Policy": REPORT_POLICY, **SECURITY_HEADERS})
 
 
