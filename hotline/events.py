@@ -33,6 +33,7 @@ from typing import Any
 
 from hotline.case import Case, Location
 from hotline.errors import InvalidInput, NotFound
+from hotline.text.words import is_topic
 from hotline.times import shifted
 
 #: Earth radius for the haversine distance.
@@ -84,7 +85,7 @@ class Event:
     def title(self) -> str:
         """What a supervisor reads: where, and the event's key words."""
         where = "".join(dict.fromkeys(p for p in (self.district, self.street, self.place) if p))
-        terms = [t for t in self.key_terms(4) if t not in where]
+        terms = [t for t in self.key_terms(12) if t not in where and is_topic(t)]  # what, not where or "怎么"
         return f"{where or '未知地点'}：{'、'.join(terms[:3])}"
 
     def to_dict(self) -> dict[str, Any]:

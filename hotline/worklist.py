@@ -33,6 +33,7 @@ from hotline.errors import InvalidInput
 from hotline.hotspots.cells import STREET_SEPARATOR, UNCATEGORISED, UNKNOWN_AREA, area_district, cell_area, cell_category
 from hotline.store.base import WORK_STATES, CaseQuery, CaseStore, WorkState
 from hotline.taxonomy import Taxonomy
+from hotline.text.words import is_topic
 
 #: What each state is called on the pages, the exports and the brief.
 STATE_NAMES = {"new": "待处理", "acknowledged": "已知悉", "assigned": "已交办", "resolved": "已办结",
@@ -206,8 +207,7 @@ def distinctive_terms(store: CaseStore, cases: Sequence[Case], before: date, top
     what every caller says ("一下", "这边"). Most distinctive first (share × log lift)."""
     if not cases:
         return []
-    used = Counter(w for c in cases for w in {t for t in store.tokenize(f"{c.title} {c.text}")
-                                              if len(t) >= 2 and not t.isdigit()})
+    used = Counter(w for c in cases for w in {t for t in store.tokenize(f"{c.title} {c.text}") if is_topic(t)})
     need = max(2, math.ceil(len(cases) / 3))
     candidates = [w for w, n in used.items() if n >= need and w not in exclude]
     if not candidates:

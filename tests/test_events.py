@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -102,3 +102,11 @@ def test_events_kept_as_cases_arrive_match_the_truth(demo_store, demo: tuple[lis
     largest = kept_events(demo_store, date(2025, 8, 1), date(2025, 8, 28), min_size=3, top=5)
     assert largest and largest[0].size >= largest[-1].size >= 3
     assert all(found[c] == e.id for e in largest for c in e.case_ids) and len(largest[0].case_ids) == largest[0].size
+
+
+def test_an_event_title_says_where_and_what_not_the_callers_frame() -> None:
+    from hotline.events import Event
+
+    event = Event("E1", "高港区", "口岸街道", datetime(2025, 7, 1, 9), datetime(2025, 7, 1, 12), size=5,
+                  words={"怎么": 0.9, "电梯": 0.8, "一直": 0.7, "口岸街道": 0.6, "坏": 0.6, "没人修": 0.5, "物业": 0.4})
+    assert event.title == "高港区口岸街道：电梯、没人修、物业"

@@ -154,6 +154,25 @@ def test_emerging_terms_burst_against_their_history() -> None:
     assert "充电桩" not in terms  # the phrase explains its words
 
 
+
+def test_emerging_terms_say_what_not_where_nor_the_callers_frame() -> None:
+    from hotline.text.words import is_place, is_topic
+
+    assert is_place("生祠镇") and is_place("羌溪新村") and is_place("江平公路") and not is_place("马路")
+    assert is_topic("充电桩") and not is_topic("一下") and not is_topic("这边") and not is_topic("12")
+    history = TermHistory()
+    day = date(2025, 7, 1)
+    for back in range(1, 29):
+        for i in range(20):
+            history.add(day - timedelta(days=back), f"old{back}-{i}", ["小区", "停水", "物业"])
+    for i in range(20):  # a new place, a new frame word and a new topic, each in six calls
+        words = ["小区", "停水"] + (["生祠镇", "这边", "充电桩", "收费"] if i < 6 else [])
+        history.add(day, f"new{i}", words)
+    terms = [t.term for t in history.emerging(day)]
+    assert "充电桩收费" in terms
+    assert not [t for t in terms if "生祠镇" in t or "这边" in t], terms  # nor glued to a topic word
+
+
 def test_forecasts_beat_seasonal_naive_with_calibrated_intervals(demo: tuple[list, Truth]) -> None:
     rows, _ = demo
     table = CountTable.from_records((date.fromisoformat(r["received_at"][:10]), r["district"] or "未知", r["category_l1"])

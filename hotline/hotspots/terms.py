@@ -7,6 +7,9 @@ D the share of cases using a term is compared with its share over the
 seen before still needs several cases, and the upper Poisson tail gives the
 score.
 
+Only topic words count (:func:`hotline.text.words.is_topic`): not the callers' spoken frame
+("一下", "这边", "希望"), not places (the events say where), nor phrases with either in them.
+
 Phrases are adjacent word pairs of the day. Their history is not kept (a
 year of them would be hundreds of millions of rows): a phrase is taken to
 have been used at most as often as the rarer of its two words, so it emerges
@@ -26,6 +29,7 @@ from typing import Any
 
 from scipy import stats
 
+from hotline.text.words import is_topic
 from hotline.times import shifted
 
 
@@ -94,7 +98,8 @@ def emerging(today: DayTerms, history: Callable[[list[str]], dict[str, int]], n_
     """
     if not today.docs or not n_past:
         return []  # without history every word is new
-    candidates = [term for term, count in today.df.items() if count >= min_count]
+    candidates = [term for term, count in today.df.items()  # words and phrases of topic words only
+                  if count >= min_count and all(is_topic(w) for w in today.parts.get(term, (term,)))]
     words = {w for term in candidates for w in today.parts.get(term, (term,))}
     past = history(sorted(words)) if words else {}
     found: list[Term] = []
