@@ -29,6 +29,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from hotline.case import Case, Location
@@ -79,7 +80,8 @@ class Event:
 
     @property
     def category(self) -> str:
-        return self.categories.most_common(1)[0][0] if self.categories else ""
+        """The most frequent category (the first seen of equals, as ``most_common(1)``; read for every score)."""
+        return max(self.categories.items(), key=itemgetter(1))[0] if self.categories else ""
 
     @property
     def title(self) -> str:
@@ -148,7 +150,11 @@ class EventClusterer:
         self.default_idf_ = 1.0
         self.events: dict[str, Event] = {}
         self.case_event: dict[str, str] = {}
-        self._open: dict[str, set[str]] = defaultdict(set)  # word -> open events that have it
+        # (district, word, place or grid square) -> open events that have it. Keyed by district too: a call
+        # never joins another district's event, and at a city's density one word is in hundreds of open events
+        # across the city. An event without a district yet is under "" (every call looks there as well).
+        self._open: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._districts: set[str] = {""}
         self._serial = 0
         self._last_time: datetime | None = None
 
@@ -245,20 +251,23 @@ class EventClusterer:
         # around the call (the only events the nearness bonus can reach): a city's two days hold thousands of
         # open events, and every word of a long call, or its district and category, would bring hundreds.
         heavy = [w for w, _ in heapq.nlargest(self.query_words, vec.items(), key=lambda kv: kv[1])]
-        for word in self._keys(heavy, places, case.location, around=True):
-            ids = self._open.get(word)
-            if not ids:
-                continue
-            for event_id in list(ids):
-                event = self.events.get(event_id)
-                if event is None or event.last_seen < since:
-                    ids.discard(event_id)  # closed: its window has passed
+        until = shifted(case.received_at, self.window)
+        districts = ("", case.area.district) if case.area.district else tuple(self._districts)
+        for key in self._keys(heavy, places, case.location, around=True):
+            for district in districts:
+                ids = self._open.get((district, key))
+                if not ids:
                     continue
-                if event.first_seen > shifted(case.received_at, self.window):
-                    continue  # a late case, from before this event began
-                if case.area.district and event.district and event.district != case.area.district:
-                    continue
-                found[event_id] = event
+                for event_id in list(ids):
+                    event = self.events.get(event_id)
+                    if event is None or event.last_seen < since:
+                        ids.discard(event_id)  # closed: its window has passed
+                        continue
+                    if event.first_seen > until:
+                        continue  # a late case, from before this event began
+                    if case.area.district and event.district and event.district != case.area.district:
+                        continue  # registered before it had a district
+                    found[event_id] = event
         return list(found.values())
 
     def _score(self, vec: dict[str, float], places: set[str], case: Case, event: Event) -> float:
@@ -278,8 +287,9 @@ class EventClusterer:
             old = event.words.get(w, 0.0)
             event.words[w] = old + v
             event.norm2 += (old + v) ** 2 - old * old
-        for key in self._keys(vec, places, case.location):
-            self._open[key].add(event.id)
+        if not event.district and case.area.district:
+            event.district = case.area.district
+        self._register(event, self._keys(vec, places, case.location))
         event.places.update(places)
         if case.category:
             event.categories[case.category.l2 or case.category.l1] += 1
@@ -287,8 +297,6 @@ class EventClusterer:
             event.lat_sum += case.location.lat
             event.lon_sum += case.location.lon
             event.located += 1
-        if not event.district and case.area.district:
-            event.district = case.area.district
         if not event.street and case.area.street:
             event.street = case.area.street
         event.first_seen = min(event.first_seen, case.received_at)
@@ -301,9 +309,14 @@ class EventClusterer:
         """Go on from events kept before (the store's): new cases may join them as if they had never left."""
         for event in events:
             self.events[event.id] = event
-            for key in self._keys(event.words, set(event.places), event.location):
-                self._open[key].add(event.id)
+            self._register(event, self._keys(event.words, set(event.places), event.location))
         return self
+
+    def _register(self, event: Event, keys: Iterable[str]) -> None:
+        """Make ``event`` findable by ``keys`` (under its district)."""
+        self._districts.add(event.district)
+        for key in keys:
+            self._open[(event.district, key)].add(event.id)
 
     # ------------------------------------------------------------ supervisors' corrections
     def merge(self, keep: str, other: str, cases: dict[str, Case]) -> Event:
