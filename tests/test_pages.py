@@ -114,6 +114,14 @@ def test_supervisor_dashboard_and_models_page(live: LiveServer) -> None:
         driver.find_element(By.CSS_SELECTOR, "#events button[data-drill]").click()
         wait.until(lambda d: "事件「" in d.find_element(By.ID, "cases-title").text
                    and d.find_elements(By.CSS_SELECTOR, "#cases table"))
+        # By street: the surges and the work list name district·street cells (false alarms held across them).
+        driver.execute_script("document.getElementById('level').value = 'street'")
+        driver.find_element(By.ID, "load").click()
+        wait.until(lambda d: d.find_element(By.ID, "status").text not in ("", "加载中…")
+                   and d.find_elements(By.CSS_SELECTOR, "#hotspots table, #hotspots p"))
+        surges = driver.find_element(By.ID, "hotspots").text
+        assert "·" in surges or surges == "（无）", surges
+        assert not driver.find_elements(By.CSS_SELECTOR, "#hotspots .err, #worklist .err")
 
         _key(driver, live.url + "/models", "admin-key-1-0123456789abcdef")
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#models table"))
