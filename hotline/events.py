@@ -253,7 +253,10 @@ class EventClusterer:
         heavy = [w for w, _ in heapq.nlargest(self.query_words, vec.items(), key=lambda kv: kv[1])]
         until = shifted(case.received_at, self.window)
         districts = ("", case.area.district) if case.area.district else tuple(self._districts)
+        shared: dict[str, float] = defaultdict(float)  # event id -> squared weight of the heavy words it shares
+        anchored: set[str] = set()  # found by a place or a grid square: the bonuses may lift it
         for key in self._keys(heavy, places, case.location, around=True):
+            weight = vec.get(key)
             for district in districts:
                 ids = self._open.get((district, key))
                 if not ids:
@@ -268,18 +271,28 @@ class EventClusterer:
                     if case.area.district and event.district and event.district != case.area.district:
                         continue  # registered before it had a district
                     found[event_id] = event
-        return list(found.values())
+                    if weight is None:
+                        anchored.add(event_id)
+                    else:
+                        shared[event_id] += weight * weight
+        # An event found by words alone scores its cosine, at most the length of the call's vector over the words
+        # it can share (Cauchy–Schwarz): the heavy ones it was found by and every lighter one. Below the threshold
+        # it cannot be chosen, and is not scored (at a city's density most candidates share one common word).
+        light = max(0.0, 1.0 - sum(vec[w] ** 2 for w in heavy))
+        reach = self.threshold**2
+        return [e for i, e in found.items() if i in anchored or shared[i] + light >= reach]
 
     def _score(self, vec: dict[str, float], places: set[str], case: Case, event: Event) -> float:
-        dot = sum(v * event.words.get(w, 0.0) for w, v in vec.items())
+        words = event.words  # the shared words only (a set intersection in C): most candidates share a few
+        dot = sum(vec[w] * words[w] for w in vec.keys() & words.keys())
         cosine = dot / math.sqrt(event.norm2) if event.norm2 > 0 else 0.0
-        category = (case.category.l2 or case.category.l1) if case.category else ""
-        same_category = bool(category) and event.category == category
         same_place = bool(places) and any(p in event.places for p in places)
         where = event.location
         near = bool(case.location and where and distance_km(case.location, where) <= self.near_km)
         if not (same_place or near):  # elsewhere, only words as alike as a copy tie two calls together
             return cosine
+        category = (case.category.l2 or case.category.l1) if case.category else ""
+        same_category = bool(category) and event.category == category
         return cosine + self.place_bonus * same_place + self.near_bonus * near + self.category_bonus * same_category
 
     def _add(self, event: Event, case: Case, vec: dict[str, float], places: set[str]) -> None:
