@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -192,7 +193,7 @@ def ramp_candidates() -> dict[str, tuple[NegativeBinomial, float]]:
             "nb, 1–7-day tests": (NegativeBinomial("nb", windows=(2, 3, 5, 7)), 0.2)}
 
 
-def evaluate_ramps(table: CountTable, outbreaks: list[tuple[int, int, int]]) -> dict[str, dict[str, float]]:
+def evaluate_ramps(table: CountTable, outbreaks: list[tuple[int, int, int]]) -> dict[str, dict[str, Any]]:
     """Per method: sensitivity and median delay for bursts and for 5- and 7-day rises, every method's threshold
     set for 1 false alarm per 100 quiet cell-days (for the NB detectors, the tail tests' threshold with the
     CUSUM's alarms counted in the budget first)."""
@@ -222,7 +223,7 @@ def evaluate_ramps(table: CountTable, outbreaks: list[tuple[int, int, int]]) -> 
             bounds[label] = bound
         flags[label] = values >= calibrate(values[quiet])
     flags["nb as shipped (α = 0.01, CUSUM bound 6)"] = DETECTORS["nb"].flag(table, None, MIN_COUNT, base)[0]
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, Any]] = {}
     kinds = {"bursts": lambda n: n <= 3, **{f"{d}-day rises": (lambda n, d=d: n == d) for d in RAMP_DAYS}}
     for method, flagged in flags.items():
         row = {"false alarms per 100 cell-days": 100 * float(flagged[quiet].mean())}
@@ -236,6 +237,7 @@ def evaluate_ramps(table: CountTable, outbreaks: list[tuple[int, int, int]]) -> 
             row[f"{kind}: sensitivity"] = len(found) / len(hits)
             row[f"{kind}: median delay (days)"] = float(np.median(found)) if found else float("nan")
             row[f"{kind}: flagged by its third day"] = sum(1 for d in found if d <= 2) / len(hits)
+            row[f"{kind}: delays"] = found  # type: ignore[assignment]  # pooled over the replicates below
         row["sensitivity, all"] = float(np.mean(found_all))
         results[method] = row
     return results
@@ -251,6 +253,11 @@ def ramps(name: str, table_of: Callable[[int], CountTable], replicates: int) -> 
     figures: dict[str, object] = {f"{name}: replicates": replicates}
     for method in runs[0]:
         for key in runs[0][method]:
+            if key.endswith(": delays"):  # every detected outbreak of every replicate: the median delay itself
+                pooled = [d for run in runs for d in run[method][key]]
+                figures[f"{name} {method}: {key[: -len(': delays')]}: median delay, all replicates"] = (
+                    float(np.median(pooled)) if pooled else float("nan"))
+                continue
             values = np.array([run[method][key] for run in runs])
             figures[f"{name} {method}: {key} (mean)"] = float(np.nanmean(values))
     for method in ramp_candidates():
