@@ -17,8 +17,8 @@ generated year of calls:
   search, 30 days in time order, the summary), and the counts the hotspot
   view reads from the aggregates beside the same counts grouped from the
   cases (the baseline);
-- the supervisors' four views (hotspots, forecast, events, report) over 7,
-  30 and 92 days, the slowest of several runs, beside the old events view
+- the supervisors' views (hotspots, forecast, events, report, work list)
+  over 7, 30 and 92 days, the slowest of several runs, beside the old events view
   (clustering every case of the range) as baseline;
 - a year of prospective detection at street × level-2 category: time and
   the memory it allocates (tracemalloc);
@@ -177,7 +177,7 @@ def reads(store: Any, cases: list[Any], last: date) -> dict[str, float]:
 def views(store: Any, last: date, baseline_days: tuple[int, ...]) -> dict[str, float]:
     """Every case's event assigned, then the supervisors' four views from what the store keeps; the old
     events view (clustering every case of the range and the 28 days before it) as baseline."""
-    from hotline import reports
+    from hotline import reports, worklist
     from hotline.events import EventAssigner, cluster_period, kept_events
     from hotline.hotspots import forecast as fc
     from hotline.hotspots.detect import detect
@@ -186,7 +186,8 @@ def views(store: Any, last: date, baseline_days: tuple[int, ...]) -> dict[str, f
     from hotline.store.base import CaseQuery
     from hotline.taxonomy import default_taxonomy
 
-    landmarks, level1 = default_gazetteer().landmarks, default_taxonomy().level1_of
+    taxonomy = default_taxonomy()
+    landmarks, level1 = default_gazetteer().landmarks, taxonomy.level1_of
     waiting = store.event_backlog()
     started = time.perf_counter()
     EventAssigner(store, store.tokenize, landmarks).run()
@@ -199,6 +200,7 @@ def views(store: Any, last: date, baseline_days: tuple[int, ...]) -> dict[str, f
             lambda: fc.rising(fc.forecast(period_table(store.counts, last, last), horizon=14), top=20))
         figures[f"view_{days}d_events_s"] = _worst_of(lambda: kept_events(store, start, last, 3, 20))
         figures[f"view_{days}d_report_s"] = _worst_of(lambda: reports.build(store, start, last, level1), repeat=3)
+        figures[f"view_{days}d_worklist_s"] = _worst_of(lambda: worklist.build(store, start, last, taxonomy), repeat=3)
         if days in baseline_days:
             figures[f"view_{days}d_events_baseline_clustering_s"] = _worst_of(lambda: cluster_period(
                 store.iter_cases(CaseQuery.days(start - timedelta(days=28), last)), start, store.tokenize,
