@@ -268,7 +268,7 @@ def _cell_records(args: argparse.Namespace, settings: Settings, start: date,
                   end: date) -> list[tuple[date, str, str, int]]:
     """(day, area, category, count) from ``HISTORY_DAYS`` before ``start`` to ``end``: each row of ``--data``
     (counting one), or the store's daily counts; areas are ``district·street`` with ``--level street``."""
-    from hotline.hotspots.cells import cell_area, cell_category
+    from hotline.hotspots.cells import cell_area
     from hotline.hotspots.series import HISTORY_DAYS
 
     since = start - timedelta(days=HISTORY_DAYS)
@@ -299,12 +299,12 @@ def _cell_records(args: argparse.Namespace, settings: Settings, start: date,
         if skipped:
             print(f"hotline: {skipped} rows without a time, area or category were left out", file=sys.stderr)
         return found
+    from hotline.hotspots.series import cell_rows
     from hotline.store.base import CaseQuery
 
     store = _open(settings)
     try:  # the daily counts the store keeps on write, not every case of the period
-        return [(r.day, cell_area(r.district, r.street if street else None), cell_category(r.category), r.count)
-                for r in store.counts(CaseQuery.days(since, end), by_street=street)]
+        return cell_rows(store.counts(CaseQuery.days(since, end), by_street=street), street)
     finally:
         store.close()
 
@@ -319,11 +319,10 @@ def _neighbours(settings: Settings) -> dict[str, list[str]]:
 
 
 def _method(args: argparse.Namespace) -> str:
-    """``--method``, else the default of the level (street cells control false alarms across cells)."""
-    from hotline.hotspots.detect import DEFAULT_METHOD, STREET_METHOD
+    """``--method``, else the default of ``--level``."""
+    from hotline.hotspots.detect import method_for
 
-    chosen = getattr(args, "method", None)
-    return chosen or (STREET_METHOD if args.level == "street" else DEFAULT_METHOD)
+    return method_for(args.level, getattr(args, "method", None))
 
 
 def cmd_hotspots(args: argparse.Namespace, settings: Settings) -> int:
@@ -448,22 +447,20 @@ def cmd_worklist(args: argparse.Namespace, settings: Settings) -> int:
     if args.end < args.start:
         raise InvalidInput(f"--end {args.end} is before --start {args.start}")
     suffix = Path(args.out).suffix.lower().lstrip(".") if args.out != "-" else "json"
-    if suffix != "json":
-        worklist.exporter(suffix)  # an unknown format fails before the work, not after it
+    export = worklist.exporter(suffix)[0] if suffix != "json" else None  # an unknown format fails before the work
     store = _open(settings)
     try:
         items = worklist.build(_assigned(store, settings), args.start, args.end, city(settings).taxonomy, level=args.level)
     finally:
         store.close()
-    if suffix == "json":
+    if export is not None:
+        _write_atomically(Path(args.out), export(items))
+    else:
         text = json.dumps([i.to_dict() for i in items], ensure_ascii=False, indent=1)
         if args.out == "-":
             print(text)
         else:
             _write_atomically(Path(args.out), text)
-    else:
-        export, _, _ = worklist.exporter(suffix)
-        _write_atomically(Path(args.out), export(items))
     states = Counter(i.state for i in items)
     print(f"{len(items)} items ({sum(i.kind == 'surge' for i in items)} surges, "
           f"{sum(i.kind == 'rising' for i in items)} rising); "
@@ -493,6 +490,12 @@ def cmd_brief(args: argparse.Namespace, settings: Settings) -> int:
 # ---------------------------------------------------------------- parser
 _COLUMN_FLAGS = ("id", "transcript", "text", "title", "time", "channel", "caller", "area", "street", "address",
                  "category", "department", "status")
+
+
+def _level_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--level", choices=("district", "street"), default="district",
+                        help="cells by district, or by district and street (default method there: nb-fdr, "
+                             "false alarms controlled across all street cells each day)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -572,9 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     cells.add_argument("--area-col", default="district", metavar="C")
     cells.add_argument("--category-col", default="category_l2", metavar="C")
     cells.add_argument("--street-col", default="street", metavar="C", help="with --data and --level street")
-    cells.add_argument("--level", choices=("district", "street"), default="district",
-                       help="cells by district, or by district and street (default method there: nb-fdr, "
-                            "false alarms controlled across all street cells each day)")
+    _level_argument(cells)
 
     from hotline.hotspots.detect import DETECTORS
 
@@ -621,14 +622,14 @@ def build_parser() -> argparse.ArgumentParser:
                              help="未诉先办: surges and rising cells with departments, calls, forecast and state")
     wl.add_argument("--from", "--start", dest="start", type=day_argument, required=True, metavar="YYYY-MM-DD")
     wl.add_argument("--to", "--end", dest="end", type=day_argument, required=True, metavar="YYYY-MM-DD")
-    wl.add_argument("--level", choices=("district", "street"), default="district")
+    _level_argument(wl)
     wl.add_argument("--out", default="-", metavar="FILE.csv|.xlsx|.json", help="default: JSON on stdout")
     wl.set_defaults(handler=cmd_worklist)
 
     br = commands.add_parser("brief", parents=[common], help="the weekly brief (周报) of the work list, PDF or HTML")
     br.add_argument("--to", "--end", dest="end", type=day_argument, default=date.today(), metavar="YYYY-MM-DD",
                     help="last day of the week (default: today)")
-    br.add_argument("--level", choices=("district", "street"), default="district")
+    _level_argument(br)
     br.add_argument("--out", required=True, metavar="FILE.pdf|.html")
     br.set_defaults(handler=cmd_brief)
 

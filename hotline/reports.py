@@ -24,7 +24,7 @@ from hotline.case import Case
 from hotline.errors import InvalidInput
 from hotline.events import Event
 from hotline.hotspots.baseline import fit
-from hotline.hotspots.cells import UNCATEGORISED, UNKNOWN_AREA, cell_area, cell_category, cell_of
+from hotline.hotspots.cells import UNCATEGORISED, area_district, cell_area, cell_cases, cell_category
 from hotline.hotspots.detect import Alert, detect
 from hotline.hotspots.episodes import Episode, attach_events, episodes
 from hotline.hotspots.forecast import CellForecast, forecast, rising
@@ -106,9 +106,7 @@ def build(store: CaseStore, start: date, end: date, level1: Callable[[str], str]
     for day, area, category in [(e.peak_day, e.area, e.category) for e in surges]:
         key = (day.isoformat(), area, category)
         if key not in by_cell:  # a few of the cell's cases on its peak day, read by key
-            query = CaseQuery.days(day, day, district="" if area == UNKNOWN_AREA else area,
-                                   category="" if category == UNCATEGORISED else category, limit=50)
-            by_cell[key] = [c for c in store.search(query).items if cell_of(c) == (area, category)][:5]
+            by_cell[key] = cell_cases(store, area, category, day, day, limit=50)[:5]
 
     cells = Counter[tuple[str, str]]()
     by_area, by_category, by_level1 = Counter[str](), Counter[str](), Counter[str]()
@@ -346,7 +344,7 @@ def _surge_map(report: Report) -> str:
     excess: dict[str, float] = defaultdict(float)
     labels: dict[str, list[str]] = defaultdict(list)
     for e in report.episodes:  # most excess first
-        district = e.area.split("·", 1)[0]
+        district = area_district(e.area)
         excess[district] += max(e.excess, 0.0)
         labels[district].append(f"{e.category} +{e.excess:.0f}")
     return map_chart(report.centers, dict(excess), dict(labels), report.located,

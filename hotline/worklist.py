@@ -29,9 +29,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from hotline.case import Case
-from hotline.errors import InvalidInput
-from hotline.hotspots.cells import STREET_SEPARATOR, UNCATEGORISED, UNKNOWN_AREA, area_district, cell_area, cell_category
-from hotline.store.base import WORK_STATES, CaseQuery, CaseStore, WorkState
+from hotline.errors import InvalidInput, NotFound
+from hotline.hotspots.cells import STREET_SEPARATOR, area_district, cell_cases
+from hotline.store.base import CaseStore, WorkState
 from hotline.taxonomy import Taxonomy
 from hotline.text.words import is_topic
 
@@ -86,11 +86,6 @@ class WorkItem:
     def forecast_total(self) -> float:
         return float(sum(d["mean"] for d in self.forecast))
 
-    def identity(self) -> WorkState:
-        """This item as a decision record (filled in by :func:`decide`)."""
-        return WorkState(self.id, self.kind, self.area, self.category, self.start, self.end, "new", "", "", "",
-                         datetime.now().replace(microsecond=0))
-
     def to_dict(self) -> dict[str, Any]:
         decision = self.decision
         return {"id": self.id, "kind": self.kind, "area": self.area, "category": self.category,
@@ -135,7 +130,7 @@ def items(store: CaseStore, start: date, end: date, taxonomy: Taxonomy, level: s
     from hotline.events import kept_events
     from hotline.hotspots import forecast as fc
     from hotline.hotspots.baseline import fit
-    from hotline.hotspots.detect import DEFAULT_METHOD, STREET_METHOD, detect
+    from hotline.hotspots.detect import detect, method_for
     from hotline.hotspots.episodes import attach_events, episodes
     from hotline.hotspots.series import period_table
 
@@ -145,7 +140,7 @@ def items(store: CaseStore, start: date, end: date, taxonomy: Taxonomy, level: s
         raise InvalidInput(f"the work list covers at most {MAX_DAYS} days at a time")
     table = period_table(store.counts, start, end, by_street=level == "street")
     base = fit(table.counts, *table.calendar())
-    method = STREET_METHOD if level == "street" else DEFAULT_METHOD
+    method = method_for(level)
     surges = episodes(detect(table, max(start, table.start), end, method=method, baseline=base),
                       min_calls=min_calls, table=table, expected=base.mu)[:top]
     attach_events(surges, kept_events(store, start, end, min_size=3, top=1000))
@@ -175,20 +170,10 @@ def items(store: CaseStore, start: date, end: date, taxonomy: Taxonomy, level: s
     return found
 
 
-def _cell_cases(store: CaseStore, area: str, category: str, first: date, last: date, limit: int) -> list[Case]:
-    """The cell's calls of those days, newest first (the store's search, by district, street and category)."""
-    district, _, street = area.partition(STREET_SEPARATOR)
-    query = CaseQuery.days(first, last, district="" if district == UNKNOWN_AREA else district, street=street,
-                           category="" if category == UNCATEGORISED else category, limit=limit)
-    found = [c for c in store.search(query).items
-             if cell_area(c.area.district, c.area.street if street else None) == area
-             and cell_category(c.category) == category]
-    return sorted(found, key=lambda c: c.received_at, reverse=True)
-
-
 def _describe(store: CaseStore, item: WorkItem, taxonomy: Taxonomy) -> None:
     """Departments, representative calls and distinctive words of an item, from a few of its calls."""
-    cases = _cell_cases(store, item.area, item.category, item.start, item.end, CALLS_READ)
+    cases = sorted(cell_cases(store, item.area, item.category, item.start, item.end, CALLS_READ),
+                   key=lambda c: c.received_at, reverse=True)  # newest first
     names = {d.id: d.name for d in taxonomy.departments.values()}
     usual = list(taxonomy.spec(item.category).departments) if item.category in taxonomy.categories else []
     sent = Counter(d for c in cases for d in c.departments)
@@ -243,12 +228,8 @@ def decide(items: Sequence[WorkItem], states: Sequence[WorkState]) -> None:
 def set_state(store: CaseStore, items: Sequence[WorkItem], item_id: str, state: str, by: str,
               department: str = "", note: str = "", taxonomy: Taxonomy | None = None) -> WorkState:
     """Record a supervisor's decision on one item of ``items`` (the current work list)."""
-    if state not in WORK_STATES:
-        raise InvalidInput(f"unknown state {state!r}; use one of {', '.join(WORK_STATES)}")
     item = next((i for i in items if i.id == item_id), None)
     if item is None:
-        from hotline.errors import NotFound
-
         raise NotFound(f"no work-list item {item_id!r} in this period")
     if state == "assigned":
         if not department.strip():
@@ -258,11 +239,9 @@ def set_state(store: CaseStore, items: Sequence[WorkItem], item_id: str, state: 
             department = taxonomy.departments[ids[0]].name
     if len(note) > 2000:
         raise InvalidInput("a note is at most 2,000 characters")
-    change = item.identity()
-    change = WorkState(change.item_id, change.kind, change.area, change.category, change.first_day, change.last_day,
-                       state, department if state == "assigned" else "", note, by,
-                       datetime.now().replace(microsecond=0))
-    entry = store.set_work_state(change)
+    entry = store.set_work_state(WorkState(item.id, item.kind, item.area, item.category, item.start, item.end, state,
+                                           department if state == "assigned" else "", note, by,
+                                           datetime.now().replace(microsecond=0)))  # the store checks the state
     item.decision = entry
     return entry
 

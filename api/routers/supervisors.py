@@ -30,23 +30,15 @@ def _days(services: Services, start: date | None, end: date | None, default_days
     return day_range(services.store.span(until=services.window.latest()), start, end, default_days)
 
 
-def _method(method: str | None, level: str) -> str:
-    from hotline.hotspots.detect import DEFAULT_METHOD, STREET_METHOD, detector
-
-    chosen = method or (STREET_METHOD if level == "street" else DEFAULT_METHOD)
-    detector(chosen)  # a name the registry does not hold is a 400 naming those it does
-    return chosen
-
-
 @router.get("/v1/hotspots", response_model=list[schemas.AlertOut],
             summary="Surging (area, category) cells per day, prospectively")
 def hotspots(principal: Supervisor, services: ServicesDep, start: date | None = None, end: date | None = None,
              method: Annotated[str | None, Query(max_length=40, description="a detector's name (nb, nb-fdr, "
                                                  "ears-c2, scan …; default nb, at street level nb-fdr)")] = None,
              level: Level = "district") -> list[dict[str, Any]]:
-    from hotline.hotspots.detect import detect
+    from hotline.hotspots.detect import detect, method_for
 
-    method = _method(method, level)
+    method = method_for(level, method)  # an unknown name is a 400 naming the registered ones
     start, end = _days(services, start, end, 7)
 
     def compute() -> list[dict[str, Any]]:
@@ -64,11 +56,11 @@ def episodes(principal: Supervisor, services: ServicesDep, start: date | None = 
              top: Annotated[int, Query(ge=1, le=200)] = 20, level: Level = "district") -> list[dict[str, Any]]:
     from hotline.events import kept_events
     from hotline.hotspots.baseline import fit
-    from hotline.hotspots.detect import detect
+    from hotline.hotspots.detect import detect, method_for
     from hotline.hotspots.episodes import attach_events
     from hotline.hotspots.episodes import episodes as join
 
-    method = _method(None, level)
+    method = method_for(level)
     start, end = _days(services, start, end, 30)
     if (end - start).days >= MAX_REPORT_DAYS:
         raise InvalidInput(f"episodes are listed over at most {MAX_REPORT_DAYS} days at a time")

@@ -9,6 +9,9 @@ it was once re-derived in eight places, each free to drift from the others.
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 from hotline.case import Case, Category
 
 UNKNOWN_AREA = "未知区域"
@@ -36,3 +39,16 @@ def cell_category(category: Category | str | None) -> str:
 
 def cell_of(case: Case) -> tuple[str, str]:
     return cell_area(case.area.district), cell_category(case.category)
+
+
+def cell_cases(store: Any, area: str, category: str, first: date, last: date, limit: int) -> list[Case]:
+    """Cases of one cell (district or ``district·street`` level) from ``first`` to ``last``, in the store's
+    search order: searched by district, street and category, then kept when their own cell is this one."""
+    from hotline.store.base import CaseQuery
+
+    district, _, street = area.partition(STREET_SEPARATOR)
+    query = CaseQuery.days(first, last, district="" if district == UNKNOWN_AREA else district, street=street,
+                           category="" if category == UNCATEGORISED else category, limit=limit)
+    return [c for c in store.search(query).items
+            if cell_area(c.area.district, c.area.street if street else None) == area
+            and cell_category(c.category) == category]

@@ -153,8 +153,10 @@ class NegativeBinomial(CellDetector):
 
     def scores(self, table: CountTable, baseline: Baseline | None = None) -> Scores:
         counts = table.counts
-        base = baseline or fit(counts, *table.calendar())
-        mu, size, level = self._predictive(counts, base)
+        return self._scored(counts, *self._predictive(counts, baseline or fit(counts, *table.calendar())))
+
+    def _scored(self, counts: np.ndarray, mu: np.ndarray, size: np.ndarray, level: np.ndarray | float) -> Scores:
+        """The tail tests of the day and of the runs of days, on the predictive :meth:`_predictive` gives."""
         runs = len(self.windows)
         p = upper_tail(counts, mu, _combined(size, level)) / (DAY_WEIGHT if runs else 1.0)
         for width in self.windows:  # the last ``width`` days together: an outbreak spread thin
@@ -190,12 +192,12 @@ class NegativeBinomial(CellDetector):
              baseline: Baseline | None = None) -> tuple[np.ndarray, Scores, np.ndarray]:
         counts = table.counts
         base = baseline or fit(counts, *table.calendar())
-        found = self.scores(table, base)
+        mu, size, level = self._predictive(counts, base)
+        found = self._scored(counts, mu, size, level)
         if self.fdr is not None:
             # Only cells with a call today are tested, each p-value conditioned on that call (divided by the chance
             # of any call, a bound that holds for the multi-day sums too): a street with no call is no hypothesis,
             # and a quiet day's four thousand silent streets would otherwise dilute every real one.
-            mu, size, level = self._predictive(counts, base)
             any_call = upper_tail(np.ones_like(counts), mu, _combined(size, level))
             conditional = np.where(counts >= 1, np.minimum(found.p / np.maximum(any_call, 1e-300), 1.0), np.nan)
             flagged = benjamini_hochberg(conditional, alpha if alpha is not None else self.fdr)
@@ -302,6 +304,14 @@ def detector(name: str) -> Detector:
         return DETECTORS[name]
     except KeyError:
         raise InvalidInput(f"unknown method {name!r}; use one of {', '.join(DETECTORS)}") from None
+
+
+def method_for(level: str, method: str | None = None) -> str:
+    """``method`` (checked against the registry), else the default of the cells' level: street cells number in
+    the thousands and need false alarms controlled across them."""
+    chosen = method or (STREET_METHOD if level == "street" else DEFAULT_METHOD)
+    detector(chosen)  # a name the registry does not hold is an error naming those it does
+    return chosen
 
 
 def scores(table: CountTable, method: str = DEFAULT_METHOD, baseline: Baseline | None = None) -> Scores:

@@ -116,13 +116,18 @@ def day_range(span: tuple[datetime | None, datetime | None], start: date | None,
     return start, end
 
 
+def cell_rows(rows: Iterable[Any], by_street: bool = False) -> list[tuple[date, str, str, int]]:
+    """(day, area, category, count) of daily counts (``CellCount`` rows), areas ``district·street`` when
+    ``by_street``."""
+    return [(r.day, cell_area(r.district, r.street if by_street else None), cell_category(r.category), r.count)
+            for r in rows]
+
+
 def period_table(counts: Callable[..., Iterable[Any]], start: date, end: date, by_street: bool = False) -> CountTable:
     """Daily counts per cell from ``HISTORY_DAYS`` before ``start`` to ``end``, from the store's aggregates
     (``CaseStore.counts``) or a search index's ``counts``; ``by_street``: street-level cells (the store's)."""
     query = CaseQuery.days(start - timedelta(days=HISTORY_DAYS), end)
-    rows = counts(query, by_street=True) if by_street else counts(query)
-    table = [(r.day, cell_area(r.district, r.street if by_street else None), cell_category(r.category), r.count)
-             for r in rows]
+    table = cell_rows(counts(query, by_street=True) if by_street else counts(query), by_street)
     if not table:
         raise NotFound(f"no cases up to {end}")
     return CountTable.from_counts(table, end=end)
