@@ -67,12 +67,14 @@ def test_agent_types_sees_suggestions_and_confirms(live: LiveServer, service: Se
 
 
 def test_supervisor_dashboard_and_models_page(live: LiveServer) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     with chromium() as driver:
         _key(driver, live.url + "/supervisor", "supervisor-key-1-0123456789ab")
-        wait = WebDriverWait(driver, 60)
+        # A panel re-renders while a condition reads it (the work list after a save): look again, not fail.
+        wait = WebDriverWait(driver, 60, ignored_exceptions=(StaleElementReferenceException,))
         wait.until(lambda d: d.find_element(By.ID, "status").text not in ("", "加载中…"))
         assert "热点" in driver.find_element(By.ID, "status").text
         assert driver.find_elements(By.CSS_SELECTOR, "#events table, #events p")
@@ -120,7 +122,8 @@ def test_supervisor_dashboard_and_models_page(live: LiveServer) -> None:
         wait.until(lambda d: d.find_element(By.ID, "status").text not in ("", "加载中…")
                    and d.find_elements(By.CSS_SELECTOR, "#hotspots table, #hotspots p"))
         surges = driver.find_element(By.ID, "hotspots").text
-        assert "·" in surges or surges == "（无）", surges
+        assert "·" in surges or (surges.startswith("（无）") and "按街道只列出" in surges), surges  # empty: says why
+        driver.save_screenshot(str(Path(tempfile.gettempdir()) / "hotline-streets.png"))
         assert not driver.find_elements(By.CSS_SELECTOR, "#hotspots .err, #worklist .err")
 
         _key(driver, live.url + "/models", "admin-key-1-0123456789abcdef")
