@@ -109,7 +109,7 @@ def episodes(alerts: Iterable[Alert], gap: int = GAP_DAYS, min_calls: int = MIN_
                 spans.append((first, last, run))
         for first, last, run in spans:
             episode = _episode(area, category, run)
-            episode.start, episode.end = table.days[first], table.days[last]  # type: ignore[union-attr]
+            episode.start, episode.end = table.day(first), table.day(last)  # type: ignore[union-attr]
             episode.observed = int(counts[first : last + 1].sum())
             episode.expected = float(np.nansum(mu[first : last + 1]))
             found.append(episode)

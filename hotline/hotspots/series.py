@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -35,49 +36,49 @@ class CountTable:
     def from_records(cls, records: Iterable[tuple[date, str, str]], start: date | None = None,
                      end: date | None = None) -> CountTable:
         """Count (day, area, category) records; days without records count zero."""
+        return cls.from_counts(((day, area, category, 1) for day, area, category in records), start, end)
+
+    @classmethod
+    def from_counts(cls, rows: Iterable[tuple[date, str, str, int]], start: date | None = None,
+                    end: date | None = None) -> CountTable:
+        """A table from already counted (day, area, category, count) rows, as the store's aggregates and a
+        search index report them; cells in order of first appearance.
+
+        One pass in Python (a city's two years are a few hundred thousand rows), the rest in numpy.
+        """
         index: dict[tuple[str, str], int] = {}
-        days: list[int] = []
-        cells: list[int] = []
-        first = last = None
-        for day, area, category in records:
-            cell = index.setdefault((area, category), len(index))
-            ordinal = day.toordinal()
+        ordinals: dict[date, int] = {}  # a few hundred rows share each day
+        cells, days, ns = array("q"), array("q"), array("q")
+        for day, area, category, n in rows:
+            cells.append(index.setdefault((area, category), len(index)))
+            ordinal = ordinals.get(day)
+            if ordinal is None:
+                ordinal = ordinals[day] = day.toordinal()
             days.append(ordinal)
-            cells.append(cell)
-            first = ordinal if first is None or ordinal < first else first
-            last = ordinal if last is None or ordinal > last else last
-        if first is None:
+            ns.append(n)
+        if not index:
             raise InvalidInput("no cases to count")
-        lo = start.toordinal() if start else first
-        hi = end.toordinal() if end else last
+        cell_arr, day_arr, n_arr = (np.frombuffer(a, dtype=np.int64) for a in (cells, days, ns))
+        lo = start.toordinal() if start else int(day_arr.min())
+        hi = end.toordinal() if end else int(day_arr.max())
         if hi < lo:
             raise InvalidInput(f"end {date.fromordinal(hi)} is before start {date.fromordinal(lo)}")
         if hi - lo >= MAX_DAYS:
             raise InvalidInput(f"{hi - lo + 1} days from {date.fromordinal(lo)} to {date.fromordinal(hi)}: "
                                f"counts span at most {MAX_DAYS} days")
-        day_arr, cell_arr = np.asarray(days), np.asarray(cells)
+        width = hi - lo + 1
         keep = (day_arr >= lo) & (day_arr <= hi)
-        counts = np.zeros((len(index), hi - lo + 1), dtype=np.int64)
-        np.add.at(counts, (cell_arr[keep], day_arr[keep] - lo), 1)
-        return cls(list(index), date.fromordinal(lo), counts)
-
-    @classmethod
-    def from_counts(cls, rows: Iterable[tuple[date, str, str, int]], start: date | None = None,
-                    end: date | None = None) -> CountTable:
-        """A table from already counted (day, area, category, count) rows, as a search index reports them."""
-        rows = list(rows)
-        table = cls.from_records(((d, a, c) for d, a, c, _ in rows), start, end)
-        counts = np.zeros_like(table.counts)
-        index = {cell: i for i, cell in enumerate(table.cells)}
-        for day, area, category, n in rows:
-            t = (day - table.start).days
-            if 0 <= t < counts.shape[1]:
-                counts[index[(area, category)], t] += n
-        return cls(table.cells, table.start, counts)
+        flat = cell_arr[keep] * width + (day_arr[keep] - lo)
+        counts = np.bincount(flat, weights=n_arr[keep], minlength=len(index) * width)
+        return cls(list(index), date.fromordinal(lo), counts.round().astype(np.int64).reshape(len(index), width))
 
     @property
     def days(self) -> list[date]:
         return [self.start + timedelta(days=i) for i in range(self.counts.shape[1])]
+
+    def day(self, i: int) -> date:
+        """The date of column ``i`` (without building :attr:`days`)."""
+        return self.start + timedelta(days=i)
 
     def day_index(self, day: date) -> int:
         i = (day - self.start).days
@@ -119,8 +120,15 @@ def day_range(span: tuple[datetime | None, datetime | None], start: date | None,
 def cell_rows(rows: Iterable[Any], by_street: bool = False) -> list[tuple[date, str, str, int]]:
     """(day, area, category, count) of daily counts (``CellCount`` rows), areas ``district·street`` when
     ``by_street``."""
-    return [(r.day, cell_area(r.district, r.street if by_street else None), cell_category(r.category), r.count)
-            for r in rows]
+    cells: dict[tuple[str, str, str], tuple[str, str]] = {}  # each cell named once, not once per day
+    named = []
+    for r in rows:
+        street = r.street if by_street else ""
+        cell = cells.get((r.district, street, r.category))
+        if cell is None:
+            cell = cells[(r.district, street, r.category)] = (cell_area(r.district, street), cell_category(r.category))
+        named.append((r.day, cell[0], cell[1], r.count))
+    return named
 
 
 def period_table(counts: Callable[..., Iterable[Any]], start: date, end: date, by_street: bool = False) -> CountTable:
