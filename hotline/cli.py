@@ -353,7 +353,7 @@ def cmd_hotspots(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_episodes(args: argparse.Namespace, settings: Settings) -> int:
     from hotline.events import kept_events
-    from hotline.hotspots.baseline import fit
+    from hotline.hotspots.baseline import fit_view
     from hotline.hotspots.detect import detect
     from hotline.hotspots.episodes import attach_events, episodes
     from hotline.hotspots.series import CountTable
@@ -361,7 +361,7 @@ def cmd_episodes(args: argparse.Namespace, settings: Settings) -> int:
     if args.end < args.start:
         raise InvalidInput(f"--end {args.end} is before --start {args.start}")
     table = CountTable.from_counts(_cell_records(args, settings, args.start, args.end), end=args.end)
-    base = fit(table.counts, *table.calendar())
+    base = fit_view(table, args.start)
     alerts = detect(table, max(args.start, table.start), args.end, method=_method(args), baseline=base)
     found = episodes(alerts, min_calls=args.min_calls, table=table, expected=base.mu)[: args.top]
     if not args.data:  # the store keeps the events to link

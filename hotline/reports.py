@@ -23,7 +23,7 @@ import numpy as np
 from hotline.case import Case
 from hotline.errors import InvalidInput
 from hotline.events import Event
-from hotline.hotspots.baseline import fit
+from hotline.hotspots.baseline import fit_view
 from hotline.hotspots.cells import UNCATEGORISED, area_district, cell_area, cell_cases, cell_category
 from hotline.hotspots.detect import Alert, detect
 from hotline.hotspots.episodes import Episode, attach_events, episodes
@@ -98,7 +98,7 @@ def build(store: CaseStore, start: date, end: date, level1: Callable[[str], str]
                      else "此前没有历史数据，基线与预测的把握有限。")
 
     table = period_table(lambda _: rows, start, end)  # the rows just read
-    baseline = fit(table.counts, *table.calendar())  # one fit for the hotspots and the forecasts
+    baseline = fit_view(table, start)  # one fit for the hotspots and the forecasts
     every_alert = detect(table, max(start, table.start), end, baseline=baseline)
     alerts = sorted(every_alert, key=lambda a: -a.score)[:top]
     surges = episodes(every_alert, table=table, expected=baseline.mu)[:top]  # what the report lists: one row per surge, most excess calls first

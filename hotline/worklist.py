@@ -129,7 +129,7 @@ def items(store: CaseStore, start: date, end: date, taxonomy: Taxonomy, level: s
     """The items of ``start``–``end`` without their decisions (what a view may cache until the next write)."""
     from hotline.events import kept_events
     from hotline.hotspots import forecast as fc
-    from hotline.hotspots.baseline import fit
+    from hotline.hotspots.baseline import fit_view
     from hotline.hotspots.detect import detect, method_for
     from hotline.hotspots.episodes import attach_events, episodes
     from hotline.hotspots.series import period_table
@@ -139,7 +139,7 @@ def items(store: CaseStore, start: date, end: date, taxonomy: Taxonomy, level: s
     if (end - start).days >= MAX_DAYS:
         raise InvalidInput(f"the work list covers at most {MAX_DAYS} days at a time")
     table = period_table(store.counts, start, end, by_street=level == "street")
-    base = fit(table.counts, *table.calendar())
+    base = fit_view(table, start)
     method = method_for(level)
     surges = episodes(detect(table, max(start, table.start), end, method=method, baseline=base),
                       min_calls=min_calls, table=table, expected=base.mu)[:top]

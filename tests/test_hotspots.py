@@ -202,6 +202,30 @@ def test_a_fit_of_the_last_days_is_the_full_fit_there(demo: tuple[list, Truth]) 
         np.testing.assert_allclose(a.low, b.low) and np.testing.assert_allclose(a.high, b.high)
 
 
+def test_a_views_fit_covers_its_days_and_the_lead_before_them_only() -> None:
+    """A view fits its own days and VIEW_LEAD_DAYS before them, whatever the history: the same alerts as the
+    full fit (bursts and a slow rise the CUSUM finds), and the same forecast."""
+    from hotline.hotspots.baseline import VIEW_LEAD_DAYS, fit, fit_view
+
+    table = poisson_table(np.array([2.0, 5.0, 8.0, 0.5] * 5), days=500, seed=3)
+    counts = table.counts.copy()
+    counts[1, 470:478] += np.arange(1, 9)      # a rise over eight days
+    counts[2, 485] += 12                      # a burst
+    counts[3, 490:492] += 4
+    table = CountTable(table.cells, table.start, counts)
+    start = table.day(470)
+    view, full = fit_view(table, start), fit(table.counts, *table.calendar())
+    since = 470 - VIEW_LEAD_DAYS
+    assert np.isnan(view.mu[:, : since - 1]).all() and not np.isnan(view.mu[:, since:]).any()
+    ends = table.day(499)
+    alerts = detect(table, start, ends, baseline=view)
+    assert {(a.date, a.area, a.method) for a in alerts} == \
+        {(a.date, a.area, a.method) for a in detect(table, start, ends, baseline=full)}
+    assert {(a.area, a.method) for a in alerts} >= {("区1", "nb-cusum"), ("区2", "nb"), ("区3", "nb")}
+    assert [(f.area, f.mean.round(6).tolist()) for f in forecast(table, horizon=7, baseline=view)] == \
+        [(f.area, f.mean.round(6).tolist()) for f in forecast(table, horizon=7, baseline=full)]
+
+
 def test_last_years_season_raises_the_forecast() -> None:
     days = 720
     rate = np.full((2, days), 2.0)

@@ -55,7 +55,7 @@ def episodes(principal: Supervisor, services: ServicesDep, start: date | None = 
              min_calls: Annotated[int, Query(ge=1, le=10_000)] = 5,
              top: Annotated[int, Query(ge=1, le=200)] = 20, level: Level = "district") -> list[dict[str, Any]]:
     from hotline.events import kept_events
-    from hotline.hotspots.baseline import fit
+    from hotline.hotspots.baseline import fit_view
     from hotline.hotspots.detect import detect, method_for
     from hotline.hotspots.episodes import attach_events
     from hotline.hotspots.episodes import episodes as join
@@ -67,7 +67,7 @@ def episodes(principal: Supervisor, services: ServicesDep, start: date | None = 
 
     def compute() -> list[dict[str, Any]]:
         table = period_table(services.store.counts, start, end, by_street=level == "street")
-        base = fit(table.counts, *table.calendar())
+        base = fit_view(table, start)
         alerts = detect(table, max(start, table.start), end, method=method, baseline=base)
         found = join(alerts, min_calls=min_calls, table=table, expected=base.mu)[:top]
         services.catch_up_events()

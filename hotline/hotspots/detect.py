@@ -32,7 +32,7 @@ import numpy as np
 
 from hotline.errors import InvalidInput
 from hotline.hotspots import ears as ears_module
-from hotline.hotspots.baseline import Baseline, cusum, fit, upper_tail
+from hotline.hotspots.baseline import Baseline, cusum, fit, fit_view, upper_tail
 from hotline.hotspots.scan import scan
 from hotline.hotspots.series import CountTable
 
@@ -113,8 +113,9 @@ class CellDetector:
         return np.ones(counts.shape, dtype=bool)
 
     def flag(self, table: CountTable, alpha: float | None, min_count: int,
-             baseline: Baseline | None = None) -> tuple[np.ndarray, Scores, np.ndarray]:
-        """(flagged, scores, the method that flagged each cell-day)."""
+             baseline: Baseline | None = None, since: int = 0) -> tuple[np.ndarray, Scores, np.ndarray]:
+        """(flagged, scores, the method that flagged each cell-day); ``since``: the first day that must be
+        right (a baseline is fitted from :data:`VIEW_LEAD_DAYS` before it)."""
         found = self.scores(table, baseline)
         flagged = (found.score >= found.threshold) & self.eligible(table.counts, min_count)
         return flagged, found, np.full(table.counts.shape, self.name, dtype=object)
@@ -122,7 +123,7 @@ class CellDetector:
     def detect(self, table: CountTable, first: int, last: int, alpha: float | None,
                neighbours: Mapping[str, Sequence[str]], min_count: int, simulations: int,
                baseline: Baseline | None = None) -> list[Alert]:
-        flagged, found, methods = self.flag(table, alpha, min_count, baseline)
+        flagged, found, methods = self.flag(table, alpha, min_count, baseline, since=first)
         counts, days = table.counts, table.days
         alerts: list[Alert] = []
         for cell, day in zip(*np.nonzero(flagged[:, first : last + 1]), strict=True):
@@ -189,9 +190,9 @@ class NegativeBinomial(CellDetector):
         return (counts >= 1) & (two >= min_count)
 
     def flag(self, table: CountTable, alpha: float | None, min_count: int,
-             baseline: Baseline | None = None) -> tuple[np.ndarray, Scores, np.ndarray]:
+             baseline: Baseline | None = None, since: int = 0) -> tuple[np.ndarray, Scores, np.ndarray]:
         counts = table.counts
-        base = baseline or fit(counts, *table.calendar())
+        base = baseline or fit_view(table, table.day(since))
         mu, size, level = self._predictive(counts, base)
         found = self._scored(counts, mu, size, level)
         if self.fdr is not None:

@@ -85,7 +85,7 @@ def forecast(table: CountTable, horizon: int = 14, coverage: float = 0.8, window
     dow, holiday = dow_all[: last + 1], hol_all[: last + 1]
     # Factors as known at the end of the last day: computed for one day past it (the padding is never read).
     totals = np.append(counts[:, : last + 1].sum(axis=0), 0.0)
-    weekday, hol = calendar_factors(totals, dow_all[: last + 2], hol_all[: last + 2])
+    weekday, hol = calendar_factors(totals, dow_all[: last + 2], hol_all[: last + 2], since=last + 1)
     today = last + 1  # the factors known at the end of the last day
     start = max(0, today - window)
     offset_window = weekday[today][dow[start:today]] * np.where(holiday[start:today], hol[today], 1.0)
