@@ -18,8 +18,9 @@ generated year of calls:
   view reads from the aggregates beside the same counts grouped from the
   cases (the baseline);
 - the supervisors' views (hotspots, forecast, events, report, work list)
-  over 7, 30 and 92 days, the slowest of several runs, beside the old events view
-  (clustering every case of the range) as baseline;
+  over 7, 30 and 92 days, the slowest of several runs, beside two baselines: the old
+  events view (clustering every case of the range) and the report with a fit over
+  every day its table holds (before views fitted only their own days and the lead);
 - a year of prospective detection at street × level-2 category: time and
   the memory it allocates (tracemalloc);
 - the store's size and the process's peak RSS (the generated rows included).
@@ -28,11 +29,13 @@ Ratios are PostgreSQL over SQLite. With several sizes the figures are also
 drawn as ``bench/store_backends.svg``.
 
     python bench/store_backends.py [--cases 100000[,500000,…]] [--index es] [--resume]
+    python bench/store_backends.py --views sqlite:///path/to/store.db   # the views of a filled store
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import shutil
@@ -44,7 +47,7 @@ import tempfile
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -201,10 +204,43 @@ def views(store: Any, last: date, baseline_days: tuple[int, ...]) -> dict[str, f
         figures[f"view_{days}d_events_s"] = _worst_of(lambda: kept_events(store, start, last, 3, 20))
         figures[f"view_{days}d_report_s"] = _worst_of(lambda: reports.build(store, start, last, level1), repeat=3)
         figures[f"view_{days}d_worklist_s"] = _worst_of(lambda: worklist.build(store, start, last, taxonomy), repeat=3)
+        with _whole_history_fit():  # baseline: the fit over every day the view's table holds, as before
+            figures[f"view_{days}d_report_whole_history_fit_s"] = _worst_of(
+                lambda: reports.build(store, start, last, level1), repeat=3)
         if days in baseline_days:
             figures[f"view_{days}d_events_baseline_clustering_s"] = _worst_of(lambda: cluster_period(
                 store.iter_cases(CaseQuery.days(start - timedelta(days=28), last)), start, store.tokenize,
                 landmarks).largest(3)[:20], repeat=1)
+    return figures
+
+
+@contextlib.contextmanager
+def _whole_history_fit() -> Iterator[None]:
+    """Views fit their own days and ``VIEW_LEAD_DAYS`` before them; inside this, every day of the table."""
+    from hotline.hotspots import baseline
+
+    kept = baseline.VIEW_LEAD_DAYS
+    baseline.VIEW_LEAD_DAYS = 10**6
+    try:
+        yield
+    finally:
+        baseline.VIEW_LEAD_DAYS = kept
+
+
+def stored_views(url: str) -> dict[str, Any]:
+    """The views (and their baselines) of a store an earlier run or the service filled (``--views URL``)."""
+    from hotline.store import open_store
+    from hotline.text.segment import default_segmenter
+
+    store = open_store(url, tokenize=default_segmenter().tokens)
+    try:
+        last = store.span()[1]
+        if last is None:
+            sys.exit(f"bench: {url} holds no cases")
+        figures: dict[str, Any] = {"store": url, "cases": store.summary().total}
+        figures.update(views(store, last.date(), ()))
+    finally:
+        store.close()
     return figures
 
 
@@ -328,7 +364,12 @@ def main() -> None:
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--resume", action="store_true", help="keep the runs a previous bench finished")
     parser.add_argument("--one", nargs=2, metavar=("CASES", "BACKEND"), help=argparse.SUPPRESS)
+    parser.add_argument("--views", metavar="STORE_URL",
+                        help="only the views, on a store already filled (e.g. sqlite:///path/to/store.db)")
     args = parser.parse_args()
+    if args.views:
+        report("store_backends-views", stored_views(args.views))
+        return
     if args.one:
         print(json.dumps(one(int(args.one[0]), args.one[1], args.index)))
         return
