@@ -1,10 +1,13 @@
-"""An Elasticsearch cluster of three nodes on 127.0.0.1 losing one in the middle of an import.
+"""An Elasticsearch cluster of three nodes on 127.0.0.1 losing one in the middle of an import, and getting it back.
 
 The nodes come from the same cached zip as the single test node (small
-heaps); the index has one replica; the client knows all three nodes by the
-URL. One node is killed (SIGKILL) while the outbox is being drained: nothing
-the store acknowledged is lost, searches keep answering, the outbox catches
-up, and the cluster's counts equal the store's.
+heaps); the client knows all three nodes by the URL; the index has three
+shards, each with one replica. One node is killed (SIGKILL) while the outbox
+is being drained: nothing the store acknowledged is lost, searches keep
+answering, the outbox catches up, and the cluster's counts equal the
+store's. The node is then started again on its own data: it rejoins, every
+shard has its replica again (green) and the returned node holds copies, and
+cases written after it came back are there once.
 """
 
 from __future__ import annotations
@@ -47,11 +50,11 @@ def cluster() -> Iterator[list[Node]]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def test_a_node_killed_during_an_import_loses_nothing(cluster: list[Node], demo_cases: list[Case],
-                                                     tmp_path: Path) -> None:
+def test_a_node_killed_during_an_import_loses_nothing_and_rejoins(cluster: list[Node], demo_cases: list[Case],
+                                                                  tmp_path: Path) -> None:
     store = SQLiteStore(f"sqlite:///{tmp_path}/store.db")
     hosts = ",".join(node.url.removeprefix("http://") for node in cluster)
-    index = ElasticsearchIndex(f"http://{hosts}/cluster-test?replicas=1", timeout=20, chunk_size=200)
+    index = ElasticsearchIndex(f"http://{hosts}/cluster-test?shards=3&replicas=1", timeout=20, chunk_size=200)
     cases = demo_cases[:3000]
     store.upsert(cases)
     victim = cluster[2]
@@ -88,6 +91,21 @@ def test_a_node_killed_during_an_import_loses_nothing(cluster: list[Node], demo_
         assert index_cells == store_cells
         health = index.client.cluster.health(index=index.alias).body
         assert health["number_of_nodes"] == 2 and health["status"] in ("green", "yellow")
+
+        victim.start()  # the same home: its data directory and its place in the cluster
+        health = index.client.cluster.health(index=index.alias, wait_for_nodes="3", wait_for_status="green",
+                                             wait_for_no_relocating_shards=True, timeout="120s").body
+        assert not health["timed_out"] and health["number_of_nodes"] == 3 and health["unassigned_shards"] == 0
+        later = demo_cases[3000:3500]
+        store.upsert(later)
+        drain()
+        index.refresh()
+        assert store.pending_count() == 0 and index.count() == len(cases) + len(later)
+        shards = index.client.cat.shards(index=index.alias, format="json").body
+        assert {s["state"] for s in shards} == {"STARTED"}
+        assert victim.name in {s["node"] for s in shards}  # the returned node holds copies again
+        assert {(c.day, c.district, c.category): c.count for c in index.counts()} == \
+            {(c.day, c.district, c.category): c.count for c in store.counts()}
     finally:
         store.close()
         index.close()
