@@ -18,7 +18,6 @@ from classifiers.evaluate import evaluation
 from classifiers.fit import fit_model, holdout_split
 from classifiers.kinds import KINDS, load_category_classifier, make_router
 from hotline.cli import Renamed, city
-from hotline.errors import InvalidInput
 from hotline.settings import Settings
 
 DEFAULT_MODEL = "current"

@@ -15,7 +15,6 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hotline.errors import InvalidInput
 from hotline.times import DEFAULT_EARLIEST, DEFAULT_ZONE, TimeWindow, zone
 
 ROLES = ("agent", "supervisor", "admin")
