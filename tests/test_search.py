@@ -253,7 +253,7 @@ def test_migration_queues_existing_cases_for_the_index(tmp_path: Path, cases: li
     store = SQLiteStore(f"sqlite:///{tmp_path}/old.db")
     store.upsert(cases[:5])
     store.acknowledge([seq for seq, _, _ in store.pending()])
-    for table in ("work_items", "work_log"):  # back to schema version 1: undo 9, 8, 7, 6, 5, 4, 3 and 2
+    for table in ("work_items", "work_log"):  # back to schema version 1: undo 10 (with daily_terms), 9, 8, …, 2
         store._db.execute(f"DROP TABLE {table}")
     for trigger in ("ai", "au", "ad"):
         store._db.execute(f"DROP TRIGGER cases_events_{trigger}")

@@ -319,8 +319,8 @@ def test_events_are_kept_as_cases_arrive(store: CaseStore) -> None:
 
 
 def test_a_store_from_before_the_aggregates_gets_them_on_open(tmp_path: Path) -> None:
-    """Schema 5 → 9 fills the daily counts (by street, by district, and of words) from the cases already there,
-    and queues every case for its event."""
+    """Schema 5 → 10 fills the daily counts (by street, by district, and of words, found by day and by word)
+    from the cases already there, and queues every case for its event."""
     url = f"sqlite:///{tmp_path}/old.db"
     store = SQLiteStore(url)
     store.upsert(case(i, day=1 + i % 3) for i in range(12))
@@ -339,6 +339,7 @@ def test_a_store_from_before_the_aggregates_gets_them_on_open(tmp_path: Path) ->
         assert [c.count for c in store.counts()] == [4, 4, 4]
         assert store.term_counts(date(2025, 1, 1), date(2025, 12, 31)) == _recount_terms(store)
         assert store.event_backlog() == 12
+        assert "daily_terms_term" in {row[1] for row in store._read("PRAGMA index_list('daily_terms')")}
     finally:
         store.close()
 

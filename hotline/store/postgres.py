@@ -275,6 +275,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX work_log_item ON work_log (item_id, seq);
     """,
+    # 6: the daily term counts found by word as well as by day (a few words over 28 days: see SQLite's 10).
+    """
+    CREATE INDEX daily_terms_term ON daily_terms (term, day);
+    """,
 )
 
 _SELECT = SELECT_CASES

@@ -284,6 +284,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX work_log_item ON work_log(item_id, seq);
     """,
+    # 10: the daily term counts found by word as well as by day. The work list and the report ask how often a
+    # few words were used over 28 days; by day alone that scanned every word of those days (16 ms an item at
+    # 500,000 cases a year, growing with the vocabulary), by word it reads 28 rows a word (0.1 ms).
+    """
+    CREATE INDEX daily_terms_term ON daily_terms(term, day);
+    """,
 )
 
 #: The migration that adds the daily term counts, which are filled from the cases' tokens in Python.
