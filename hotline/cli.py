@@ -367,7 +367,8 @@ def cmd_episodes(args: argparse.Namespace, settings: Settings) -> int:
     if not args.data:  # the store keeps the events to link
         store = _open(settings)
         try:
-            attach_events(found, kept_events(_assigned(store, settings), args.start, args.end, min_size=3, top=1000))
+            attach_events(found, kept_events(_assigned(store, settings), args.start, args.end, min_size=3,
+                                             top=1000, members=False))
         finally:
             store.close()
     print(json.dumps([e.to_dict() for e in found], ensure_ascii=False, indent=1))

@@ -124,9 +124,9 @@ def build(store: CaseStore, start: date, end: date, level1: Callable[[str], str]
     areas = [a for a, _ in by_area.most_common()]
     categories = [k for k, _ in by_category.most_common(15)]
 
-    kept = kept_events(store, start, end, min_size=3, top=1000)
+    kept = kept_events(store, start, end, min_size=3, top=1000, members=False)  # cells, sizes and places
     attach_events(surges, kept)
-    events = kept[:10]
+    events = kept_events(store, start, end, min_size=3, top=10)  # the ten shown, with their calls
     located = [(e.location.lat, e.location.lon, e.size, e.title) for e in kept[:60] if e.location is not None]
 
     forecasts: list[CellForecast] = []

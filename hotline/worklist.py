@@ -143,7 +143,7 @@ def items(store: CaseStore, start: date, end: date, taxonomy: Taxonomy, level: s
     method = method_for(level)
     surges = episodes(detect(table, max(start, table.start), end, method=method, baseline=base),
                       min_calls=min_calls, table=table, expected=base.mu)[:top]
-    attach_events(surges, kept_events(store, start, end, min_size=3, top=1000))
+    attach_events(surges, kept_events(store, start, end, min_size=3, top=1000, members=False))
     ahead = {(f.area, f.category): f for f in fc.forecast(table, horizon=FORECAST_DAYS, baseline=base)} \
         if table.counts.shape[1] >= 14 else {}
 

@@ -310,6 +310,8 @@ def test_events_are_kept_as_cases_arrive(store: CaseStore) -> None:
     found = kept_events(store, date(2025, 7, 3), date(2025, 7, 3), min_size=2)
     assert len(found) == 1 and found[0].size == 5 and found[0].case_ids == [c.id for c in burst]
     assert found[0].district == "海陵区" and "幸福" in found[0].title
+    bare = kept_events(store, date(2025, 7, 3), date(2025, 7, 3), min_size=2, members=False)  # cells and sizes only
+    assert [(e.id, e.size, e.title, e.case_ids) for e in bare] == [(found[0].id, 5, found[0].title, [])]
     assert kept_events(store, date(2025, 7, 5), date(2025, 7, 9), min_size=2) == []
     store.delete(["C0"])
     assert kept_events(store, date(2025, 7, 3), date(2025, 7, 3), min_size=2)[0].size == 4

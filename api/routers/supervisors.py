@@ -71,7 +71,7 @@ def episodes(principal: Supervisor, services: ServicesDep, start: date | None = 
         alerts = detect(table, max(start, table.start), end, method=method, baseline=base)
         found = join(alerts, min_calls=min_calls, table=table, expected=base.mu)[:top]
         services.catch_up_events()
-        attach_events(found, kept_events(services.store, start, end, min_size=3, top=1000))
+        attach_events(found, kept_events(services.store, start, end, min_size=3, top=1000, members=False))
         return [e.to_dict() for e in found]
 
     return services.views.get(("episodes", start, end, min_calls, top, level), compute, services.store.write_mark())
