@@ -115,7 +115,7 @@ class CellDetector:
     def flag(self, table: CountTable, alpha: float | None, min_count: int,
              baseline: Baseline | None = None, since: int = 0) -> tuple[np.ndarray, Scores, np.ndarray]:
         """(flagged, scores, the method that flagged each cell-day); ``since``: the first day that must be
-        right (a baseline is fitted from :data:`VIEW_LEAD_DAYS` before it)."""
+        right (a detector that fits a baseline itself fits it from :data:`VIEW_LEAD_DAYS` before that day)."""
         found = self.scores(table, baseline)
         flagged = (found.score >= found.threshold) & self.eligible(table.counts, min_count)
         return flagged, found, np.full(table.counts.shape, self.name, dtype=object)

@@ -396,11 +396,11 @@ class SQLStore:
         if not events or not members:
             return [(e, []) for e in events]
         condition, params = self._in("ce.event_id", [e["id"] for e in events])
-        members: dict[str, list[str]] = {e["id"]: [] for e in events}
+        ids_of: dict[str, list[str]] = {e["id"]: [] for e in events}
         for event_id, case_id in self._read(f"SELECT ce.event_id, c.id FROM case_events ce JOIN cases c ON c.id = ce.case_id "
                                             f"WHERE {condition} ORDER BY c.received_at, c.id", params):
-            members[event_id].append(case_id)
-        return [(e, members[e["id"]]) for e in events]
+            ids_of[event_id].append(case_id)
+        return [(e, ids_of[e["id"]]) for e in events]
 
     # ------------------------------------------------------------ the work list's decisions
     _WORK_COLUMNS = ("item_id", "kind", "area", "category", "first_day", "last_day", "state", "department", "note",
