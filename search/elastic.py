@@ -336,6 +336,8 @@ class ElasticsearchIndex:
                                          "minimum_should_match": 1}})
             else:
                 filters.extend({"term": {f"category_l{n}": part}} for n, part in enumerate(parts, start=1))
+        if query.cell_category:
+            filters.append({"term": {"cell_category": query.cell_category}})
         return {"bool": {"must": must or [{"match_all": {}}], "filter": filters}}
 
     def search(self, query: CaseQuery) -> Page:

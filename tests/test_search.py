@@ -87,6 +87,7 @@ def test_every_case_is_indexed_and_comes_back_whole(index: SearchIndex, cases: l
     lambda c: CaseQuery(district=c[0].area.district),
     lambda c: CaseQuery(category=c[1].category.l1),
     lambda c: CaseQuery(category=c[2].category.path),
+    lambda c: CaseQuery(cell_category=c[5].category.l2 or c[5].category.l1, district=c[5].area.district),
     lambda c: CaseQuery(department=c[3].departments[0]),
     lambda c: CaseQuery(channel=c[4].channel.value, status=c[4].status.value),
     lambda c: CaseQuery(start=c[100].received_at, end=c[100].received_at + timedelta(days=2), street=c[100].area.street),
@@ -109,6 +110,7 @@ def _matches(case: Case, q: CaseQuery) -> bool:
         not q.end or case.received_at <= q.end,
         not q.category or (cat is not None and (q.category in (cat.l1, cat.l2, cat.l3) if "/" not in q.category
                                                 else cat.path.startswith(q.category))),
+        not q.cell_category or (cat is not None and q.cell_category == (cat.l2 or cat.l1)),
     ])
 
 
@@ -253,7 +255,8 @@ def test_migration_queues_existing_cases_for_the_index(tmp_path: Path, cases: li
     store = SQLiteStore(f"sqlite:///{tmp_path}/old.db")
     store.upsert(cases[:5])
     store.acknowledge([seq for seq, _, _ in store.pending()])
-    for table in ("work_items", "work_log"):  # back to schema version 1: undo 10 (with daily_terms), 9, 8, …, 2
+    store._db.execute("DROP INDEX cases_cell")  # back to schema version 1: undo 11, 10 (with daily_terms), 9, …, 2
+    for table in ("work_items", "work_log"):
         store._db.execute(f"DROP TABLE {table}")
     for trigger in ("ai", "au", "ad"):
         store._db.execute(f"DROP TRIGGER cases_events_{trigger}")

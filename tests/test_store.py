@@ -90,6 +90,39 @@ def test_queries_by_time_area_category_department_status_and_text(store: CaseSto
     assert ids(CaseQuery(text="停水", district="姜堰区")) == []
 
 
+def test_a_cells_calls_are_found_by_its_category_through_an_index(store: CaseStore) -> None:
+    """A cell's category is level 2, else level 1: a level-1 name finds only the calls without a level 2."""
+    store.upsert([
+        case(1, "小区停水了三天"),
+        case(2, "楼下烧烤店油烟太大", category=Category("环境保护", "大气污染")),
+        case(3, "路上有个大坑", category=Category("城乡建设")),
+        case(4, "又停水了", area=Area("姜堰区", "罗塘街道")),
+    ])
+    ids = lambda q: sorted(c.id for c in store.search(q).items)  # noqa: E731
+    assert ids(CaseQuery(cell_category="供水")) == ["C1", "C4"]
+    assert ids(CaseQuery(cell_category="城乡建设")) == ["C3"]
+    assert ids(CaseQuery(category="城乡建设")) == ["C1", "C3", "C4"]
+    assert ids(CaseQuery(cell_category="供水", district="姜堰区")) == ["C4"]
+    assert ids(CaseQuery(cell_category="停水")) == []  # level 3 is not a cell's category
+
+    query = CaseQuery.days(date(2025, 7, 1), date(2025, 7, 7), district="海陵区", street="城东街道",
+                           cell_category="供水", limit=50)
+    assert "cases_cell" in _plan(store, query)  # not the district's calls of the range, scanned
+
+
+def _plan(store: CaseStore, query: CaseQuery) -> str:
+    """How the backend reads the cases a search asks for (its query plan, as text)."""
+    from hotline.store.sql import SELECT_CASES
+
+    _, where, params = store.where(query)  # type: ignore[attr-defined]
+    sql = f"{SELECT_CASES}{where} ORDER BY c.received_at DESC, c.id LIMIT 50"
+    if isinstance(store, SQLiteStore):
+        return " ".join(str(row) for row in store._db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+    with store._connection() as conn:  # type: ignore[attr-defined]
+        conn.execute("SET enable_seqscan = off")  # a test table is small enough to scan whole
+        return " ".join(row[0] for row in conn.execute(f"EXPLAIN {sql}", params))
+
+
 def test_paging_and_totals(store: CaseStore) -> None:
     store.upsert(case(i) for i in range(25))
     page = store.search(CaseQuery(limit=10, offset=20))
@@ -321,8 +354,8 @@ def test_events_are_kept_as_cases_arrive(store: CaseStore) -> None:
 
 
 def test_a_store_from_before_the_aggregates_gets_them_on_open(tmp_path: Path) -> None:
-    """Schema 5 → 10 fills the daily counts (by street, by district, and of words, found by day and by word)
-    from the cases already there, and queues every case for its event."""
+    """Schema 5 → 11 fills the daily counts (by street, by district, and of words, found by day and by word)
+    from the cases already there, queues every case for its event and finds a cell's calls by index."""
     url = f"sqlite:///{tmp_path}/old.db"
     store = SQLiteStore(url)
     store.upsert(case(i, day=1 + i % 3) for i in range(12))
@@ -333,7 +366,8 @@ def test_a_store_from_before_the_aggregates_gets_them_on_open(tmp_path: Path) ->
                      "DROP TRIGGER cases_cells_ai; DROP TRIGGER cases_cells_ad; DROP TRIGGER cases_cells_au; "
                      "DROP TABLE daily_cells; "
                      "DROP TRIGGER cases_counts_ai; DROP TRIGGER cases_counts_ad; DROP TRIGGER cases_counts_au; "
-                     "DROP TABLE daily_counts; DROP TABLE work_items; DROP TABLE work_log; PRAGMA user_version = 5;")
+                     "DROP TABLE daily_counts; DROP TABLE work_items; DROP TABLE work_log; DROP INDEX cases_cell; "
+                     "PRAGMA user_version = 5;")
     db.close()
     store = SQLiteStore(url)
     try:
@@ -342,6 +376,7 @@ def test_a_store_from_before_the_aggregates_gets_them_on_open(tmp_path: Path) ->
         assert store.term_counts(date(2025, 1, 1), date(2025, 12, 31)) == _recount_terms(store)
         assert store.event_backlog() == 12
         assert "daily_terms_term" in {row[1] for row in store._read("PRAGMA index_list('daily_terms')")}
+        assert "cases_cell" in {row[1] for row in store._read("PRAGMA index_list('cases')")}
     finally:
         store.close()
 

@@ -48,7 +48,7 @@ def cell_cases(store: Any, area: str, category: str, first: date, last: date, li
 
     district, _, street = area.partition(STREET_SEPARATOR)
     query = CaseQuery.days(first, last, district="" if district == UNKNOWN_AREA else district, street=street,
-                           category="" if category == UNCATEGORISED else category, limit=limit)
+                           cell_category="" if category == UNCATEGORISED else category, limit=limit)
     return [c for c in store.search(query).items
             if cell_area(c.area.district, c.area.street if street else None) == area
             and cell_category(c.category) == category]

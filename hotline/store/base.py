@@ -38,6 +38,10 @@ class CaseQuery:
     district: str = ""
     street: str = ""
     category: str = ""
+    #: A cell's category: level 2, else level 1 (see :mod:`hotline.hotspots.cells`). Where ``category`` names a
+    #: level and matches it at any of the three, this names one column an index can serve: the calls under a
+    #: surge or a work item are read by it, in a district of a city's year without scanning the district.
+    cell_category: str = ""
     department: str = ""
     status: str = ""
     statuses: tuple[str, ...] = ()  # any of these (Open311's open and closed are several statuses)

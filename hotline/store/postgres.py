@@ -279,6 +279,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX daily_terms_term ON daily_terms (term, day);
     """,
+    # 7: the calls of one cell by time (see SQLite's 11).
+    """
+    CREATE INDEX cases_cell ON cases (district, (COALESCE(category_l2, category_l1)), received_at);
+    """,
 )
 
 _SELECT = SELECT_CASES

@@ -117,6 +117,10 @@ def case_from_row(r: Sequence[Any]) -> Case:
     )
 
 
+#: A case's cell category in SQL, as the index ``cases_cell`` holds it (the expression must match it exactly).
+CELL_CATEGORY = "COALESCE(c.category_l2, c.category_l1)"
+
+
 def field_filters(query: CaseQuery) -> list[tuple[str, list[Any]]]:
     """The WHERE conditions of a query on the case's own columns (``?`` placeholders, table alias ``c``).
 
@@ -140,6 +144,8 @@ def field_filters(query: CaseQuery) -> list[tuple[str, list[Any]]]:
         else:
             for column, part in zip(("category_l1", "category_l2", "category_l3"), parts):
                 filters.append((f"c.{column} = ?", [part]))
+    if query.cell_category:
+        filters.append((f"{CELL_CATEGORY} = ?", [query.cell_category]))
     return filters
 
 
