@@ -30,6 +30,9 @@ drawn as ``bench/store_backends.svg``.
 
     python bench/store_backends.py [--cases 100000[,500000,…]] [--index es] [--resume]
     python bench/store_backends.py --views sqlite:///path/to/store.db   # the views of a filled store
+    python bench/store_backends.py --cases 2000000 --backends postgresql --index es --keep /tmp/city
+        # keeps the filled store (PostgreSQL stopped, not removed): ``python -m hotline.store.pgserver up
+        # --home /tmp/city/2000000_postgresql/pg`` and ``--views`` on the URL it prints time the views again
 """
 
 from __future__ import annotations
@@ -263,8 +266,9 @@ def street_year(store: Any, last: date) -> dict[str, float]:
             "street_year_memory_mib": peak / 2**20, "street_year_alerts": len(alerts)}
 
 
-def one(n: int, backend: str, index: str) -> dict[str, Any]:
-    """Everything for one size on one backend (run in a child process)."""
+def one(n: int, backend: str, index: str, keep: Path | None = None) -> dict[str, Any]:
+    """Everything for one size on one backend (run in a child process); with ``keep`` the filled store stays
+    there (a 2,000,000-case store takes over an hour to fill, its views a minute to time again)."""
     from hotline.store.pgserver import Server
     from hotline.store.postgres import PostgreSQLStore
     from hotline.store.sqlite import SQLiteStore
@@ -273,7 +277,8 @@ def one(n: int, backend: str, index: str) -> dict[str, Any]:
     cases = _cases(n)
     last = max(c.received_at for c in cases).date()
     tokens = default_segmenter().tokens
-    work = Path(tempfile.mkdtemp(prefix="hotline-bench-stores-"))
+    work = keep or Path(tempfile.mkdtemp(prefix="hotline-bench-stores-"))
+    work.mkdir(parents=True, exist_ok=True)
     work.chmod(0o755)
     stop: list[Callable[[], Any]] = []
     figures: dict[str, Any] = {"cases": len(cases)}
@@ -284,7 +289,7 @@ def one(n: int, backend: str, index: str) -> dict[str, Any]:
             search = None
         else:
             server = Server(work / "pg", port=_free_port()).start()
-            stop.append(server.remove)
+            stop.append(server.stop if keep else server.remove)
             store = PostgreSQLStore(server.url, tokenize=tokens)
             size = lambda: store._read("SELECT pg_database_size(current_database())")[0][0]  # noqa: E731
             search = None
@@ -308,7 +313,10 @@ def one(n: int, backend: str, index: str) -> dict[str, Any]:
                 action()
             except Exception as exc:  # noqa: BLE001 (the figures are still worth reporting)
                 print(f"cleanup: {exc}", file=sys.stderr)
-        shutil.rmtree(work, ignore_errors=True)
+        if keep:
+            figures["kept"] = str(work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     figures["peak_rss_mib"] = peak_rss_mib()
     return figures
 
@@ -364,6 +372,8 @@ def main() -> None:
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--resume", action="store_true", help="keep the runs a previous bench finished")
     parser.add_argument("--one", nargs=2, metavar=("CASES", "BACKEND"), help=argparse.SUPPRESS)
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="keep each filled store in DIR/<cases>_<backend> (PostgreSQL stopped, not removed)")
     parser.add_argument("--views", metavar="STORE_URL",
                         help="only the views, on a store already filled (e.g. sqlite:///path/to/store.db)")
     args = parser.parse_args()
@@ -371,7 +381,7 @@ def main() -> None:
         report("store_backends-views", stored_views(args.views))
         return
     if args.one:
-        print(json.dumps(one(int(args.one[0]), args.one[1], args.index)))
+        print(json.dumps(one(int(args.one[0]), args.one[1], args.index, args.keep)))
         return
 
     sizes = [int(s) for s in args.cases.split(",")]
@@ -385,7 +395,8 @@ def main() -> None:
             if f"{n}_{backend}" in runs:
                 continue
             print(f"{n:,} cases on {backend} …", file=sys.stderr, flush=True)
-            child = subprocess.run([sys.executable, __file__, "--one", str(n), backend, "--index", args.index],
+            kept = ["--keep", str(args.keep.resolve() / f"{n}_{backend}")] if args.keep else []
+            child = subprocess.run([sys.executable, __file__, "--one", str(n), backend, "--index", args.index, *kept],
                                    capture_output=True, text=True, check=False)
             if child.returncode != 0:
                 sys.exit(f"bench: {n} on {backend} failed:\n{child.stderr[-3000:]}")
