@@ -418,18 +418,24 @@ def episode_ranking(seeds: Sequence[int]) -> dict[str, object]:
 
 def event_clustering() -> dict[str, object]:
     """Event clustering on generated data (a seed the defaults were not chosen on), at the demo's density and at a
-    city of five million's (5,480 calls a day, and 36 times as many incidents among them)."""
+    city of five million's (5,480 calls a day, and 36 times as many incidents among them); over 12 days of the
+    city also without the events' maximum span (the baseline: a place's steady calls chain while they come)."""
     figures: dict[str, object] = {}
     gazetteer, taxonomy = default_gazetteer(), default_taxonomy()
     builder = CaseBuilder(gazetteer, taxonomy, max_chars=4000, source="bench.csv")
     tokenize = default_segmenter().tokens
-    for label, rate, days in (("events", 150.0, 90), ("events at a city's density", 5480.0, 4)):
+    # (label, calls a day, days generated, the share of them that is history, the clusterer's settings)
+    runs = (("events", 150.0, 90, 1 / 3, {}), ("events at a city's density", 5480.0, 4, 1 / 3, {}),
+            ("events at a city's density, 12 days", 5480.0, 14, 1 / 7, {}),
+            ("baseline: 12 days without a maximum span", 5480.0, 14, 1 / 7, {"max_span": None}))
+    for label, rate, days, history_share, params in runs:
         rows, truth = DemoGenerator(gazetteer, taxonomy, seed=31, rate=rate,  # incidents grow with the city
                                     events_per_day=rate / 150.0).generate(days, date(2025, 4, 1))
         columns = ColumnMap().resolve(list(rows[0]))
         cases = [builder.build(r, columns) for r in rows]
-        history, period = cases[: len(cases) // 3], cases[len(cases) // 3 :]
-        clusterer = EventClusterer(tokenize, gazetteer.landmarks).fit(f"{c.title} {c.text}" for c in history)
+        cut = int(len(cases) * history_share)
+        history, period = cases[:cut], cases[cut:]
+        clusterer = EventClusterer(tokenize, gazetteer.landmarks, **params).fit(f"{c.title} {c.text}" for c in history)
         started = time.perf_counter()
         assigned = clusterer.assign_many(period)
         elapsed = time.perf_counter() - started
@@ -444,7 +450,8 @@ def event_clustering() -> dict[str, object]:
                         f"{label}: B-cubed recall": r, f"{label}: B-cubed F1": f1,
                         f"{label}: ARI": adjusted_rand(true, found), f"{label}: assignment cases/s": len(period) / elapsed,
                         f"{label}: true events": sum(1 for e in truth.events if e.case_ids and e.case_ids[0] in true),
-                        f"{label}: found events of 3+ cases": len(clusterer.largest(3))})
+                        f"{label}: found events of 3+ cases": len(clusterer.largest(3)),
+                        f"{label}: the largest found event (calls)": max(e.size for e in clusterer.events.values())})
 
     return figures
 

@@ -110,3 +110,25 @@ def test_an_event_title_says_where_and_what_not_the_callers_frame() -> None:
     event = Event("E1", "高港区", "口岸街道", datetime(2025, 7, 1, 9), datetime(2025, 7, 1, 12), size=5,
                   words={"怎么": 0.9, "电梯": 0.8, "一直": 0.7, "口岸街道": 0.6, "坏": 0.6, "没人修": 0.5, "物业": 0.4})
     assert event.title == "高港区口岸街道：电梯、没人修、物业"
+
+
+def test_a_places_steady_calls_do_not_chain_into_one_event_for_ever() -> None:
+    """Two calls a day about one community's water for ten days: the 48-hour window alone chained them into one
+    event of all twenty (at a city's density, a year of a community's calls); events now take no call three
+    days after they began, while a burst within those days stays one event."""
+    from hotline.case import Area, Category, Channel, LabelKind, LabelSource
+
+    def call(n: int, at: datetime) -> Case:
+        return Case(id=f"S{n:03d}", received_at=at, text=f"凤凰城小区又停水了，第{n}次反映", channel=Channel.PHONE,
+                    area=Area("海陵区", "城南街道"), category=Category("城乡建设", "供水"),
+                    category_source=LabelSource(LabelKind.IMPORTED, "test"))
+
+    steady = [call(2 * d + k, datetime(2025, 7, 1 + d, 9 + 8 * k)) for d in range(10) for k in range(2)]
+    clusterer = EventClusterer(default_segmenter().tokens, {"凤凰城"}).fit(c.text for c in steady)
+    events = {}
+    for case in steady:
+        events.setdefault(clusterer.assign(case), []).append(case.received_at)
+    assert len(events) == 3
+    assert all(max(times) - min(times) <= timedelta(days=3) for times in events.values())
+    unbounded = EventClusterer(default_segmenter().tokens, {"凤凰城"}, max_span=None).fit(c.text for c in steady)
+    assert len(set(unbounded.assign_many(steady))) == 1  # what it was: one event of ten days
