@@ -197,7 +197,7 @@ def views(store: Any, last: date, baseline_days: tuple[int, ...]) -> dict[str, f
     waiting = store.event_backlog()
     started = time.perf_counter()
     EventAssigner(store, store.tokenize, landmarks).run()
-    figures: dict[str, float] = {"events_assigned_per_s": waiting / (time.perf_counter() - started)}
+    figures: dict[str, float] = {"events_assigned_per_s": waiting / (time.perf_counter() - started)} if waiting else {}
     for days in (7, 30, 92):
         start = last - timedelta(days=days - 1)
         figures[f"view_{days}d_hotspots_s"] = _worst_of(

@@ -352,10 +352,10 @@ def cmd_hotspots(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_episodes(args: argparse.Namespace, settings: Settings) -> int:
-    from hotline.events import kept_events
+    from hotline.events import link_events
     from hotline.hotspots.baseline import fit_view
     from hotline.hotspots.detect import detect
-    from hotline.hotspots.episodes import attach_events, episodes
+    from hotline.hotspots.episodes import episodes
     from hotline.hotspots.series import CountTable
 
     if args.end < args.start:
@@ -367,8 +367,7 @@ def cmd_episodes(args: argparse.Namespace, settings: Settings) -> int:
     if not args.data:  # the store keeps the events to link
         store = _open(settings)
         try:
-            attach_events(found, kept_events(_assigned(store, settings), args.start, args.end, min_size=3,
-                                             top=1000, members=False))
+            link_events(_assigned(store, settings), found, args.start, args.end)
         finally:
             store.close()
     print(json.dumps([e.to_dict() for e in found], ensure_ascii=False, indent=1))

@@ -532,8 +532,23 @@ def _event_id(case: Case) -> str:
 def kept_events(store: Any, start: date, end: date, min_size: int = 3, top: int = 20,
                 members: bool = True) -> list[Event]:
     """The largest events the store keeps that were active from ``start`` to ``end`` (without their calls' ids
-    unless ``members``: linking surges to events needs their cells and sizes only)."""
+    unless ``members``). Surges are linked to events by :func:`link_events`, which reads their cells'."""
     return [Event.from_row(row, case_ids) for row, case_ids in store.events(start, end, min_size, top, members)]
+
+
+def link_events(store: Any, found: Sequence[Any], start: date, end: date, min_size: int = 3) -> None:
+    """Link each surge (:class:`~hotline.hotspots.episodes.Episode`) to the kept events of its cell and days,
+    read by cell: a surge's events of a few calls are found however many larger ones the city has."""
+    from hotline.hotspots.cells import UNCATEGORISED, UNKNOWN_AREA, area_district
+    from hotline.hotspots.episodes import attach_events
+
+    rows: dict[str, dict[str, Any]] = {}
+    for district, category, first, last in sorted({(area_district(e.area), e.category, max(start, e.start),
+                                                     min(end, e.end)) for e in found}):
+        for row in store.cell_events("" if district == UNKNOWN_AREA else district,
+                                     "" if category == UNCATEGORISED else category, first, last, min_size):
+            rows[row["id"]] = row
+    attach_events(found, [Event.from_row(row) for row in rows.values()])
 
 
 def bcubed(truth: dict[str, str], found: dict[str, str]) -> tuple[float, float, float]:

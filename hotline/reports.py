@@ -26,7 +26,7 @@ from hotline.events import Event
 from hotline.hotspots.baseline import fit_view
 from hotline.hotspots.cells import UNCATEGORISED, area_district, cell_area, cell_cases, cell_category
 from hotline.hotspots.detect import Alert, detect
-from hotline.hotspots.episodes import Episode, attach_events, episodes
+from hotline.hotspots.episodes import Episode, episodes
 from hotline.hotspots.forecast import CellForecast, forecast, rising
 from hotline.hotspots.series import HISTORY_DAYS, period_table
 from hotline.hotspots.terms import Term
@@ -82,7 +82,7 @@ def build(store: CaseStore, start: date, end: date, level1: Callable[[str], str]
     for a city's year as for a demo's month. ``level1`` names the first
     level of a cell's category (from the taxonomy) for the trend chart.
     """
-    from hotline.events import kept_events
+    from hotline.events import kept_events, link_events
     from hotline.hotspots.terms import emerging_in_store
 
     if end < start:
@@ -124,10 +124,10 @@ def build(store: CaseStore, start: date, end: date, level1: Callable[[str], str]
     areas = [a for a, _ in by_area.most_common()]
     categories = [k for k, _ in by_category.most_common(15)]
 
-    kept = kept_events(store, start, end, min_size=3, top=1000, members=False)  # cells, sizes and places
-    attach_events(surges, kept)
-    events = kept_events(store, start, end, min_size=3, top=10)  # the ten shown, with their calls
-    located = [(e.location.lat, e.location.lon, e.size, e.title) for e in kept[:60] if e.location is not None]
+    link_events(store, surges, start, end)
+    largest = kept_events(store, start, end, min_size=3, top=60)  # the map's dots; the first ten listed, with their calls
+    events = largest[:10]
+    located = [(e.location.lat, e.location.lon, e.size, e.title) for e in largest if e.location is not None]
 
     forecasts: list[CellForecast] = []
     recent: dict[tuple[str, str], list[int]] = {}

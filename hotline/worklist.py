@@ -127,11 +127,11 @@ def decided(found: Sequence[WorkItem], store: CaseStore) -> list[WorkItem]:
 def items(store: CaseStore, start: date, end: date, taxonomy: Taxonomy, level: str = "district",
           min_calls: int = 5, top: int = 30, rising_top: int = 10) -> list[WorkItem]:
     """The items of ``start``–``end`` without their decisions (what a view may cache until the next write)."""
-    from hotline.events import kept_events
+    from hotline.events import link_events
     from hotline.hotspots import forecast as fc
     from hotline.hotspots.baseline import fit_view
     from hotline.hotspots.detect import detect, method_for
-    from hotline.hotspots.episodes import attach_events, episodes
+    from hotline.hotspots.episodes import episodes
     from hotline.hotspots.series import period_table
 
     if end < start:
@@ -143,7 +143,7 @@ def items(store: CaseStore, start: date, end: date, taxonomy: Taxonomy, level: s
     method = method_for(level)
     surges = episodes(detect(table, max(start, table.start), end, method=method, baseline=base),
                       min_calls=min_calls, table=table, expected=base.mu)[:top]
-    attach_events(surges, kept_events(store, start, end, min_size=3, top=1000, members=False))
+    link_events(store, surges, start, end)
     ahead = {(f.area, f.category): f for f in fc.forecast(table, horizon=FORECAST_DAYS, baseline=base)} \
         if table.counts.shape[1] >= 14 else {}
 

@@ -54,10 +54,9 @@ def hotspots(principal: Supervisor, services: ServicesDep, start: date | None = 
 def episodes(principal: Supervisor, services: ServicesDep, start: date | None = None, end: date | None = None,
              min_calls: Annotated[int, Query(ge=1, le=10_000)] = 5,
              top: Annotated[int, Query(ge=1, le=200)] = 20, level: Level = "district") -> list[dict[str, Any]]:
-    from hotline.events import kept_events
+    from hotline.events import link_events
     from hotline.hotspots.baseline import fit_view
     from hotline.hotspots.detect import detect, method_for
-    from hotline.hotspots.episodes import attach_events
     from hotline.hotspots.episodes import episodes as join
 
     method = method_for(level)
@@ -71,7 +70,7 @@ def episodes(principal: Supervisor, services: ServicesDep, start: date | None = 
         alerts = detect(table, max(start, table.start), end, method=method, baseline=base)
         found = join(alerts, min_calls=min_calls, table=table, expected=base.mu)[:top]
         services.catch_up_events()
-        attach_events(found, kept_events(services.store, start, end, min_size=3, top=1000, members=False))
+        link_events(services.store, found, start, end)
         return [e.to_dict() for e in found]
 
     return services.views.get(("episodes", start, end, min_calls, top, level), compute, services.store.write_mark())

@@ -261,6 +261,12 @@ class CaseStore(Protocol):
         """The largest kept events active in the days, each with its cases' ids (none without ``members``)."""
         ...
 
+    def cell_events(self, district: str, category: str, start: date, end: date,
+                    min_size: int = 3) -> list[dict[str, Any]]:
+        """The kept events of ``min_size`` calls or more active in the days in one district and (cell) category
+        ("" for none), without their cases' ids: what a surge is linked to."""
+        ...
+
     def span(self, until: datetime | None = None) -> tuple[datetime | None, datetime | None]:
         """When the first and the last case came in (the last no later than ``until``, when given)."""
         ...

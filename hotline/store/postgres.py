@@ -283,6 +283,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX cases_cell ON cases (district, (COALESCE(category_l2, category_l1)), received_at);
     """,
+    # 8: the kept events of one cell by time (see SQLite's 12).
+    """
+    CREATE INDEX events_cell ON events (district, category, last_seen) WHERE size >= 2;
+    """,
 )
 
 _SELECT = SELECT_CASES

@@ -297,6 +297,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX cases_cell ON cases(district, COALESCE(category_l2, category_l1), received_at);
     """,
+    # 12: the kept events of one cell by time. Surges were linked to the thousand largest events of their
+    # range, which at a city's density left out the smaller events of most surges' cells.
+    """
+    CREATE INDEX events_cell ON events(district, category, last_seen) WHERE size >= 2;
+    """,
 )
 
 #: The migration that adds the daily term counts, which are filled from the cases' tokens in Python.
