@@ -166,11 +166,11 @@ def items(store: CaseStore, start: date, end: date, taxonomy: Taxonomy, level: s
             f = ahead[(item.area, item.category)]
             item.forecast = [{"date": d.isoformat(), "mean": round(float(m), 1), "low": int(lo), "high": int(hi)}
                              for d, m, lo, hi in zip(f.days, f.mean, f.low, f.high, strict=True)]
-        _describe(store, item, taxonomy)
+        _describe(store, item, taxonomy, table.total)
     return found
 
 
-def _describe(store: CaseStore, item: WorkItem, taxonomy: Taxonomy) -> None:
+def _describe(store: CaseStore, item: WorkItem, taxonomy: Taxonomy, documents: Callable[[date, date], int]) -> None:
     """Departments, representative calls and distinctive words of an item, from a few of its calls."""
     cases = sorted(cell_cases(store, item.area, item.category, item.start, item.end, CALLS_READ),
                    key=lambda c: c.received_at, reverse=True)  # newest first
@@ -181,15 +181,18 @@ def _describe(store: CaseStore, item: WorkItem, taxonomy: Taxonomy) -> None:
     item.departments = [names.get(d, d) for d in ordered][:4]
     item.calls = [{"id": c.id, "received_at": c.received_at.isoformat(timespec="minutes"),
                    "title": c.title or c.text[:40]} for c in cases[:CALLS_SHOWN]]
-    item.terms = distinctive_terms(store, cases, item.start, exclude=(area_district(item.area), item.area,
+    item.terms = distinctive_terms(store, cases, item.start, documents=documents, exclude=(area_district(item.area), item.area,
                                                                         *item.area.split(STREET_SEPARATOR)))
 
 
 def distinctive_terms(store: CaseStore, cases: Sequence[Case], before: date, top: int = 5,
-                      exclude: Sequence[str] = (), min_lift: float = 4.0) -> list[str]:
+                      exclude: Sequence[str] = (), min_lift: float = 4.0,
+                      documents: Callable[[date, date], int] | None = None) -> list[str]:
     """The words a third of the calls share and that the 28 days before used at least ``min_lift`` times
     less often (against the store's daily word counts): what the calls are about ("电梯", "学区划分"), not
-    what every caller says ("一下", "这边"). Most distinctive first (share × log lift)."""
+    what every caller says ("一下", "这边"). Most distinctive first (share × log lift). ``documents``: the
+    calls of a span, from a count table the caller holds (the store's sum over 28 days of cells took 6 ms
+    an item at 2,000,000 cases), else the store's."""
     if not cases:
         return []
     used = Counter(w for c in cases for w in {t for t in store.tokenize(f"{c.title} {c.text}") if is_topic(t)})
@@ -198,9 +201,9 @@ def distinctive_terms(store: CaseStore, cases: Sequence[Case], before: date, top
     if not candidates:
         return []
     first, last = before - timedelta(days=28), before - timedelta(days=1)
-    documents = max(store.documents(first, last), 1)
+    calls = max((documents or store.documents)(first, last), 1)
     background = store.term_counts(first, last, candidates)
-    lift = {w: (used[w] / len(cases)) / ((background.get(w, 0) + 1) / (documents + 1)) for w in candidates}
+    lift = {w: (used[w] / len(cases)) / ((background.get(w, 0) + 1) / (calls + 1)) for w in candidates}
     kept = [w for w in candidates if lift[w] >= min_lift]
     return sorted(kept, key=lambda w: (-used[w] * math.log(lift[w]), w))[:top]
 

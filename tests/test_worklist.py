@@ -56,6 +56,12 @@ def test_items_are_the_surges_with_what_a_supervisor_needs(planted: tuple[CaseSt
     assert any(i.events for i in surges) and any(i.terms for i in surges)
     assert not {"一下", "这边", "那边"} & {t for i in items for t in i.terms}  # words of every call are not terms
     assert [i.id for i in worklist.build(store, start, END, taxonomy)] == [i.id for i in items]  # stable ids
+    from hotline.hotspots.series import period_table
+
+    for by_street in (False, True):  # the terms' background: the view's table counts the calls the store does
+        table = period_table(store.counts, start, END, by_street=by_street)
+        for first, last in ((start - timedelta(days=28), start - timedelta(days=1)), (date(2020, 1, 1), END)):
+            assert table.total(first, last) == store.documents(first, last) > 0
     with pytest.raises(InvalidInput, match="at most 92 days"):
         worklist.build(store, END - timedelta(days=100), END, taxonomy)
 

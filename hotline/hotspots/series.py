@@ -86,6 +86,12 @@ class CountTable:
             raise InvalidInput(f"{day} is outside the data ({self.start} to {self.days[-1]})")
         return i
 
+    def total(self, first: date, last: date) -> int:
+        """Calls counted from ``first`` to ``last`` (days outside the table count none): what the store's
+        ``documents`` answers, without asking it again for each of a view's items."""
+        lo, hi = max(0, (first - self.start).days), min(self.counts.shape[1] - 1, (last - self.start).days)
+        return int(self.counts[:, lo : hi + 1].sum()) if lo <= hi else 0
+
     def calendar(self) -> tuple[np.ndarray, np.ndarray]:
         """Effective weekday and public-holiday flag per day."""
         return day_features(self.days)
