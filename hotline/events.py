@@ -529,11 +529,10 @@ def _event_id(case: Case) -> str:
     return f"EV{case.received_at:%Y%m%d}-{hashlib.blake2b(case.id.encode(), digest_size=5).hexdigest()}"
 
 
-def kept_events(store: Any, start: date, end: date, min_size: int = 3, top: int = 20,
-                members: bool = True) -> list[Event]:
-    """The largest events the store keeps that were active from ``start`` to ``end`` (without their calls' ids
-    unless ``members``). Surges are linked to events by :func:`link_events`, which reads their cells'."""
-    return [Event.from_row(row, case_ids) for row, case_ids in store.events(start, end, min_size, top, members)]
+def kept_events(store: Any, start: date, end: date, min_size: int = 3, top: int = 20) -> list[Event]:
+    """The largest events the store keeps that were active from ``start`` to ``end`` (surges are linked to
+    events by :func:`link_events`, which reads their own cells')."""
+    return [Event.from_row(row, case_ids) for row, case_ids in store.events(start, end, min_size, top)]
 
 
 def link_events(store: Any, found: Sequence[Any], start: date, end: date, min_size: int = 3) -> None:

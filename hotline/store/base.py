@@ -256,9 +256,9 @@ class CaseStore(Protocol):
         """Cases still waiting for their event."""
         ...
 
-    def events(self, start: date, end: date, min_size: int = 3, limit: int = 20,
-               members: bool = True) -> list[tuple[dict[str, Any], list[str]]]:
-        """The largest kept events active in the days, each with its cases' ids (none without ``members``)."""
+    def events(self, start: date, end: date, min_size: int = 3,
+               limit: int = 20) -> list[tuple[dict[str, Any], list[str]]]:
+        """The largest kept events active in the days, each with its cases' ids."""
         ...
 
     def cell_events(self, district: str, category: str, start: date, end: date,

@@ -379,13 +379,11 @@ class SQLStore:
         """Cases still waiting for their event."""
         return int(self._read("SELECT count(*) FROM event_queue")[0][0])
 
-    def events(self, start: date, end: date, min_size: int = 3, limit: int = 20,
-               members: bool = True) -> list[tuple[dict[str, Any], list[str]]]:
+    def events(self, start: date, end: date, min_size: int = 3,
+               limit: int = 20) -> list[tuple[dict[str, Any], list[str]]]:
         """The largest events active from ``start`` to ``end`` (rows of :data:`EVENT_COLUMNS`), each with its
-        cases' ids in time order: the events kept on write, not a clustering of the period. Without
-        ``members`` the ids are left out: at a city's density the thousand largest hold hundreds of
-        thousands of calls (2.25 s of a report's 3.7 s at 2,000,000 cases), and linking surges to events
-        reads only their cells and sizes."""
+        cases' ids in time order: the events kept on write, not a clustering of the period. Surges are linked
+        to the events of their own cells (:meth:`cell_events`), not to these."""
         p = self.placeholder
         sized = " AND size >= 2" if min_size >= 2 else ""  # the partial index of events that are more than one call
         rows = self._read(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE last_seen >= {p} AND first_seen < {p} "
@@ -393,8 +391,8 @@ class SQLStore:
                           (format_time(datetime.combine(start, time())),
                            format_time(datetime.combine(shifted(end, timedelta(days=1)), time())), min_size, limit))
         events = [self._event_row(r) for r in rows]
-        if not events or not members:
-            return [(e, []) for e in events]
+        if not events:
+            return []
         condition, params = self._in("ce.event_id", [e["id"] for e in events])
         ids_of: dict[str, list[str]] = {e["id"]: [] for e in events}
         for event_id, case_id in self._read(f"SELECT ce.event_id, c.id FROM case_events ce JOIN cases c ON c.id = ce.case_id "
