@@ -538,14 +538,16 @@ def kept_events(store: Any, start: date, end: date, min_size: int = 3, top: int 
 def link_events(store: Any, found: Sequence[Any], start: date, end: date, min_size: int = 3) -> None:
     """Link each surge (:class:`~hotline.hotspots.episodes.Episode`) to the kept events of its cell and days,
     read by cell: a surge's events of a few calls are found however many larger ones the city has."""
-    from hotline.hotspots.cells import UNCATEGORISED, UNKNOWN_AREA, area_district
+    from hotline.hotspots.cells import stored_cell
     from hotline.hotspots.episodes import attach_events
 
     rows: dict[str, dict[str, Any]] = {}
-    for district, category, first, last in sorted({(area_district(e.area), e.category, max(start, e.start),
-                                                     min(end, e.end)) for e in found}):
-        for row in store.cell_events("" if district == UNKNOWN_AREA else district,
-                                     "" if category == UNCATEGORISED else category, first, last, min_size):
+    asked: set[tuple[str, str, date, date]] = set()  # a street's events are read with its district's, and matched to it by street
+    for episode in found:
+        district, _, category = stored_cell(episode.area, episode.category)
+        asked.add((district, category, max(start, episode.start), min(end, episode.end)))
+    for district, category, first, last in sorted(asked):
+        for row in store.cell_events(district, category, first, last, min_size):
             rows[row["id"]] = row
     attach_events(found, [Event.from_row(row) for row in rows.values()])
 

@@ -41,14 +41,20 @@ def cell_of(case: Case) -> tuple[str, str]:
     return cell_area(case.area.district), cell_category(case.category)
 
 
+def stored_cell(area: str, category: str) -> tuple[str, str, str]:
+    """The (district, street, category) a store keeps for a cell's cases: "" where the cell names none
+    (未知区域, 未分类), the street only for a street-level cell."""
+    district, _, street = area.partition(STREET_SEPARATOR)
+    return "" if district == UNKNOWN_AREA else district, street, "" if category == UNCATEGORISED else category
+
+
 def cell_cases(store: Any, area: str, category: str, first: date, last: date, limit: int) -> list[Case]:
     """Cases of one cell (district or ``district·street`` level) from ``first`` to ``last``, in the store's
     search order: searched by district, street and category, then kept when their own cell is this one."""
     from hotline.store.base import CaseQuery
 
-    district, _, street = area.partition(STREET_SEPARATOR)
-    query = CaseQuery.days(first, last, district="" if district == UNKNOWN_AREA else district, street=street,
-                           cell_category="" if category == UNCATEGORISED else category, limit=limit)
+    district, street, stored = stored_cell(area, category)
+    query = CaseQuery.days(first, last, district=district, street=street, cell_category=stored, limit=limit)
     return [c for c in store.search(query).items
             if cell_area(c.area.district, c.area.street if street else None) == area
             and cell_category(c.category) == category]
