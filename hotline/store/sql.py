@@ -34,6 +34,12 @@ _LABEL_LOG_COLUMNS = ("case_id", "at", "kind", "by", "category", "departments", 
 SELECT_CASES = "SELECT " + ", ".join(f"c.{col}" for col in READ_COLUMNS) + " FROM cases c"
 
 
+def day_bounds(first: date, last: date) -> tuple[str, str]:
+    """The start of ``first`` and of the day after ``last``, as the stores keep times: ``>=`` and ``<``."""
+    after = shifted(last, timedelta(days=1))
+    return format_time(datetime.combine(first, time())), format_time(datetime.combine(after, time()))
+
+
 class SQLStore:
     """Writes under the rules, reads, audit logs and aggregates, over a backend's ``_transaction``, ``_read``,
     ``_ids_clause`` and ``where``."""
@@ -314,7 +320,7 @@ class SQLStore:
         p = self.placeholder
         rows = self._read(f"SELECT id, tokens FROM cases WHERE received_at >= {p} AND received_at < {p} "
                           "ORDER BY received_at, id",
-                          (format_time(datetime.combine(day, time())), format_time(datetime.combine(shifted(day, timedelta(days=1)), time()))))
+                          day_bounds(day, day))
         return [(case_id, tokens.split()) for case_id, tokens in rows]
 
     # ------------------------------------------------------------ events
@@ -388,8 +394,7 @@ class SQLStore:
         sized = " AND size >= 2" if min_size >= 2 else ""  # the partial index of events that are more than one call
         rows = self._read(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE last_seen >= {p} AND first_seen < {p} "
                           f"AND size >= {p}{sized} ORDER BY size DESC, first_seen, id LIMIT {p}",
-                          (format_time(datetime.combine(start, time())),
-                           format_time(datetime.combine(shifted(end, timedelta(days=1)), time())), min_size, limit))
+                          (*day_bounds(start, end), min_size, limit))
         events = [self._event_row(r) for r in rows]
         if not events:
             return []
@@ -410,8 +415,7 @@ class SQLStore:
         rows = self._read(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE district = {p} AND category = {p} "
                           f"AND last_seen >= {p} AND first_seen < {p} AND size >= {p}{sized} "
                           f"ORDER BY size DESC, first_seen, id",
-                          (district, category, format_time(datetime.combine(start, time())),
-                           format_time(datetime.combine(shifted(end, timedelta(days=1)), time())), min_size))
+                          (district, category, *day_bounds(start, end), min_size))
         return [self._event_row(r) for r in rows]
 
     # ------------------------------------------------------------ the work list's decisions
