@@ -181,18 +181,17 @@ def _describe(store: CaseStore, item: WorkItem, taxonomy: Taxonomy, documents: C
     item.departments = [names.get(d, d) for d in ordered][:4]
     item.calls = [{"id": c.id, "received_at": c.received_at.isoformat(timespec="minutes"),
                    "title": c.title or c.text[:40]} for c in cases[:CALLS_SHOWN]]
-    item.terms = distinctive_terms(store, cases, item.start, documents=documents, exclude=(area_district(item.area), item.area,
-                                                                        *item.area.split(STREET_SEPARATOR)))
+    item.terms = distinctive_terms(store, cases, item.start, documents,
+                                   exclude=(area_district(item.area), item.area, *item.area.split(STREET_SEPARATOR)))
 
 
-def distinctive_terms(store: CaseStore, cases: Sequence[Case], before: date, top: int = 5,
-                      exclude: Sequence[str] = (), min_lift: float = 4.0,
-                      documents: Callable[[date, date], int] | None = None) -> list[str]:
+def distinctive_terms(store: CaseStore, cases: Sequence[Case], before: date, documents: Callable[[date, date], int],
+                      top: int = 5, exclude: Sequence[str] = (), min_lift: float = 4.0) -> list[str]:
     """The words a third of the calls share and that the 28 days before used at least ``min_lift`` times
     less often (against the store's daily word counts): what the calls are about ("电梯", "学区划分"), not
     what every caller says ("一下", "这边"). Most distinctive first (share × log lift). ``documents``: the
-    calls of a span, from a count table the caller holds (the store's sum over 28 days of cells took 6 ms
-    an item at 2,000,000 cases), else the store's."""
+    calls of a span (``CountTable.total`` of the table the view holds, or ``store.documents``; the store's
+    sum over 28 days of cells took 6 ms an item at 2,000,000 cases)."""
     if not cases:
         return []
     used = Counter(w for c in cases for w in {t for t in store.tokenize(f"{c.title} {c.text}") if is_topic(t)})
@@ -201,7 +200,7 @@ def distinctive_terms(store: CaseStore, cases: Sequence[Case], before: date, top
     if not candidates:
         return []
     first, last = before - timedelta(days=28), before - timedelta(days=1)
-    calls = max((documents or store.documents)(first, last), 1)
+    calls = max(documents(first, last), 1)
     background = store.term_counts(first, last, candidates)
     lift = {w: (used[w] / len(cases)) / ((background.get(w, 0) + 1) / (calls + 1)) for w in candidates}
     kept = [w for w in candidates if lift[w] >= min_lift]
