@@ -201,9 +201,9 @@ def views(store: Any, last: date, baseline_days: tuple[int, ...]) -> dict[str, f
     for days in (7, 30, 92):
         start = last - timedelta(days=days - 1)
         figures[f"view_{days}d_hotspots_s"] = _worst_of(
-            lambda: detect(period_table(store.counts, start, last), start, last))
+            lambda: detect(period_table(store, start, last), start, last))
         figures[f"view_{days}d_forecast_s"] = _worst_of(
-            lambda: fc.rising(fc.forecast(period_table(store.counts, last, last), horizon=14), top=20))
+            lambda: fc.rising(fc.forecast(period_table(store, last, last), horizon=14), top=20))
         figures[f"view_{days}d_events_s"] = _worst_of(lambda: kept_events(store, start, last, 3, 20))
         figures[f"view_{days}d_report_s"] = _worst_of(lambda: reports.build(store, start, last, level1), repeat=3)
         figures[f"view_{days}d_worklist_s"] = _worst_of(lambda: worklist.build(store, start, last, taxonomy), repeat=3)

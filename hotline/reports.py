@@ -21,16 +21,16 @@ from typing import Any
 import numpy as np
 
 from hotline.case import Case
-from hotline.errors import InvalidInput
+from hotline.errors import InvalidInput, NotFound
 from hotline.events import Event
 from hotline.hotspots.baseline import fit_view
-from hotline.hotspots.cells import UNCATEGORISED, area_district, cell_area, cell_cases, cell_category
+from hotline.hotspots.cells import area_district, cell_cases
 from hotline.hotspots.detect import Alert, detect
 from hotline.hotspots.episodes import Episode, episodes
 from hotline.hotspots.forecast import CellForecast, forecast, rising
-from hotline.hotspots.series import HISTORY_DAYS, period_table
+from hotline.hotspots.series import period_table
 from hotline.hotspots.terms import Term
-from hotline.store.base import CaseQuery, CaseStore
+from hotline.store.base import CaseStore
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
 
@@ -87,17 +87,21 @@ def build(store: CaseStore, start: date, end: date, level1: Callable[[str], str]
 
     if end < start:
         raise InvalidInput(f"report end {end} is before its start {start}")
-    rows = [r for r in store.counts(CaseQuery.days(start - timedelta(days=HISTORY_DAYS), end))]
-    period = [r for r in rows if r.day >= start]
-    if not period:
+    try:
+        table = period_table(store, start, end)
+    except NotFound:
+        raise InvalidInput(f"no cases between {start} and {end}") from None
+    lead = max(0, (table.start - start).days)  # days of the period before the first day counted
+    period = table.counts[:, max(0, (start - table.start).days):]
+    totals = period.sum(axis=1)
+    if not totals.any():
         raise InvalidInput(f"no cases between {start} and {end}")
     notes: list[str] = []
-    history = (start - min(r.day for r in rows)).days
+    history = (start - table.start).days
     if history < 28:
         notes.append(f"历史数据仅 {history} 天，基线与预测的把握有限。" if history > 0
                      else "此前没有历史数据，基线与预测的把握有限。")
 
-    table = period_table(lambda _: rows, start, end)  # the rows just read
     baseline = fit_view(table, start)  # one fit for the hotspots and the forecasts
     every_alert = detect(table, max(start, table.start), end, baseline=baseline)
     alerts = sorted(every_alert, key=lambda a: -a.score)[:top]
@@ -110,17 +114,16 @@ def build(store: CaseStore, start: date, end: date, level1: Callable[[str], str]
 
     cells = Counter[tuple[str, str]]()
     by_area, by_category, by_level1 = Counter[str](), Counter[str](), Counter[str]()
-    daily: dict[str, list[int]] = defaultdict(lambda: [0] * ((end - start).days + 1))
-    for r in period:
-        area, category = cell_area(r.district), cell_category(r.category)
-        cells[(area, category)] += r.count
-        by_area[area] += r.count
-        by_category[category] += r.count
-        name = level1(category) if r.category else UNCATEGORISED
-        by_level1[name] += r.count
-        daily[name][(r.day - start).days] += r.count
+    daily: dict[str, np.ndarray] = defaultdict(lambda: np.zeros((end - start).days + 1, dtype=np.int64))
+    for row in np.flatnonzero(totals):
+        (area, category), n = table.cells[row], int(totals[row])
+        cells[(area, category)] += n
+        by_area[area] += n
+        by_category[category] += n
+        by_level1[level1(category)] += n
+        daily[level1(category)][lead:] += period[row]
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    trend = {name: daily[name] for name, _ in by_level1.most_common(8)}
+    trend = {name: daily[name].tolist() for name, _ in by_level1.most_common(8)}
     areas = [a for a, _ in by_area.most_common()]
     categories = [k for k, _ in by_category.most_common(15)]
 

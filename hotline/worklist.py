@@ -138,7 +138,7 @@ def items(store: CaseStore, start: date, end: date, taxonomy: Taxonomy, level: s
         raise InvalidInput(f"end {end} is before start {start}")
     if (end - start).days >= MAX_DAYS:
         raise InvalidInput(f"the work list covers at most {MAX_DAYS} days at a time")
-    table = period_table(store.counts, start, end, by_street=level == "street")
+    table = period_table(store, start, end, by_street=level == "street")
     base = fit_view(table, start)
     method = method_for(level)
     surges = episodes(detect(table, max(start, table.start), end, method=method, baseline=base),

@@ -11,7 +11,7 @@ import pytest
 from hotline.case import Area, Case, Category, Channel, LabelKind, LabelSource, Status
 from hotline.errors import Conflict, InvalidInput, NotFound, ReadOnly, Unavailable
 from hotline.store import CaseQuery, CaseStore, Writer, open_store
-from hotline.store.base import CellCount
+from hotline.store.base import CellCount, CellSeries
 from hotline.store.sqlite import MIGRATIONS, SQLiteStore
 
 IMPORTED = LabelSource(LabelKind.IMPORTED, "import.csv")
@@ -274,6 +274,16 @@ def test_aggregates_follow_every_write_and_can_be_rebuilt(store: CaseStore) -> N
     july_2 = store.counts(CaseQuery.days(date(2025, 7, 2), date(2025, 7, 2)))
     assert {c.day for c in july_2} == {date(2025, 7, 2)} and sum(c.count for c in july_2) == 7  # C6 is gone
     assert store.rebuild_aggregates() > 0 and store.counts() == counted
+    for query, street in ((None, False), (None, True), (CaseQuery.days(date(2025, 7, 2), date(2025, 7, 3)), True)):
+        assert _from_series(store.count_series(query, by_street=street)) == \
+            sorted((c.day, c.district, c.street, c.category, c.count) for c in store.counts(query, by_street=street))
+
+
+def _from_series(series: list[CellSeries]) -> list[tuple[date, str, str, str, int]]:
+    """The rows a store's cell series hold, in the order :meth:`counts` rows sort by; each cell named once."""
+    assert len({(s.district, s.street, s.category) for s in series}) == len(series)
+    return sorted((date.fromordinal(int(d)), s.district, s.street, s.category, int(n))
+                  for s in series for d, n in zip(s.days, s.counts, strict=True))
 
 
 def test_the_write_mark_moves_with_every_write_from_any_connection(store: CaseStore) -> None:

@@ -59,7 +59,7 @@ def test_items_are_the_surges_with_what_a_supervisor_needs(planted: tuple[CaseSt
     from hotline.hotspots.series import period_table
 
     for by_street in (False, True):  # the terms' background: the view's table counts the calls the store does
-        table = period_table(store.counts, start, END, by_street=by_street)
+        table = period_table(store, start, END, by_street=by_street)
         for first, last in ((start - timedelta(days=28), start - timedelta(days=1)), (date(2020, 1, 1), END)):
             assert table.total(first, last) == store.documents(first, last) > 0
     with pytest.raises(InvalidInput, match="at most 92 days"):

@@ -42,7 +42,7 @@ def hotspots(principal: Supervisor, services: ServicesDep, start: date | None = 
     start, end = _days(services, start, end, 7)
 
     def compute() -> list[dict[str, Any]]:
-        table = period_table(services.store.counts, start, end, by_street=level == "street")
+        table = period_table(services.store, start, end, by_street=level == "street")
         alerts = detect(table, max(start, table.start), end, method=method)
         return [a.row() for a in sorted(alerts, key=lambda a: (a.date, -a.score))]
 
@@ -65,7 +65,7 @@ def episodes(principal: Supervisor, services: ServicesDep, start: date | None = 
         raise InvalidInput(f"episodes are listed over at most {MAX_REPORT_DAYS} days at a time")
 
     def compute() -> list[dict[str, Any]]:
-        table = period_table(services.store.counts, start, end, by_street=level == "street")
+        table = period_table(services.store, start, end, by_street=level == "street")
         base = fit_view(table, start)
         alerts = detect(table, max(start, table.start), end, method=method, baseline=base)
         found = join(alerts, min_calls=min_calls, table=table, expected=base.mu)[:top]
@@ -99,7 +99,7 @@ def forecast(principal: Supervisor, services: ServicesDep, end: date | None = No
     _, end = _days(services, None, end, 1)
 
     def compute() -> list[dict[str, Any]]:
-        found = fc.forecast(period_table(services.store.counts, end, end), horizon=horizon)
+        found = fc.forecast(period_table(services.store, end, end), horizon=horizon)
         chosen = fc.rising(found, top=top) if rising else sorted(found, key=lambda f: -f.rise)[:top]
         return [f.to_dict() for f in chosen]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -13,7 +13,7 @@ import numpy as np
 from hotline.calendar import day_features
 from hotline.errors import InvalidInput, NotFound
 from hotline.hotspots.cells import cell_area, cell_category
-from hotline.store.base import CaseQuery
+from hotline.store.base import CaseQuery, CellSeries
 
 
 #: The longest span a table may cover (ten years of days).
@@ -41,10 +41,10 @@ class CountTable:
     @classmethod
     def from_counts(cls, rows: Iterable[tuple[date, str, str, int]], start: date | None = None,
                     end: date | None = None) -> CountTable:
-        """A table from already counted (day, area, category, count) rows, as the store's aggregates and a
-        search index report them; cells in order of first appearance.
+        """A table from already counted (day, area, category, count) rows, as a search index reports them;
+        cells in order of first appearance.
 
-        One pass in Python (a city's two years are a few hundred thousand rows), the rest in numpy.
+        One pass in Python, the rest in numpy.
         """
         index: dict[tuple[str, str], int] = {}
         ordinals: dict[date, int] = {}  # a few hundred rows share each day
@@ -56,9 +56,30 @@ class CountTable:
                 ordinal = ordinals[day] = day.toordinal()
             days.append(ordinal)
             ns.append(n)
+        return cls._laid_out(index, *(np.frombuffer(a, dtype=np.int64) for a in (cells, days, ns)), start, end)
+
+    @classmethod
+    def from_series(cls, series: Iterable[CellSeries], by_street: bool = False, start: date | None = None,
+                    end: date | None = None) -> CountTable:
+        """A table from the store's :class:`~hotline.store.base.CellSeries`: one step per cell, not per day
+        (areas ``district·street`` when ``by_street``)."""
+        index: dict[tuple[str, str], int] = {}
+        cells, days, ns = [], [], []
+        for s in series:
+            cell = (cell_area(s.district, s.street if by_street else None), cell_category(s.category))
+            cells.append(np.full(len(s.days), index.setdefault(cell, len(index)), dtype=np.int64))
+            days.append(s.days)
+            ns.append(s.counts)
         if not index:
             raise InvalidInput("no cases to count")
-        cell_arr, day_arr, n_arr = (np.frombuffer(a, dtype=np.int64) for a in (cells, days, ns))
+        return cls._laid_out(index, np.concatenate(cells), np.concatenate(days), np.concatenate(ns), start, end)
+
+    @classmethod
+    def _laid_out(cls, index: dict[tuple[str, str], int], cell_arr: np.ndarray, day_arr: np.ndarray,
+                  n_arr: np.ndarray, start: date | None, end: date | None) -> CountTable:
+        """The table of (cell, day ordinal, count) columns, from ``start`` (else the first day) to ``end``."""
+        if not index:
+            raise InvalidInput("no cases to count")
         lo = start.toordinal() if start else int(day_arr.min())
         hi = end.toordinal() if end else int(day_arr.max())
         if hi < lo:
@@ -137,11 +158,10 @@ def cell_rows(rows: Iterable[Any], by_street: bool = False) -> list[tuple[date, 
     return named
 
 
-def period_table(counts: Callable[..., Iterable[Any]], start: date, end: date, by_street: bool = False) -> CountTable:
+def period_table(store: Any, start: date, end: date, by_street: bool = False) -> CountTable:
     """Daily counts per cell from ``HISTORY_DAYS`` before ``start`` to ``end``, from the store's aggregates
-    (``CaseStore.counts``) or a search index's ``counts``; ``by_street``: street-level cells (the store's)."""
-    query = CaseQuery.days(start - timedelta(days=HISTORY_DAYS), end)
-    table = cell_rows(counts(query, by_street=True) if by_street else counts(query), by_street)
-    if not table:
+    (:meth:`~hotline.store.base.CaseStore.count_series`); ``by_street``: street-level cells."""
+    series = store.count_series(CaseQuery.days(start - timedelta(days=HISTORY_DAYS), end), by_street=by_street)
+    if not series:
         raise NotFound(f"no cases up to {end}")
-    return CountTable.from_counts(table, end=end)
+    return CountTable.from_series(series, by_street, end=end)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
+import numpy as np
+
 from hotline.case import Case, Category, LabelSource
 from hotline.errors import InvalidInput
 from hotline.store.rules import SYSTEM, Writer
@@ -77,6 +79,22 @@ class CellCount(NamedTuple):
     category: str
     count: int
     street: str = ""
+
+
+class CellSeries(NamedTuple):
+    """One district's (and street's) daily counts of one category over a range, as columns: the days with
+    calls (``date.toordinal``) and their counts.
+
+    What the supervisors' views read: a city's two years are about a thousand
+    of these, where they are a few hundred thousand :class:`CellCount` rows
+    (0.3 s to fetch and 0.25 s to lay out at 2,000,000 cases a year).
+    """
+
+    district: str
+    category: str
+    street: str
+    days: np.ndarray
+    counts: np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +246,11 @@ class CaseStore(Protocol):
         views read a few thousand rows, never every case of their range. Only
         the time range (and the district) of ``query`` applies.
         """
+        ...
+
+    def count_series(self, query: CaseQuery | None = None, by_street: bool = False) -> list[CellSeries]:
+        """What :meth:`counts` answers, one :class:`CellSeries` per district (street) and category, in their
+        order: the columns a view's table is made of, without a row object per day."""
         ...
 
     def rebuild_aggregates(self) -> int:

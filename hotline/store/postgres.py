@@ -296,16 +296,18 @@ def _tsquery(tokens: Sequence[str]) -> str:
 
 
 class PostgreSQLStore(SQLStore):
+    """A :class:`~hotline.store.base.CaseStore` on a PostgreSQL server (``postgresql://user@host:port/db``)."""
+
     placeholder = "%s"
     row_lock = " FOR UPDATE"
     json_cast = "::jsonb"
     day_of_case = "received_at::date"
+    day_ordinal = "(day - DATE '0001-01-01' + 1)"
+    joined = "string_agg(({})::text, ',')"
     #: Writers wait while the aggregates are rebuilt, so that none of their counts is lost in between.
     rebuild_lock = "LOCK TABLE cases IN SHARE MODE"
     events_lock = f"SELECT pg_try_advisory_xact_lock({_EVENTS_LOCK})"
     write_mark_sql = "SELECT last_value FROM index_outbox_seq_seq"
-
-    """A :class:`~hotline.store.base.CaseStore` on a PostgreSQL server (``postgresql://user@host:port/db``)."""
 
     def __init__(self, url: str, tokenize: Callable[[str], list[str]] | None = None,
                  pool_size: int = 8, lease: float = LEASE_SECONDS) -> None:

@@ -10,10 +10,12 @@ from contextlib import closing
 from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
+import numpy as np
+
 from hotline.case import Case, Category, LabelKind, LabelSource
 from hotline.errors import InvalidInput, NotFound
 from hotline.store.base import (
-    WORK_STATES, CaseQuery, CellCount, ContentChange, LabelChange, Summary, UpsertResult, WorkState,
+    WORK_STATES, CaseQuery, CellCount, CellSeries, ContentChange, LabelChange, Summary, UpsertResult, WorkState,
 )
 from hotline.store.rows import (
     CASE_COLUMNS, EVENT_COLUMNS, LABEL_COLUMNS, READ_COLUMNS, as_time, case_from_row, plan_upsert, relabel,
@@ -54,6 +56,10 @@ class SQLStore:
     day_of_case = "substr(received_at, 1, 10)"
     #: What keeps writers out while the aggregates are rebuilt (SQLite's write transaction already does).
     rebuild_lock = ""
+    #: An aggregate's ``day`` as ``date.toordinal`` (SQLite keeps ISO text: Julian day 1721424.5 is ordinal 0).
+    day_ordinal = "CAST(julianday(day) - 1721424.5 AS INTEGER)"
+    #: The values of a group joined by commas, ``{}`` the value.
+    joined = "group_concat({}, ',')"
 
     _tokenize: Callable[[str], list[str]] | None = None
 
@@ -236,6 +242,26 @@ class SQLStore:
     def counts(self, query: CaseQuery | None = None, by_street: bool = False) -> list[CellCount]:
         """Daily counts per district (and street) and level-2 category, from ``daily_cells`` (``daily_counts``),
         kept by triggers on ``cases``."""
+        table, street, where, params = self._count_rows(query, by_street)
+        rows = self._read(f"SELECT day, district, category, n, {street} FROM {table} WHERE {where} ORDER BY 1, 2, 5, 3",
+                          params)
+        days: dict[Any, date] = {}  # a few hundred rows share each day: parse it once
+        return [CellCount(days.get(d) or days.setdefault(d, d if isinstance(d, date) else date.fromisoformat(d)),
+                          district, category, int(n), s) for d, district, category, n, s in rows]
+
+    def count_series(self, query: CaseQuery | None = None, by_street: bool = False) -> list[CellSeries]:
+        """The same rows grouped by the database into one row per cell, each cell's days and counts joined
+        into text that numpy parses: a thousand rows to fetch instead of a hundred thousand. Both
+        aggregates of a group read its rows in the same order, so the two columns stay paired."""
+        table, street, where, params = self._count_rows(query, by_street)
+        rows = self._read(f"SELECT district, category, {street}, {self.joined.format(self.day_ordinal)}, "
+                          f"{self.joined.format('n')} FROM {table} WHERE {where} GROUP BY 1, 2, 3 ORDER BY 1, 3, 2",
+                          params)
+        return [CellSeries(district, category, s, np.fromstring(days, dtype=np.int64, sep=","),
+                           np.fromstring(ns, dtype=np.int64, sep=",")) for district, category, s, days, ns in rows]
+
+    def _count_rows(self, query: CaseQuery | None, by_street: bool) -> tuple[str, str, str, list[Any]]:
+        """The aggregate table, its street column, the filter and its parameters of a counts read."""
         query = query or CaseQuery()
         p = self.placeholder
         clauses, params = [], []
@@ -250,11 +276,7 @@ class SQLStore:
             params.append(query.district)
         clauses.append("n > 0")
         table, street = ("daily_counts", "street") if by_street else ("daily_cells", "''")
-        rows = self._read(f"SELECT day, district, category, n, {street} FROM {table} WHERE {' AND '.join(clauses)} "
-                          "ORDER BY 1, 2, 5, 3", params)
-        days: dict[Any, date] = {}  # a few hundred rows share each day: parse it once
-        return [CellCount(days.get(d) or days.setdefault(d, d if isinstance(d, date) else date.fromisoformat(d)),
-                          district, category, int(n), s) for d, district, category, n, s in rows]
+        return table, street, " AND ".join(clauses), params
 
     def rebuild_aggregates(self) -> int:
         def rebuild(db: Any) -> int:
