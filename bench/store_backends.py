@@ -256,8 +256,8 @@ def street_year(store: Any, last: date) -> dict[str, float]:
     first = last - timedelta(days=364)
     tracemalloc.start()
     started = time.perf_counter()
-    rows = store.counts(CaseQuery.days(first, last), by_street=True)
-    table = CountTable.from_counts(((r.day, f"{r.district}/{r.street}", r.category, r.count) for r in rows), end=last)
+    table = CountTable.from_series(store.count_series(CaseQuery.days(first, last), by_street=True), by_street=True,
+                                   end=last)
     alerts = detect(table, table.days[0] + timedelta(days=28), last)
     elapsed = time.perf_counter() - started
     _, peak = tracemalloc.get_traced_memory()

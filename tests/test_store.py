@@ -329,6 +329,8 @@ def test_term_counts_follow_every_write_and_can_be_rebuilt(store: CaseStore) -> 
     assert store.documents(date(2025, 7, 1), date(2025, 7, 31)) == 28
     assert [i for i, _ in store.day_tokens(date(2025, 7, 9))] == ["C3"] and store.term_counts(
         date(2025, 7, 1), date(2025, 7, 1), []) == {}
+    edited = store.case_tokens(["C1", "C9", "C1", "C99"])  # the edited text's words; deleted and unknown left out
+    assert edited == {"C1": store.tokenize(" 充电桩收费太贵了")}  # type: ignore[attr-defined]
     store._transaction(lambda db: db.execute("UPDATE daily_terms SET n = n + 5"))  # type: ignore[attr-defined]
     assert store.rebuild_aggregates() > 0
     assert store.term_counts(date(2025, 7, 1), date(2025, 7, 31)) == _recount_terms(store)

@@ -238,6 +238,12 @@ class CaseStore(Protocol):
         """The stored cases among ``case_ids``, in one round trip (those not stored are left out)."""
         ...
 
+    def case_tokens(self, case_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The words of each stored case among ``case_ids``, as segmented when it was written (what the daily
+        term counts hold): a view that weighs its calls' words against those counts reads them instead of
+        segmenting the calls again (0.13 s for a 92-day work list's 1,500 calls)."""
+        ...
+
     def counts(self, query: CaseQuery | None = None, by_street: bool = False) -> list[CellCount]:
         """Daily counts per district (and street) and level-2 category over the query's days, from the
         aggregates kept on write.

@@ -239,6 +239,14 @@ class SQLStore:
         condition, params = self._ids_clause(sorted(set(case_ids)))
         return [case_from_row(r) for r in self._read(f"{SELECT_CASES} WHERE {condition}", params)]
 
+    def case_tokens(self, case_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The words stored with each case among ``case_ids`` (segmented once, when it was written)."""
+        if not case_ids:
+            return {}
+        condition, params = self._ids_clause(sorted(set(case_ids)))
+        return {case_id: tokens.split() for case_id, tokens in
+                self._read(f"SELECT c.id, c.tokens FROM cases c WHERE {condition}", params)}
+
     def counts(self, query: CaseQuery | None = None, by_street: bool = False) -> list[CellCount]:
         """Daily counts per district (and street) and level-2 category, from ``daily_cells`` (``daily_counts``),
         kept by triggers on ``cases``."""
