@@ -132,3 +132,33 @@ def test_a_places_steady_calls_do_not_chain_into_one_event_for_ever() -> None:
     assert all(max(times) - min(times) <= timedelta(days=3) for times in events.values())
     unbounded = EventClusterer(default_segmenter().tokens, {"凤凰城"}, max_span=None).fit(c.text for c in steady)
     assert len(set(unbounded.assign_many(steady))) == 1  # what it was: one event of ten days
+
+
+def test_a_call_alike_two_events_joins_the_larger_whatever_order_they_were_found_in() -> None:
+    """A call naming the places of two events between them, about neither's words, scores the same for both
+    (the place, nearness and category bonuses alone): it joins the one more callers reported, not whichever
+    the open events' sets happen to list last (string hashes differ from process to process, and a rebuild
+    found other events before). Such a call is scored at all, though candidates found by place alone are
+    mostly left unscored."""
+    from hotline.case import Area, Category, Channel, LabelKind, LabelSource, Location
+
+    def call(case_id: str, text: str, hour: int, where: Location) -> Case:
+        return Case(id=case_id, received_at=datetime(2025, 7, 1, hour), text=text, channel=Channel.PHONE,
+                    area=Area("海陵区", "城南街道"), category=Category("城乡建设", "供水"), location=where,
+                    category_source=LabelSource(LabelKind.IMPORTED, "test"))
+
+    a = [call("A1", "凤凰城路灯坏掉一排", 8, Location(32.490, 119.9)),
+         call("A2", "凤凰城路灯坏掉一排晚上很黑", 9, Location(32.490, 119.9))]
+    b = [call("B1", "公园垃圾没人清运", 10, Location(32.499, 119.9))]  # a kilometre north: another event
+    between = call("X1", "凤凰城公园之间下水道堵塞", 11, Location(32.4945, 119.9))  # no word of either
+    joined = []
+    for first, second in ((a, b), (b, a)):
+        clusterer = EventClusterer(default_segmenter().tokens, {"凤凰城", "公园"}).fit(
+            c.text for c in [*a, *b, between])
+        events = {c.id: clusterer.assign(c) for c in [*first, *second]}
+        assert events["A1"] == events["A2"] != events["B1"]
+        vec, places = clusterer._features(between)
+        assert [clusterer._score(vec, places, between, e) for e, _ in clusterer._candidates(vec, places, between)] \
+            == [pytest.approx(0.9)] * 2  # the bonuses alone, alike
+        joined.append(clusterer.assign(between) == events["A1"])
+    assert joined == [True, True]
