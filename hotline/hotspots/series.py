@@ -13,7 +13,7 @@ import numpy as np
 from hotline.calendar import day_features
 from hotline.errors import InvalidInput, NotFound
 from hotline.hotspots.cells import cell_area, cell_category
-from hotline.store.base import CaseQuery, CellSeries
+from hotline.store.base import CaseQuery, CaseStore, CellSeries
 
 
 #: The longest span a table may cover (ten years of days).
@@ -41,8 +41,8 @@ class CountTable:
     @classmethod
     def from_counts(cls, rows: Iterable[tuple[date, str, str, int]], start: date | None = None,
                     end: date | None = None) -> CountTable:
-        """A table from already counted (day, area, category, count) rows, as a search index reports them;
-        cells in order of first appearance.
+        """A table from already counted (day, area, category, count) rows (a file's or a search index's; a
+        store answers :meth:`from_series`'s columns); cells in order of first appearance.
 
         One pass in Python, the rest in numpy.
         """
@@ -158,7 +158,7 @@ def cell_rows(rows: Iterable[Any], by_street: bool = False) -> list[tuple[date, 
     return named
 
 
-def period_table(store: Any, start: date, end: date, by_street: bool = False) -> CountTable:
+def period_table(store: CaseStore, start: date, end: date, by_street: bool = False) -> CountTable:
     """Daily counts per cell from ``HISTORY_DAYS`` before ``start`` to ``end``, from the store's aggregates
     (:meth:`~hotline.store.base.CaseStore.count_series`); ``by_street``: street-level cells."""
     series = store.count_series(CaseQuery.days(start - timedelta(days=HISTORY_DAYS), end), by_street=by_street)
