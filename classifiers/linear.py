@@ -315,8 +315,11 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         Two signals can: a small logistic model that tells the bundled
         content-free phrases from training texts (and from those phrases
         followed by real content, so "我想问个事，停电了" is clear), and the
-        evidence, below what the median content-free phrase carries. Models
-        saved before this rule never answer unclear.
+        evidence, below what the median content-free phrase carries. The
+        phrase model is not believed against more evidence than any bundled
+        content-free phrase carries ("我想咨询一下关于拆迁户大病补助的事"
+        sounds like a phrase but names a problem). Models saved before this
+        rule never answer unclear.
         """
         detector = getattr(self, "content_free_", None)
         if detector is None:
@@ -326,7 +329,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             logit = np.asarray([float(features.data @ coef[features.indices]) + intercept])
         else:
             logit = np.asarray(features @ coef).ravel() + intercept
-        return (logit >= 0) | (self.evidence(features) < self.evidence_floor_)
+        evidence = self.evidence(features)
+        ceiling = getattr(self, "evidence_ceiling_", np.inf)
+        return ((logit >= 0) & (evidence < ceiling)) | (evidence < self.evidence_floor_)
 
     def _fit_unclear(self, texts: list[str], matrix: sparse.csr_matrix) -> None:
         import random
@@ -352,8 +357,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         X = sparse.vstack([matrix[sample], self.features_.transform(led), free]).tocsr()
         y = np.r_[np.zeros(len(sample) + len(led)), np.ones(free.shape[0])]
         self.content_free_ = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(X, y)
-        self.evidence_floor_ = float(min(np.quantile(self.evidence(self.features_.transform(phrases)), CONTENT_FREE_QUANTILE),
+        carried = self.evidence(self.features_.transform(phrases))
+        self.evidence_floor_ = float(min(np.quantile(carried, CONTENT_FREE_QUANTILE),
                                          np.quantile(self.evidence(matrix), EVIDENCE_QUANTILE)))
+        self.evidence_ceiling_ = float(carried.max())
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

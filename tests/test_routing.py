@@ -225,6 +225,9 @@ def test_calls_that_say_nothing_yet_are_unclear_not_confident(router: Router, de
         assert routing.to_dict()["unclear"] is True and "询问来电人" in routing.needs_person[0]
     held_out = [router.route(t).unclear for t in HELD_OUT_CONTENT_FREE]
     assert np.mean(held_out) >= 0.6, held_out
+    # Opening like a content-free phrase does not hide a problem that is named.
+    for text in ("我想咨询一下关于小区停水两天一直没人修的事", "我想问个事，楼下烧烤店油烟太大了"):
+        assert not router.route(text).unclear, text
     calls = [r["transcript"] for r in demo[0][5000:5300]]
     assert sum(routing.unclear for routing in router.route_many(calls)) <= 3  # ≤ 1% of real calls
 
