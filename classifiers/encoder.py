@@ -21,6 +21,7 @@ in the service.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import zipfile
@@ -119,6 +120,28 @@ def quantize_int8(source: Path, target: Path, exclude: Sequence[str] = ()) -> Pa
     partial = target.with_suffix(".partial")
     quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8, per_channel=True,
                      op_types_to_quantize=["MatMul"], nodes_to_exclude=list(exclude))
+    partial.rename(target)
+    return target
+
+
+def quantize_blockwise(source: Path, target: Path) -> Path:
+    """An ONNX graph with its MatMul weights int8 in blocks of 32 (MatMulNBits), computed in int8 with the
+    activations quantized per block too: closer to fp32 than :func:`quantize_int8`'s one range per activation
+    tensor, and slower (1.1–1.2× fp32's speed against 1.6–2×); written whole or not at all."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), bits=8, block_size=32, is_symmetric=True,
+                                     accuracy_level=4)  # 4: int8 compute
+    chatty = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")  # a line per node at INFO
+    level = chatty.level
+    chatty.setLevel(logging.WARNING)
+    try:
+        quantizer.process()
+    finally:
+        chatty.setLevel(level)
+    partial = target.with_suffix(".partial")
+    onnx.save(quantizer.model.model, str(partial))
     partial.rename(target)
     return target
 

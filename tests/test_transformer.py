@@ -116,6 +116,43 @@ def test_the_int8_graph_serves_without_torch(fitted: TransformerClassifier, tmp_
     assert done.stdout.strip() == str([str(c) for c in fitted.predict(probe)])
 
 
+def test_the_int8_export_is_the_fastest_graph_that_agrees_with_fp32(fitted: TransformerClassifier,
+                                                                     tmp_path: Path) -> None:
+    import json
+
+    import onnx
+
+    from classifiers.transformer import INT8_FILE, ONNX_FILE, quantize_agreeing
+
+    directory = fitted.save(tmp_path / "model")
+    chosen = json.loads((directory / "classes.json").read_text(encoding="utf-8"))["int8"]
+    assert chosen["calibration_texts"] == len(fitted.calibration_rows_) == 18  # no validation split: training texts
+    assert chosen["graph"] in chosen["tried"] and chosen["agreement"] == chosen["tried"][chosen["graph"]]
+    graph, rows = directory / ONNX_FILE, fitted.calibration_rows_
+
+    def ops(path: Path) -> set[str]:
+        return {n.op_type for n in onnx.load(str(path)).graph.node}
+
+    first = quantize_agreeing(graph, tmp_path / "loose.onnx", rows, agreement=0.0)
+    assert first["graph"] == "dynamic" and list(first["tried"]) == ["dynamic"]  # the fastest agrees: no other tried
+    assert "MatMulInteger" in ops(tmp_path / "loose.onnx")
+    best = quantize_agreeing(graph, tmp_path / "strict.onnx", rows, agreement=1.01)  # never met: the closer one
+    assert list(best["tried"]) == ["dynamic", "block-wise"] and best["agreement"] == max(best["tried"].values())
+    assert quantize_agreeing(graph, tmp_path / "unchecked.onnx", [])["graph"] == "dynamic"
+    from classifiers.encoder import quantize_blockwise
+
+    blockwise = tmp_path / "blockwise"
+    blockwise.mkdir()
+    for f in directory.iterdir():
+        if f.name != INT8_FILE:
+            (blockwise / f.name).symlink_to(f)
+    quantize_blockwise(graph, blockwise / INT8_FILE)
+    assert "MatMulNBits" in ops(blockwise / INT8_FILE)
+    probe = ["停水三天了", "晚上太吵", "工资不发"]
+    fp32 = OnnxClassifier.load(directory, quantized=False).predict_proba(probe)
+    np.testing.assert_allclose(OnnxClassifier.load(blockwise).predict_proba(probe), fp32, atol=0.02)
+
+
 def test_long_texts_keep_their_head_and_tail_and_batches_group_lengths(fitted: TransformerClassifier) -> None:
     ids = token_ids(fitted.tokenizer_, ["停" * 10 + "吵" * 40 + "钱" * 10], 22)[0]
     words = fitted.tokenizer_.decode(ids).replace(" ", "")
