@@ -391,8 +391,8 @@ def quantize_agreeing(graph: Path, target: Path, rows: Sequence[Sequence[int]],
     Dynamic quantization (int8 weights per output channel, each activation
     tensor rounded to 256 levels) is 1.6–2× as fast as fp32, but how many
     answers it flips depends on the model: one short-text model fine-tuned one
-    epoch agreed 99.2%, one fine-tuned three agreed 99.05%, and keeping any
-    three of its four layers in fp32 still only 99.3% (bench/int8_layers.py).
+    epoch agreed 99.2%, one fine-tuned three agreed 99.1%, and with its first
+    three layers of four in fp32 still only 99.3% (bench/int8_layers.py).
     Block-wise int8 (MatMulNBits: one scale per 32 weights, activations
     quantized per block) agreed 99.7% on that model, at 1.1–1.2× fp32's speed. So
     the dynamic graph is served where it agrees, the block-wise one where it
