@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -61,11 +62,14 @@ def fetch(artifact: Artifact, directory: Path, quiet: bool = False, repository: 
     if target.exists() and _sha1(target) == artifact.sha1:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
+    # A file of its own per download: three Elasticsearch nodes started at once on an empty cache wrote one
+    # shared ".part" together and each found a corrupt file. The last complete copy to land wins (all equal).
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".part")
+    partial = Path(name)
     if not quiet:
         print(f"downloading {url}", file=sys.stderr)
     try:
-        with urllib.request.urlopen(url, timeout=120) as response, partial.open("wb") as out:
+        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=120) as response:
             shutil.copyfileobj(response, out, 1 << 20)
     except (urllib.error.URLError, OSError) as exc:
         partial.unlink(missing_ok=True)

@@ -113,6 +113,23 @@ def test_a_pinned_artifact_that_is_not_the_pinned_file_is_refused(tmp_path: Path
         b"the real thing"
 
 
+def test_a_pinned_artifact_fetched_by_several_at_once_arrives_whole(tmp_path: Path) -> None:
+    """Three Elasticsearch nodes started together on an empty cache each fetch the zip."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    repository = tmp_path / "repo"
+    content = os.urandom(1 << 20) * 12  # written in 1 MiB pieces: interleaved writers would mix them
+    artifact = maven.Artifact("org.example", "big", "1.0", hashlib.sha1(content).hexdigest())
+    served = repository / "org" / "example" / "big" / "1.0" / artifact.filename
+    served.parent.mkdir(parents=True)
+    served.write_bytes(content)
+    with ThreadPoolExecutor(6) as pool:
+        fetched = list(pool.map(lambda _: maven.fetch(artifact, tmp_path / "cache", quiet=True,
+                                                      repository=repository.as_uri()), range(6)))
+    assert all(path.read_bytes() == content for path in fetched)
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [artifact.filename]  # no part left behind
+
+
 def _copy(source: Path, target: Path, keep: tuple[str, ...] = ()) -> Path:
     """A model directory whose large files are links to ``source`` (except those in ``keep``, left out)."""
     target.mkdir()
