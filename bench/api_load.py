@@ -8,6 +8,13 @@ offer), written with bare asyncio streams so the load generator takes little
 of the two cores. Baseline in the same run: the same load on ``/health``.
 
     python bench/api_load.py [--clients 50] [--seconds 30] [--workers 2] [--stores sqlite,postgresql]
+                             [--kind linear|ensemble] [--epochs 1]
+
+With ``--kind ensemble`` the model served is the cascade (the linear model
+alone where sure, the int8 encoder and the stacker elsewhere), fine-tuned
+here from bge-small-zh (``hotline encoder fetch``) for ``--epochs`` on the
+generated calls; the share of the requests' texts that reach the encoder is
+reported beside the latencies.
 
 With ``--stores sqlite,postgresql`` the same load runs once on each store in
 the same run (PostgreSQL and the Elasticsearch node it needs started here on
@@ -125,9 +132,11 @@ def city_backends(work: Path) -> Iterator[dict[str, str]]:
 
 @contextmanager
 def running_service(prefix: str, days: int, seed: int, role: str, workers: int = 1,
-                    store: str = "sqlite") -> Iterator[tuple[Path, subprocess.Popen, int]]:
+                    store: str = "sqlite", kind: str = "linear",
+                    epochs: int = 1) -> Iterator[tuple[Path, subprocess.Popen, int]]:
     """A work directory with generated calls imported and a model trained, and uvicorn serving it (healthy);
-    stopped and removed afterwards. ``store="postgresql"``: on PostgreSQL and Elasticsearch started here."""
+    stopped and removed afterwards. ``store="postgresql"``: on PostgreSQL and Elasticsearch started here.
+    ``kind="ensemble"``: the model is the cascade, the encoder fine-tuned for ``epochs`` at 128 tokens."""
     from contextlib import ExitStack
 
     work = Path(tempfile.mkdtemp(prefix=prefix))
@@ -141,7 +150,13 @@ def running_service(prefix: str, days: int, seed: int, role: str, workers: int =
            "PYTHONPATH": str(ROOT)}
     hotline(env, "generate", "--days", str(days), "--seed", str(seed), "--start", "2025-05-01", "--out", "calls.csv")
     hotline(env, "ingest", "calls.csv")
-    hotline(env, "retrain", "--no-store", "--data", "calls.csv", "--promote")
+    if kind == "ensemble":
+        from classifiers import encoder
+
+        hotline(env, "retrain", "--no-store", "--data", "calls.csv", "--promote", "--kind", "ensemble",
+                "--base-model", str(encoder.fetch(quiet=True)), "--epochs", str(epochs), "--max-length", "128")
+    else:
+        hotline(env, "retrain", "--no-store", "--data", "calls.csv", "--promote")
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(port),
@@ -173,16 +188,22 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rate", type=float, default=300.0, help="requests per second offered by all clients together")
     parser.add_argument("--stores", default="sqlite", help="comma-separated: sqlite, postgresql (each in turn)")
+    parser.add_argument("--kind", default="linear", choices=("linear", "ensemble"), help="the model served")
+    parser.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs (--kind ensemble)")
     args = parser.parse_args()
-    figures: dict[str, object] = {"clients": args.clients, "seconds": args.seconds, "workers": args.workers}
+    figures: dict[str, object] = {"clients": args.clients, "seconds": args.seconds, "workers": args.workers,
+                                  "model": args.kind}
     stores = [s.strip() for s in args.stores.split(",") if s.strip()]
     for store in stores:
         with running_service("hotline-bench-api-", days=60, seed=5, role="agent", workers=args.workers,
-                             store=store) as (work, _, port):
+                             store=store, kind=args.kind, epochs=args.epochs) as (work, _, port):
             import csv
 
             with (work / "calls.csv").open(encoding="utf-8-sig") as fh:
                 bodies = [{"text": row["transcript"][:400]} for row in csv.DictReader(fh)][:2000]
+            if args.kind == "ensemble":
+                figures["share of the requests' texts reaching the encoder, int8 graph"] = \
+                    encoder_share(work / "models", bodies)
             asyncio.run(drive(port, "/v1/route", bodies[:200], 10, 5, 100))  # warm-up, every worker
             prefix = f"{store}: " if len(stores) > 1 else ""
             for name, path, payload in (("baseline GET /health", "/health", None),
@@ -190,7 +211,23 @@ def main() -> None:
                 for key, value in asyncio.run(drive(port, path, payload, args.clients, args.seconds,
                                                     args.rate)).items():
                     figures[f"{prefix}{name}: {key}"] = value
-    report("api_load" if stores == ["sqlite"] else "api_load_stores", figures)
+    name = "api_load" if stores == ["sqlite"] else "api_load_stores"
+    report(name if args.kind == "linear" else f"{name}_{args.kind}", figures)
+
+
+def encoder_share(models: Path, bodies: list[dict]) -> str:
+    """Share of the texts the active cascade would send to the encoder (as the router prepares them), and
+    which int8 graph its export chose."""
+    from classifiers.dataset import prepare_text
+    from classifiers.kinds import TRANSFORMER_DIR, load_parts
+    from training.registry import Registry
+
+    registry = Registry(models)
+    directory = registry.path(registry.active())
+    _, cascade, _ = load_parts(directory)
+    int8 = json.loads((directory / TRANSFORMER_DIR / "classes.json").read_text(encoding="utf-8"))["int8"]
+    share = cascade.encoder_share([prepare_text(b["text"]) or b["text"] for b in bodies])
+    return f"{share:.3f}, {int8['graph']} ({int8['tried']})"
 
 
 if __name__ == "__main__":

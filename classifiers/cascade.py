@@ -127,6 +127,9 @@ class CascadeModel:
     probabilities of unsure calls come from the cascade.
     """
 
+    #: Unsure calls wait for the encoder: the service routes this model's calls off its event loop.
+    runs_encoder = True
+
     def __init__(self, linear: Any, cascade: Cascade) -> None:
         self.linear = linear
         self.cascade = cascade

@@ -41,17 +41,17 @@ def kind_of(name: str) -> ModelKind:
         raise InvalidInput(f"unknown model kind {name!r}; use one of {', '.join(KINDS)}") from None
 
 
-def load_transformer(directory: Path) -> Any:
+def load_transformer(directory: Path, threads: int = 0) -> Any:
     """The fine-tuned encoder as the service runs it: its int8 ONNX graph with onnxruntime when exported
-    (no torch), else with torch."""
+    (no torch, ``threads`` per run; 0: onnxruntime's choice), else with torch."""
     from classifiers.transformer import INT8_FILE, OnnxClassifier, TransformerClassifier
 
     if (Path(directory) / INT8_FILE).is_file():
-        return OnnxClassifier.load(directory)
+        return OnnxClassifier.load(directory, threads=threads)
     return TransformerClassifier.load(directory)
 
 
-def load_parts(model_dir: Path) -> tuple[Any, Any, Any]:
+def load_parts(model_dir: Path, threads: int = 0) -> tuple[Any, Any, Any]:
     """(linear CaseModel or None, category estimator, manifest) of whatever kind a model directory holds.
 
     The category estimator is the linear model's, the encoder's, or for
@@ -64,7 +64,7 @@ def load_parts(model_dir: Path) -> tuple[Any, Any, Any]:
     kind = kind_of(manifest.kind)
     if not kind.transformer:
         return model, model.category_, manifest
-    transformer = load_transformer(Path(model_dir) / TRANSFORMER_DIR)
+    transformer = load_transformer(Path(model_dir) / TRANSFORMER_DIR, threads)
     if model is None:
         return None, transformer, manifest
     cascade = Cascade(model.category_, transformer, Stacker.load(Path(model_dir) / STACKER_DIR),
@@ -77,14 +77,15 @@ def load_category_classifier(model_dir: Path) -> Any:
     return load_parts(model_dir)[1]
 
 
-def make_router(model_dir: Path, city: City | None = None) -> Any:
+def make_router(model_dir: Path, city: City | None = None, threads: int = 0) -> Any:
     """A :class:`~classifiers.router.Router` over the routing model a directory holds, for ``city``
-    (the bundled one by default); a model trained under another city's context is refused."""
+    (the bundled one by default); a model trained under another city's context is refused. ``threads``:
+    the encoder's per text (the service: one, since each worker routes one call at a time)."""
     from classifiers.cascade import Cascade, CascadeModel
     from classifiers.router import Router, RoutingRules
 
     city = city or City.bundled()
-    model, category, manifest = load_parts(model_dir)
+    model, category, manifest = load_parts(model_dir, threads)
     if not kind_of(manifest.kind).linear or model is None:
         raise InvalidInput(f"{model_dir} holds a {manifest.kind} model; routing needs a linear or ensemble model")
     city.check_model(manifest.version, manifest.extra.get("city"))

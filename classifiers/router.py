@@ -229,6 +229,11 @@ class Router:
             text = f"{text[:head]}\n…\n{text[total - (self.read_chars - head):]}"
         return text, self.gazetteer.extract(text), total
 
+    @property
+    def runs_encoder(self) -> bool:
+        """Whether some calls wait for a fine-tuned encoder (milliseconds to tens of them, outside the GIL)."""
+        return bool(getattr(self.model, "runs_encoder", False))
+
     def route(self, raw: str, area: Area | None = None, at: datetime | None = None) -> Routing:
         text, found, total = self.prepare(raw)
         return self._route(text, area if area else found, at or datetime.now(),

@@ -229,6 +229,11 @@ def test_train_evaluate_predict_through_the_command_line(tmp_path: Path, kind: s
         routed = run(["route", "--model", "m", "--json", "小区停水了好几天"], tmp_path)
         assert routed.returncode == 0, routed.stderr
         assert json.loads(routed.stdout)["category"] in TEXTS
+        from classifiers.kinds import make_router
+
+        # The service routes this model's calls off its event loop, with one encoder thread per worker.
+        router = make_router(tmp_path / "m", threads=1)
+        assert router.runs_encoder and router.model.cascade.second.session_.get_session_options().intra_op_num_threads == 1
     report = json.loads(run(["evaluate", "--model", "m", "--data", "train.csv", "--text-col", "text",
                              "--label-col", "label"], tmp_path).stdout)
     assert set(report["per_class"]) >= {"供水", "噪声", "欠薪"}

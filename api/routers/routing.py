@@ -24,13 +24,14 @@ LONG_TEXT = 2000
 async def route(principal: AnyRole, body: schemas.RouteRequest, services: ServicesDep,
                 model: RouterDep) -> JSONResponse:
     # On the event loop, not the thread pool: routing is ~2 ms of CPU with nothing to wait for (the similar
-    # cases live in the model), so a thread hop would only add latency and GIL hand-offs.
+    # cases live in the model), so a thread hop would only add latency and GIL hand-offs. Except where the
+    # model asks an encoder: onnxruntime lets go of the GIL, so the loop serves other agents meanwhile.
     if len(body.text) > services.settings.max_text_chars:
         raise TooLarge(f"text of {len(body.text)} characters; the limit is {services.settings.max_text_chars}")
     at = services.window.check(body.received_at) if body.received_at else None
     started = time.perf_counter()
     area = Area(body.district) if body.district else None
-    if len(body.text) > LONG_TEXT:  # tens of milliseconds of parsing: off the loop the other agents need
+    if len(body.text) > LONG_TEXT or model.runs_encoder:  # tens of ms of parsing or encoder: off the loop
         routing = await run_in_threadpool(model.route, body.text, area=area, at=at)
     else:
         routing = model.route(body.text, area=area, at=at)
