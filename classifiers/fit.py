@@ -93,6 +93,7 @@ def fit_model(data: Any, train: np.ndarray, test: np.ndarray, kind: str = "linea
                                 "validation_macro_f1": transformer.validation_history_,
                                 "loss": transformer.loss_history_}
         classifier = served = transformer.served()  # the stacker and the metrics see what will be served
+        extra["transformer"]["int8"] = transformer.int8_  # which int8 graph, and how often it gave fp32's answer
         if model is not None:
             classifier = _stack(model, served, data, stack_rows, parts, extra)
             model = linear(np.asarray(train))
