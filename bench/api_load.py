@@ -219,13 +219,12 @@ def encoder_share(models: Path, bodies: list[dict]) -> str:
     """Share of the texts the active cascade would send to the encoder (as the router prepares them), and
     which int8 graph its export chose."""
     from classifiers.dataset import prepare_text
-    from classifiers.kinds import TRANSFORMER_DIR, load_parts
+    from classifiers.kinds import load_parts
     from training.registry import Registry
 
     registry = Registry(models)
-    directory = registry.path(registry.active())
-    _, cascade, _ = load_parts(directory)
-    int8 = json.loads((directory / TRANSFORMER_DIR / "classes.json").read_text(encoding="utf-8"))["int8"]
+    _, cascade, manifest = load_parts(registry.path(registry.active()))
+    int8 = manifest.extra["transformer"]["int8"]
     share = cascade.encoder_share([prepare_text(b["text"]) or b["text"] for b in bodies])
     return f"{share:.3f}, {int8['graph']} ({int8['tried']})"
 

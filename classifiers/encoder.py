@@ -25,7 +25,7 @@ import logging
 import os
 import shutil
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,10 @@ def quantize_blockwise(source: Path, target: Path) -> Path:
     onnx.save(quantizer.model.model, str(partial))
     partial.rename(target)
     return target
+
+
+#: The int8 graphs an export may serve, by name, fastest first (classifiers.transformer.quantize_agreeing).
+INT8_GRAPHS: dict[str, Callable[[Path, Path], Path]] = {"dynamic": quantize_int8, "block-wise": quantize_blockwise}
 
 
 def bert_weights(graph_path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

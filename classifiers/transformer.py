@@ -298,12 +298,13 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         directory.mkdir(parents=True, exist_ok=True)
         self.model_.save_pretrained(directory, safe_serialization=True)
         self.tokenizer_.save(str(directory / "tokenizer.json"))
-        params = {k: v for k, v in self.get_params().items() if k not in ("device", "progress")}
-        (directory / CLASSES_FILE).write_text(
-            json.dumps({"classes": [str(c) for c in self.classes_], "params": params}, ensure_ascii=False), encoding="utf-8"
-        )
         if export:
             self.export_onnx(directory)
+        params = {k: v for k, v in self.get_params().items() if k not in ("device", "progress")}
+        meta = {"classes": [str(c) for c in self.classes_], "params": params}
+        if export and hasattr(self, "int8_"):
+            meta["int8"] = self.int8_  # which int8 graph, and how often it gave fp32's answer
+        (directory / CLASSES_FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         return directory
 
     def export_onnx(self, directory: Path, quantize: bool = True) -> Path:
@@ -337,14 +338,9 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
             if chosen is None:
                 self.int8_ = quantize_agreeing(path, Path(directory) / INT8_FILE, getattr(self, "calibration_rows_", []))
             else:  # chosen at this fit's first export (served(), then save() again): the same graph
-                from classifiers.encoder import quantize_blockwise, quantize_int8
+                from classifiers.encoder import INT8_GRAPHS
 
-                quantize = quantize_blockwise if chosen["graph"] == "block-wise" else quantize_int8
-                quantize(path, Path(directory) / INT8_FILE)
-            classes = Path(directory) / CLASSES_FILE
-            if classes.is_file():
-                meta = json.loads(classes.read_text(encoding="utf-8"))
-                classes.write_text(json.dumps({**meta, "int8": self.int8_}, ensure_ascii=False), encoding="utf-8")
+                INT8_GRAPHS[chosen["graph"]](path, Path(directory) / INT8_FILE)
         return path
 
     def served(self) -> OnnxClassifier:
@@ -410,12 +406,12 @@ def quantize_agreeing(graph: Path, target: Path, rows: Sequence[Sequence[int]],
     import onnxruntime
     from scipy.stats import beta
 
-    from classifiers.encoder import quantize_blockwise, quantize_int8
+    from classifiers.encoder import INT8_GRAPHS
 
-    graphs = {"dynamic": quantize_int8, "block-wise": quantize_blockwise}  # fastest first
     if not rows:
-        quantize_int8(graph, target)
-        return {"graph": "dynamic", "calibration_texts": 0}
+        fastest = next(iter(INT8_GRAPHS))
+        INT8_GRAPHS[fastest](graph, target)
+        return {"graph": fastest, "calibration_texts": 0}
     feeds = [dict(zip(("input_ids", "attention_mask"), pad([r]), strict=True)) for r in rows]
 
     def answers(path: Path) -> np.ndarray:
@@ -426,7 +422,7 @@ def quantize_agreeing(graph: Path, target: Path, rows: Sequence[Sequence[int]],
     measured: dict[str, float] = {}
     surely: dict[str, float] = {}  # the agreement with 95% confidence
     with tempfile.TemporaryDirectory(prefix="hotline-int8-") as tmp:
-        for name, quantize in graphs.items():
+        for name, quantize in INT8_GRAPHS.items():
             trial = quantize(graph, Path(tmp) / f"{name}.onnx")
             flipped = int(np.sum(answers(trial) != reference))
             measured[name] = 1 - flipped / len(rows)
@@ -438,7 +434,7 @@ def quantize_agreeing(graph: Path, target: Path, rows: Sequence[Sequence[int]],
         # None sure (always so on 455 texts): the closest kind, block-wise. One flip more or less on a few hundred
         # texts is noise: a dynamic graph that flipped 1 validation text against block-wise's 2 flipped 1.0% of
         # the test texts; block-wise agreed more than dynamic on the test texts of every model measured.
-        chosen = next((n for n in surely if surely[n] >= agreement), list(graphs)[-1])
+        chosen = next((n for n in surely if surely[n] >= agreement), list(INT8_GRAPHS)[-1])
         partial = target.with_suffix(".partial")
         shutil.copyfile(Path(tmp) / f"{chosen}.onnx", partial)
         partial.rename(target)
@@ -489,10 +485,10 @@ class OnnxClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """The int8 graph reads one text per run: its activations are quantized with one range per tensor,
-        so in a batch one text's range would move its neighbours' answers (on one model, 0.6% of short
-        real messages were answered otherwise than alone). Alone, each text gets the answer the service
-        gives it, and agrees more with fp32 (99.7% against 99.5% batched on that model)."""
+        """The int8 graph reads one text per run: the dynamic one quantizes activations with one range per
+        tensor, so in a batch one text's range would move its neighbours' answers (on one model, 0.6% of
+        short real messages were answered otherwise than alone). Alone, each text gets the answer the
+        service gives it, and agrees more with fp32 (99.7% against 99.5% batched on that model)."""
         rows = token_ids(self.tokenizer_, check_texts(X), self.max_length_)
         return _predict_in_batches(
             rows, lambda ids, mask: self.session_.run(None, {"input_ids": ids, "attention_mask": mask})[0],
