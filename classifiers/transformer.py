@@ -136,6 +136,19 @@ def _predict_in_batches(rows: list[list[int]], run: Any, batch_size: int = 64) -
     return np.vstack(out) if rows else np.zeros((0, 0))
 
 
+def adamw(model: Any, learning_rate: float, weight_decay: float, total: int, warm: int) -> tuple[Any, Any]:
+    """AdamW without decay on biases and LayerNorms, and its schedule: linear warm-up over ``warm`` steps, then
+    linear decay to 0 at ``total`` (BERT's recipe; a constant rate overshoots a small model's first epoch)."""
+    torch = _torch()
+    decay = [p for n, p in model.named_parameters() if not n.endswith("bias") and "LayerNorm" not in n]
+    rest = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                                   {"params": rest, "weight_decay": 0.0}], lr=learning_rate)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: (step + 1) / max(1, warm) if step < warm else max(0.0, (total - step) / max(1, total - warm)))
+    return optimizer, schedule
+
+
 class TransformerClassifier(ClassifierMixin, BaseEstimator):
     """A sequence-classification head fine-tuned on labeled texts; scikit-learn's fit/predict_proba."""
 
@@ -205,15 +218,9 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
             id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
             ignore_mismatched_sizes=True,
         ).to(device)
-        decay = [p for n, p in self.model_.named_parameters() if not n.endswith("bias") and "LayerNorm" not in n]
-        rest = [p for n, p in self.model_.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
-                                       {"params": rest, "weight_decay": 0.0}], lr=self.learning_rate)
         per_epoch = math.ceil(len(train) / self.batch_size)
         total = max(1, per_epoch * self.epochs)
-        warm = int(self.warmup * total)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: (step + 1) / max(1, warm) if step < warm else max(0.0, (total - step) / max(1, total - warm)))
+        optimizer, schedule = adamw(self.model_, self.learning_rate, self.weight_decay, total, int(self.warmup * total))
         rng = random.Random(self.seed)
         self.loss_history_: list[float] = []
         self.validation_history_: list[float] = []
