@@ -4,13 +4,15 @@ Per fold of a stratified 5-fold split of ../shared/data (``--folds N`` runs the
 first N, since each fold fine-tunes bge-small-zh-v1.5 on two CPU cores for
 minutes): the jieba + TF-IDF + LinearSVC baseline, the linear model, the
 fine-tuned encoder alone (fp32 with torch, int8 with onnxruntime), and the
-cascade (linear alone where sure, else the stacker over both) — on whole
+cascade (linear alone where sure, else the stacker over both; and, for
+comparison, the per-class regression stacker it replaced) — on whole
 messages and on short texts (first sentence ≤ 60 characters). Also: the
 share of calls that reach the encoder, the encoder's own latency, the
 auto-dispatch share at precision ≥ 0.98, and the fine-tuning time.
 
     python bench/encoder.py [--first-fold 1] [--folds 5] [--only whole|short] [--epochs 3]
                             [--learning-rate 5e-5] [--max-length 256] [--short-max-length 64]
+                            [--base bench/out/adapted]
 """
 
 from __future__ import annotations
@@ -91,19 +93,28 @@ def run_fold(name: str, texts: list[str], labels: np.ndarray, train: np.ndarray,
 
         linear = TextClassifier().fit(pick(fit_rows), labels[fit_rows])
         first = linear.predict_proba(pick(stack_rows))
-        stacker = Stacker().fit([first, int8.predict_proba(pick(stack_rows))], [linear.classes_, int8.classes_],
-                                labels[stack_rows])
+        second = int8.predict_proba(pick(stack_rows))
+        stacker = Stacker().fit([first, second], [linear.classes_, int8.classes_], labels[stack_rows])
         threshold, _ = dispatch_threshold(linear.classes_[first.argmax(1)] == labels[stack_rows], first.max(1))
         cascade = Cascade(linear_full, int8, stacker, threshold)
         proba = cascade.predict_proba(pick(test))
         figures[f"{name}: cascade macro-F1"] = f1(proba, cascade.classes_)
         figures[f"{name}: cascade gain over linear (points)"] = 100 * (figures[f"{name}: cascade macro-F1"]
                                                                          - figures[f"{name}: linear macro-F1"])
+        before = Cascade(linear_full, int8, Stacker(per_class=True).fit([first, second], [linear.classes_, int8.classes_],
+                                                                         labels[stack_rows]), threshold)
+        figures[f"{name}: cascade gain with the per-class regression stacker (before)"] = 100 * (
+            f1(before.predict_proba(pick(test)), before.classes_) - figures[f"{name}: linear macro-F1"])
+        figures[f"{name}: stacker weights (linear, encoder)"] = [round(float(w), 3) for w in stacker.weights_]
         figures[f"{name}: share reaching the encoder"] = cascade.encoder_share(pick(test))
         correct = cascade.classes_[proba.argmax(1)] == y_test
         figures[f"{name}: cascade auto-dispatch share at precision>=0.98"] = dispatch_threshold(correct, proba.max(1))[1]
         correct = linear_full.classes_[linear_proba.argmax(1)] == y_test
         figures[f"{name}: linear auto-dispatch share at precision>=0.98"] = dispatch_threshold(correct, linear_proba.max(1))[1]
+        np.savez_compressed(out / "encoder-probas" / f"{name.replace(' ', '-')}.npz", classes=linear.classes_.astype(str),
+                            test=test, stack=stack_rows, y_test=y_test.astype(str), y_stack=labels[stack_rows].astype(str),
+                            linear_test=linear_proba, linear_stack=first, encoder_stack=second,
+                            encoder_test=int8_proba, fp32_test=fp32_proba)
         figures[f"{name}: cascade p50/p99 ms per 200-char text"] = "%.1f / %.1f" % latencies_ms(cascade.predict_proba, sample)
         figures[f"{name}: linear p50/p99 ms per 200-char text"] = "%.1f / %.1f" % latencies_ms(linear_full.predict_proba, sample)
 
@@ -122,17 +133,19 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--short-max-length", type=int, default=64)
     parser.add_argument("--only", choices=("whole", "short"))
+    parser.add_argument("--base", type=Path, help="the encoder to fine-tune (default: bge-small-zh-v1.5 as fetched; "
+                                                   "bench/out/adapted after bench/pretrain.py)")
     args = parser.parse_args()
-    base = encoder.fetch()
+    base = args.base or encoder.fetch()
     with (SHARED / "messages_labeled.csv").open(encoding="utf-8-sig", errors="replace", newline="") as fh:
         rows = list(csv.DictReader(fh))
     labels = np.array([r["label"] for r in rows], dtype=object)
     whole = [prepare_text(r["text"]) or r["text"] for r in rows]
     short = [prepare_text(first_sentence(r["text"])) or first_sentence(r["text"]) for r in rows]
     out = Path(__file__).resolve().parent / "out"
-    out.mkdir(exist_ok=True)
+    (out / "encoder-probas").mkdir(parents=True, exist_ok=True)  # each fold's probabilities, to study combinations
     figures: dict[str, object] = {"messages": len(rows), "classes": len(set(labels.tolist())),
-                                  "folds run": f"{args.folds} of 5"}
+                                  "folds run": f"{args.folds} of 5", "encoder": str(base)}
     folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(whole, labels))
     folds = folds[args.first_fold - 1: args.first_fold - 1 + args.folds]
     for k, (train, test) in enumerate(folds, start=args.first_fold):

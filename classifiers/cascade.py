@@ -3,10 +3,9 @@
 Routing must answer in milliseconds, and most calls are plain: the linear
 model is right on nearly all of those it is confident about, so it answers
 them alone (above its auto-dispatch threshold). The rest go to the
-fine-tuned encoder, and a :class:`Stacker` — a logistic regression over both
-models' log-probabilities, fitted on rows neither model trained on — decides.
-A fixed-weight average was tried first; the stacker learns per class which
-model to believe.
+fine-tuned encoder, and a :class:`Stacker` — a weighted geometric mean of both
+models' probabilities, its weights fitted on rows neither model trained on —
+decides.
 """
 
 from __future__ import annotations
@@ -34,30 +33,77 @@ def aligned(proba: np.ndarray, member_classes: Sequence[Any], classes: np.ndarra
 
 
 class Stacker(ClassifierMixin, BaseEstimator):
-    """A multinomial logistic regression over the members' log-probabilities."""
+    """How far to believe each member: a weighted geometric mean of their probabilities, fitted on held-out rows.
 
-    def __init__(self, C: float = 1.0) -> None:
+    p(k) ∝ exp(Σ_m w_m · log p_m(k) + b_k): one weight per member (≥ 0) and one
+    bias per class, fitted by log-loss with the biases ridge-penalised (``C``).
+    The stacker learns from a few hundred rows neither member trained on, so it
+    must learn little: a multinomial logistic regression over both members'
+    log-probabilities (``per_class=True``, 2·K weights per class) learned noise
+    there, +2.1 points over the linear model on the first fold of short texts
+    where one weight per member gave +3.8 (bench/encoder.py). The weights also
+    say, in the manifest, how much the encoder is believed.
+    """
+
+    def __init__(self, C: float = 1.0, per_class: bool = False) -> None:
         self.C = C
+        self.per_class = per_class
 
     def _features(self, probas: Sequence[np.ndarray], member_classes: Sequence[Sequence[Any]]) -> np.ndarray:
         return np.hstack([np.log(np.clip(aligned(p, c, self.classes_), 1e-6, 1.0))
                           for p, c in zip(probas, member_classes, strict=True)])
 
     def fit(self, probas: Sequence[np.ndarray], member_classes: Sequence[Sequence[Any]], y: Sequence[Any]) -> Stacker:
-        from sklearn.linear_model import LogisticRegression
-
         if len(probas) != len(member_classes) or not probas:
             raise InvalidInput("the stacker needs each member's probabilities and classes")
         self.classes_ = np.unique(np.concatenate([np.asarray(c, dtype=object) for c in member_classes]))
-        self.model_ = LogisticRegression(C=self.C, max_iter=2000).fit(self._features(probas, member_classes),
-                                                                       np.asarray(y, dtype=object))
+        features = self._features(probas, member_classes)
+        y = np.asarray(y, dtype=object)
+        if self.per_class:
+            from sklearn.linear_model import LogisticRegression
+
+            self.model_ = LogisticRegression(C=self.C, max_iter=2000).fit(features, y)
+        else:
+            self.weights_, self.bias_ = self._fit_shared(features.reshape(len(y), len(probas), len(self.classes_)), y)
         return self
 
+    def _fit_shared(self, logs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Member weights and class biases minimising the mean log-loss; a class the rows lack keeps bias 0."""
+        from scipy.optimize import minimize
+
+        rows, members, classes = logs.shape
+        target = np.zeros((rows, classes))
+        target[np.arange(rows), np.searchsorted(self.classes_, y)] = 1.0
+        present = target.any(axis=0)
+        ridge = 1.0 / (2 * self.C * rows)
+
+        def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            weights, bias = theta[:members], np.where(present, theta[members:], 0.0)
+            scores = np.einsum("rmk,m->rk", logs, weights) + bias
+            scores -= scores.max(axis=1, keepdims=True)
+            log_proba = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+            error = (np.exp(log_proba) - target) / rows
+            value = -float((target * log_proba).sum()) / rows + ridge * float(bias @ bias)
+            gradient = np.concatenate([np.einsum("rk,rmk->m", error, logs),
+                                       np.where(present, error.sum(axis=0) + 2 * ridge * bias, 0.0)])
+            return value, gradient
+
+        start = np.concatenate([np.full(members, 1.0 / members), np.zeros(classes)])
+        bounds = [(0.0, None)] * members + [(None, None)] * classes
+        theta = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds).x
+        return theta[:members], np.where(present, theta[members:], 0.0)
+
     def combine(self, probas: Sequence[np.ndarray], member_classes: Sequence[Sequence[Any]]) -> np.ndarray:
-        """Probabilities over ``classes_``; a class the held-out rows lacked keeps the members' mean."""
+        """Probabilities over ``classes_``."""
+        features = self._features(probas, member_classes)
+        if not hasattr(self, "model_"):
+            scores = np.einsum("rmk,m->rk", features.reshape(len(features), len(probas), len(self.classes_)),
+                               self.weights_) + self.bias_
+            scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+            return scores / scores.sum(axis=1, keepdims=True)
+        # The regression (per_class, and stackers saved before): a class the held-out rows lacked keeps the mean.
         mean = np.mean([aligned(p, c, self.classes_) for p, c in zip(probas, member_classes, strict=True)], axis=0)
-        learned = aligned(self.model_.predict_proba(self._features(probas, member_classes)), self.model_.classes_,
-                          self.classes_)
+        learned = aligned(self.model_.predict_proba(features), self.model_.classes_, self.classes_)
         missing = ~np.isin(self.classes_, self.model_.classes_)
         if missing.any():
             learned[:, missing] = mean[:, missing]

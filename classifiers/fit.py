@@ -145,5 +145,6 @@ def _stack(model: Any, transformer: Any, data: Any, rows: np.ndarray, parts: dic
     correct = model.classes_[first.argmax(axis=1)] == labels
     threshold, coverage = dispatch_threshold(correct, first.max(axis=1))
     parts[STACKER_DIR] = stacker
-    extra.update(cascade_threshold=threshold, cascade_linear_coverage=coverage, stacker_rows=len(rows))
+    extra.update(cascade_threshold=threshold, cascade_linear_coverage=coverage, stacker_rows=len(rows),
+                 stacker_weights={"linear": float(stacker.weights_[0]), "encoder": float(stacker.weights_[1])})
     return Cascade(model.category_, transformer, stacker, threshold)

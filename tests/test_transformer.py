@@ -225,6 +225,7 @@ def test_train_evaluate_predict_through_the_command_line(tmp_path: Path, kind: s
     if kind == "ensemble":  # the manifest records both parts and the cascade between them
         assert (tmp_path / "m" / "stacker" / "stacker.skops").is_file()
         assert 0 < manifest["extra"]["cascade_threshold"] <= 1 and manifest["extra"]["stacker_rows"] > 0
+        assert set(manifest["extra"]["stacker_weights"]) == {"linear", "encoder"}  # how far each is believed
         routed = run(["route", "--model", "m", "--json", "小区停水了好几天"], tmp_path)
         assert routed.returncode == 0, routed.stderr
         assert json.loads(routed.stdout)["category"] in TEXTS
@@ -283,3 +284,43 @@ def test_an_admin_fine_tunes_an_ensemble_in_the_background(tmp_path: Path, demo_
         assert client.get(f"/v1/cases/{case.id}/similar", headers=ADMIN).status_code == 200
     finally:
         services.close()
+
+
+def _members(rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three classes; the first member gives the truth 0.7 of the time, the second is noise."""
+    y = rng.integers(0, 3, rows)
+    sharp = np.full((rows, 3), 0.15)
+    guess = np.where(rng.random(rows) < 0.7, y, rng.integers(0, 3, rows))
+    sharp[np.arange(rows), guess] = 0.7
+    noise = rng.dirichlet(np.ones(3), rows)
+    return sharp, noise, np.array(["供水", "噪声", "欠薪"], dtype=object)[y]
+
+
+def test_the_stacker_learns_which_member_to_believe(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    sharp, noise, y = _members(400, rng)
+    classes = np.array(["供水", "噪声", "欠薪"], dtype=object)
+    stacker = Stacker().fit([sharp, noise], [classes, classes], y)
+    assert stacker.weights_[0] > 1.0 and stacker.weights_[1] < 0.2 * stacker.weights_[0]
+    test_sharp, test_noise, test_y = _members(400, rng)
+    proba = stacker.combine([test_sharp, test_noise], [classes, classes])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert np.mean(stacker.classes_[proba.argmax(1)] == test_y) > 0.6
+    loaded = Stacker.load(stacker.save(tmp_path / "shared"))
+    np.testing.assert_allclose(loaded.combine([test_sharp, test_noise], [classes, classes]), proba)
+    # The per-class regression it replaced (and stackers saved before) still combine after loading.
+    regression = Stacker(per_class=True).fit([sharp, noise], [classes, classes], y)
+    again = Stacker.load(regression.save(tmp_path / "per-class"))
+    np.testing.assert_allclose(again.combine([test_sharp, test_noise], [classes, classes]),
+                               regression.combine([test_sharp, test_noise], [classes, classes]))
+
+
+def test_a_class_the_held_out_rows_lack_is_still_answered_when_the_members_agree() -> None:
+    rng = np.random.default_rng(1)
+    sharp, noise, y = _members(300, rng)
+    keep = y != "欠薪"
+    classes = np.array(["供水", "噪声", "欠薪"], dtype=object)
+    stacker = Stacker().fit([sharp[keep], noise[keep]], [classes, classes], y[keep])
+    assert stacker.bias_[list(stacker.classes_).index("欠薪")] == 0.0
+    both = np.array([[0.05, 0.05, 0.9]])
+    assert stacker.classes_[stacker.combine([both, both], [classes, classes]).argmax()] == "欠薪"
