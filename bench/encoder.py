@@ -48,7 +48,7 @@ def run_fold(name: str, texts: list[str], labels: np.ndarray, train: np.ndarray,
 
     from sklearn.metrics import f1_score
 
-    from classifiers.cascade import Cascade, Stacker
+    from classifiers.cascade import Cascade, Stacker, aligned
     from classifiers.evaluate import dispatch_threshold
     from classifiers.fit import holdout_split
     from classifiers.linear import TextClassifier
@@ -101,10 +101,14 @@ def run_fold(name: str, texts: list[str], labels: np.ndarray, train: np.ndarray,
         figures[f"{name}: cascade macro-F1"] = f1(proba, cascade.classes_)
         figures[f"{name}: cascade gain over linear (points)"] = 100 * (figures[f"{name}: cascade macro-F1"]
                                                                          - figures[f"{name}: linear macro-F1"])
-        before = Cascade(linear_full, int8, Stacker(per_class=True).fit([first, second], [linear.classes_, int8.classes_],
-                                                                         labels[stack_rows]), threshold)
+        # The old stacker on the probabilities already computed (the encoder reads one text per run, so its answers
+        # on the unsure rows are these): no second pass of the encoder over the test texts.
+        old = Stacker(per_class=True).fit([first, second], [linear.classes_, int8.classes_], labels[stack_rows])
+        unsure = cascade.unsure(linear_proba)
+        before = aligned(linear_proba, linear_full.classes_, cascade.classes_)
+        before[unsure] = old.combine([linear_proba[unsure], int8_proba[unsure]], [linear_full.classes_, int8.classes_])
         figures[f"{name}: cascade gain with the per-class regression stacker (before)"] = 100 * (
-            f1(before.predict_proba(pick(test)), before.classes_) - figures[f"{name}: linear macro-F1"])
+            f1(before, cascade.classes_) - figures[f"{name}: linear macro-F1"])
         figures[f"{name}: stacker weights (linear, encoder)"] = [round(float(w), 3) for w in stacker.weights_]
         figures[f"{name}: share reaching the encoder"] = cascade.encoder_share(pick(test))
         correct = cascade.classes_[proba.argmax(1)] == y_test

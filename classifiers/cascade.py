@@ -49,22 +49,30 @@ class Stacker(ClassifierMixin, BaseEstimator):
         self.C = C
         self.per_class = per_class
 
-    def _features(self, probas: Sequence[np.ndarray], member_classes: Sequence[Sequence[Any]]) -> np.ndarray:
-        return np.hstack([np.log(np.clip(aligned(p, c, self.classes_), 1e-6, 1.0))
-                          for p, c in zip(probas, member_classes, strict=True)])
+    def _logs(self, probas: Sequence[np.ndarray], member_classes: Sequence[Sequence[Any]]) -> np.ndarray:
+        """The members' log-probabilities over ``classes_``: rows × members × classes."""
+        return np.stack([np.log(np.clip(aligned(p, c, self.classes_), 1e-6, 1.0))
+                         for p, c in zip(probas, member_classes, strict=True)], axis=1)
+
+    @staticmethod
+    def _log_proba(logs: np.ndarray, weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        """log p(k) of the weighted geometric mean: what fitting minimises and what combining returns."""
+        from scipy.special import log_softmax
+
+        return log_softmax(np.einsum("rmk,m->rk", logs, weights) + bias, axis=1)
 
     def fit(self, probas: Sequence[np.ndarray], member_classes: Sequence[Sequence[Any]], y: Sequence[Any]) -> Stacker:
         if len(probas) != len(member_classes) or not probas:
             raise InvalidInput("the stacker needs each member's probabilities and classes")
         self.classes_ = np.unique(np.concatenate([np.asarray(c, dtype=object) for c in member_classes]))
-        features = self._features(probas, member_classes)
+        logs = self._logs(probas, member_classes)
         y = np.asarray(y, dtype=object)
         if self.per_class:
             from sklearn.linear_model import LogisticRegression
 
-            self.model_ = LogisticRegression(C=self.C, max_iter=2000).fit(features, y)
+            self.model_ = LogisticRegression(C=self.C, max_iter=2000).fit(logs.reshape(len(logs), -1), y)
         else:
-            self.weights_, self.bias_ = self._fit_shared(features.reshape(len(y), len(probas), len(self.classes_)), y)
+            self.weights_, self.bias_ = self._fit_shared(logs, y)
         return self
 
     def _fit_shared(self, logs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,9 +87,7 @@ class Stacker(ClassifierMixin, BaseEstimator):
 
         def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
             weights, bias = theta[:members], np.where(present, theta[members:], 0.0)
-            scores = np.einsum("rmk,m->rk", logs, weights) + bias
-            scores -= scores.max(axis=1, keepdims=True)
-            log_proba = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+            log_proba = self._log_proba(logs, weights, bias)
             error = (np.exp(log_proba) - target) / rows
             value = -float((target * log_proba).sum()) / rows + ridge * float(bias @ bias)
             gradient = np.concatenate([np.einsum("rk,rmk->m", error, logs),
@@ -95,15 +101,12 @@ class Stacker(ClassifierMixin, BaseEstimator):
 
     def combine(self, probas: Sequence[np.ndarray], member_classes: Sequence[Sequence[Any]]) -> np.ndarray:
         """Probabilities over ``classes_``."""
-        features = self._features(probas, member_classes)
+        logs = self._logs(probas, member_classes)
         if not hasattr(self, "model_"):
-            scores = np.einsum("rmk,m->rk", features.reshape(len(features), len(probas), len(self.classes_)),
-                               self.weights_) + self.bias_
-            scores = np.exp(scores - scores.max(axis=1, keepdims=True))
-            return scores / scores.sum(axis=1, keepdims=True)
+            return np.exp(self._log_proba(logs, self.weights_, self.bias_))
         # The regression (per_class, and stackers saved before): a class the held-out rows lacked keeps the mean.
         mean = np.mean([aligned(p, c, self.classes_) for p, c in zip(probas, member_classes, strict=True)], axis=0)
-        learned = aligned(self.model_.predict_proba(features), self.model_.classes_, self.classes_)
+        learned = aligned(self.model_.predict_proba(logs.reshape(len(logs), -1)), self.model_.classes_, self.classes_)
         missing = ~np.isin(self.classes_, self.model_.classes_)
         if missing.any():
             learned[:, missing] = mean[:, missing]
