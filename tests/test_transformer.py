@@ -136,8 +136,9 @@ def test_the_int8_export_is_the_fastest_graph_that_agrees_with_fp32(fitted: Tran
     first = quantize_agreeing(graph, tmp_path / "loose.onnx", rows, agreement=0.0)
     assert first["graph"] == "dynamic" and list(first["tried"]) == ["dynamic"]  # the fastest agrees: no other tried
     assert "MatMulInteger" in ops(tmp_path / "loose.onnx")
-    best = quantize_agreeing(graph, tmp_path / "strict.onnx", rows, agreement=1.01)  # never met: the closer one
-    assert list(best["tried"]) == ["dynamic", "block-wise"] and best["graph"] == "block-wise"  # none sure: the closer
+    best = quantize_agreeing(graph, tmp_path / "strict.onnx", rows, agreement=1.01)  # never met: the surest one
+    assert list(best["tried"]) == ["dynamic", "smoothed", "block-wise"]
+    assert best["at_least"][best["graph"]] == max(best["at_least"].values())
     assert quantize_agreeing(graph, tmp_path / "unchecked.onnx", [])["graph"] == "dynamic"
     from classifiers.encoder import quantize_blockwise
 
@@ -151,6 +152,50 @@ def test_the_int8_export_is_the_fastest_graph_that_agrees_with_fp32(fitted: Tran
     probe = ["停水三天了", "晚上太吵", "工资不发"]
     fp32 = OnnxClassifier.load(directory, quantized=False).predict_proba(probe)
     np.testing.assert_allclose(OnnxClassifier.load(blockwise).predict_proba(probe), fp32, atol=0.02)
+
+
+def test_smoothing_keeps_the_function_and_moves_the_spread_into_the_weights(fitted: TransformerClassifier,
+                                                                           tmp_path: Path) -> None:
+    import onnx
+    import onnxruntime
+
+    from classifiers.encoder import quantize_smoothed, smooth
+    from classifiers.transformer import ONNX_FILE, pad
+
+    graph = fitted.save(tmp_path / "model") / ONNX_FILE
+    rows = fitted.range_rows_
+    smoothed = smooth(graph, tmp_path / "smoothed.onnx", rows)
+    divided = [n for n in onnx.load(str(smoothed)).graph.node if n.name.endswith("/Smooth")]
+    assert len(divided) == 2 * 4  # per layer: the attention input, its context, the FFN input, the GELU output
+    feed = dict(zip(("input_ids", "attention_mask"), pad(token_ids(fitted.tokenizer_, ["小区停水了三天"], 32)),
+                    strict=True))
+    run = lambda path: onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)[0]  # noqa: E731
+    np.testing.assert_allclose(run(smoothed), run(graph), rtol=1e-4, atol=1e-4)  # fp32: the same function
+    quantized = quantize_smoothed(graph, tmp_path / "model.int8.onnx", rows)
+    assert "MatMulInteger" in {n.op_type for n in onnx.load(str(quantized)).graph.node}
+    assert not (tmp_path / "model.int8.smoothed").exists()  # the fp32 intermediate is not left behind
+    with pytest.raises(InvalidInput):
+        smooth(graph, tmp_path / "none.onnx", [])
+
+
+def test_the_flip_bound_covers_the_flip_rate_and_can_pass_where_counting_cannot() -> None:
+    from scipy.stats import beta
+
+    from classifiers.transformer import INT8_AGREEMENT, flip_bound
+
+    rng = np.random.default_rng(0)
+    logits = lambda n: rng.normal(size=(n, 7)) * 3  # noqa: E731
+    reference, noise = logits(500), rng.normal(size=(500, 7))
+    population, population_noise = logits(200_000), rng.normal(size=(200_000, 7))
+    bounds = []
+    for error in (0.0, 0.01, 0.03):
+        rate = np.mean((population + error * population_noise).argmax(1) != population.argmax(1))
+        bounds.append(flip_bound(reference, reference + error * noise))
+        assert bounds[-1] >= rate  # an upper bound on the share that error flips, from 500 texts
+    assert bounds[0] < bounds[1] < bounds[2]
+    # A graph flipping 0.26% of answers: counting flips on 500 texts can never be sure of 99.5%; the bound is.
+    assert beta.ppf(0.95, 1, 500) > 1 - INT8_AGREEMENT > bounds[1]
+    assert flip_bound(reference, reference[:, ::-1]) <= 1.0
 
 
 def test_long_texts_keep_their_head_and_tail_and_batches_group_lengths(fitted: TransformerClassifier) -> None:
