@@ -88,7 +88,10 @@ def test_one_text_path_gives_the_batch_path_s_answers(fitted: tuple, data: tuple
         assert fast.keys() == batch_terms.keys()
         np.testing.assert_allclose([fast[t] for t in fast], [batch_terms[t] for t in fast], rtol=1e-4)
     unknown = model.transform_row("㐀㐁㐂")  # characters the model never saw
-    np.testing.assert_allclose(model.model_.predict_proba(unknown), model.predict_proba(["㐀㐁㐂"]), atol=1e-6)
+    np.testing.assert_allclose(model.model_.predict_proba(unknown), model.model_.predict_proba(
+        model.transform_texts(["㐀㐁㐂"])), atol=1e-6)
+    batch = model.predict_proba(test_x[:20])  # one text at a time (the row path) gives the batch's answers
+    np.testing.assert_allclose(np.vstack([model.predict_proba([t]) for t in test_x[:20]]), batch, atol=1e-6)
 
     texts = data[0][:1500]
     index = SimilarCases().fit(texts, ids=[f"c{i}" for i in range(len(texts))], departments=[("住建局",)] * len(texts))
