@@ -101,7 +101,8 @@ def main() -> None:
         held_logs = np.log(np.clip(model.predict_proba(held_texts), 1e-30, 1))  # logits, less a constant per text
         return proba, held_logs, float(f1_score(labels[test], model.classes_[proba.argmax(1)], average="macro")), ms
 
-    fp32_proba, fp32_held, fp32_f1, fp32_ms = scored(OnnxClassifier.load(model_dir, quantized=False))
+    fp32 = OnnxClassifier.load(model_dir, quantized=False)
+    fp32_proba, fp32_held, fp32_f1, fp32_ms = scored(fp32)
     figures: dict[str, object] = {"kind": args.kind, "test texts": len(test_texts), "validation texts": len(held),
                                   "fp32: macro-F1 / ms": f"{fp32_f1:.4f} / {fp32_ms:.1f}"}
     quantizers = {"all int8": quantize_int8}
@@ -117,7 +118,7 @@ def main() -> None:
         quantizers.update({name: lambda source, target, exclude=exclude: quantize_int8(source, target, exclude)
                            for name, exclude in variants.items()})
     # Activation ranges from texts the model trained on, as the export measures them.
-    ranges = token_ids(OnnxClassifier.load(model_dir, quantized=False).tokenizer_,
+    ranges = token_ids(fp32.tokenizer_,
                        [texts[i] for i in fit_rows[trained][:2000]], int(settings["max_length"]))
     quantizers["smoothed, then dynamic int8"] = lambda source, target: quantize_smoothed(source, target, ranges)
     quantizers["int8 weights only, activations fp32 (the floor; fp32 speed)"] = weights_only
