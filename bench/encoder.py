@@ -12,7 +12,11 @@ auto-dispatch share at precision ≥ 0.98, and the fine-tuning time.
 
     python bench/encoder.py [--first-fold 1] [--folds 5] [--only whole|short] [--epochs 3]
                             [--learning-rate 5e-5] [--max-length 256] [--short-max-length 64]
-                            [--base bench/out/adapted]
+                            [--base bench/out/adapted] [--precision auto|bf16|fp32]
+    python bench/encoder.py --wider [DIR] [--only whole|short]   # from saved probabilities, no fine-tuning
+
+``--wider`` asks what a wider cascade would buy: the linear model answering alone only above its
+99%-precision confidence on the held-out rows (more calls reach the encoder), or never.
 """
 
 from __future__ import annotations
@@ -68,9 +72,9 @@ def run_fold(name: str, texts: list[str], labels: np.ndarray, train: np.ndarray,
     started = time.perf_counter()
     encoder = TransformerClassifier(base_model=str(base), epochs=args.epochs, batch_size=16,
                                     learning_rate=args.learning_rate, max_length=max_length, progress=True,
-                                    ).fit(pick(fit_rows), labels[fit_rows])
-    figures[f"{name}: fine-tuning seconds ({len(fit_rows)} texts, {args.epochs} epochs max, {max_length} tokens)"] = \
-        time.perf_counter() - started
+                                    precision=args.precision).fit(pick(fit_rows), labels[fit_rows])
+    figures[f"{name}: fine-tuning seconds ({len(fit_rows)} texts, {args.epochs} epochs max, {max_length} tokens, "
+            f"{encoder.precision_})"] = time.perf_counter() - started
     figures[f"{name}: best epoch / validation macro-F1"] = f"{encoder.best_epoch_} / {encoder.validation_history_}"
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         started = time.perf_counter()
@@ -123,6 +127,40 @@ def run_fold(name: str, texts: list[str], labels: np.ndarray, train: np.ndarray,
         figures[f"{name}: linear p50/p99 ms per 200-char text"] = "%.1f / %.1f" % latencies_ms(linear_full.predict_proba, sample)
 
 
+def wider(saved_in: Path, only: str | None) -> None:
+    """From each fold's saved probabilities: the cascade's share reaching the encoder, macro-F1 gain and
+    auto-dispatch share when the linear model answers alone above its 98% / 99%-precision confidence, or never."""
+    from sklearn.metrics import f1_score
+
+    from classifiers.cascade import Stacker
+    from classifiers.evaluate import dispatch_threshold
+
+    figures: dict[str, object] = {}
+    for path in sorted(saved_in.glob("fold-*.npz")):
+        name = path.stem.replace("-", " ")
+        if only and not name.endswith(only):
+            continue
+        saved = np.load(path, allow_pickle=True)
+        classes, y, y_stack = (saved[k].astype(object) for k in ("classes", "y_test", "y_stack"))
+        linear, encoder = saved["linear_test"], saved["encoder_test"]
+        stacker = Stacker().fit([saved["linear_stack"], saved["encoder_stack"]], [classes, classes], y_stack)
+        combined = stacker.combine([linear, encoder], [classes, classes])
+        base = f1_score(y, classes[linear.argmax(1)], average="macro")
+        stack_right = classes[saved["linear_stack"].argmax(1)] == y_stack
+        for precision in (0.98, 0.99, None):
+            threshold = dispatch_threshold(stack_right, saved["linear_stack"].max(1), precision)[0] if precision else 2.0
+            unsure = linear.max(1) < threshold
+            proba = np.where(unsure[:, None], combined, linear)
+            label = f"{name}: linear alone above its {precision:.0%}-precision confidence" if precision else \
+                f"{name}: encoder on every call"
+            figures[f"{label}: share reaching the encoder"] = float(unsure.mean())
+            figures[f"{label}: gain over linear (points)"] = 100 * (f1_score(y, classes[proba.argmax(1)], average="macro") - base)
+            figures[f"{label}: auto-dispatch share at precision>=0.98"] = \
+                dispatch_threshold(classes[proba.argmax(1)] == y, proba.max(1))[1]
+    report("encoder: a wider cascade, from the saved probabilities", figures)
+    report("encoder: a wider cascade, mean over the folds (min – max)", summary(figures))
+
+
 def main() -> None:
     from sklearn.model_selection import StratifiedKFold
 
@@ -137,16 +175,21 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--short-max-length", type=int, default=64)
     parser.add_argument("--only", choices=("whole", "short"))
+    parser.add_argument("--precision", default="auto", help="fine-tuning arithmetic: auto, bf16 or fp32")
     parser.add_argument("--base", type=Path, help="the encoder to fine-tune (default: bge-small-zh-v1.5 as fetched; "
                                                    "bench/out/adapted after bench/pretrain.py)")
+    parser.add_argument("--wider", nargs="?", type=Path, const=Path(__file__).resolve().parent / "out" / "encoder-probas",
+                        metavar="DIR", help="study wider cascades on saved probabilities (default bench/out/encoder-probas)")
     args = parser.parse_args()
+    if args.wider:
+        return wider(args.wider, args.only)
+    out = Path(__file__).resolve().parent / "out"
     base = args.base or encoder.fetch()
     with (SHARED / "messages_labeled.csv").open(encoding="utf-8-sig", errors="replace", newline="") as fh:
         rows = list(csv.DictReader(fh))
     labels = np.array([r["label"] for r in rows], dtype=object)
     whole = [prepare_text(r["text"]) or r["text"] for r in rows]
     short = [prepare_text(first_sentence(r["text"])) or first_sentence(r["text"]) for r in rows]
-    out = Path(__file__).resolve().parent / "out"
     (out / "encoder-probas").mkdir(parents=True, exist_ok=True)  # each fold's probabilities, to study combinations
     figures: dict[str, object] = {"messages": len(rows), "classes": len(set(labels.tolist())),
                                   "folds run": f"{args.folds} of 5", "encoder": str(base)}

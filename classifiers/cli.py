@@ -17,6 +17,7 @@ import numpy as np
 from classifiers.evaluate import evaluation
 from classifiers.fit import fit_model, holdout_split
 from classifiers.kinds import KINDS, load_category_classifier, make_router
+from classifiers.transformer import PRECISIONS
 from hotline.cli import Renamed, city
 from hotline.settings import Settings
 
@@ -39,6 +40,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         data, train, test, args.kind, C=args.C, holdout=args.holdout, seed=args.seed, segmenter=settings.segmenter,
         departments=bool(args.department_col), base_model=args.base_model, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate, max_length=args.max_length,
+        precision=args.precision,
         source=str(args.data),
         params={"label_col": args.label_col, "department_col": args.department_col}, progress=True, city=here,
     )
@@ -132,6 +134,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     train.add_argument("--batch-size", type=int, default=16, help="fine-tuning batch size (transformer)")
     train.add_argument("--learning-rate", type=float, default=5e-5, help="fine-tuning learning rate (transformer)")
     train.add_argument("--max-length", type=int, default=256, help="tokens read per text, head and tail (transformer)")
+    train.add_argument("--precision", default="auto", choices=PRECISIONS,
+                       help="fine-tuning arithmetic: bf16 where native (auto), or as given (transformer)")
     train.add_argument("--C", type=float, default=0.5, help="SVM regularisation")
     train.add_argument("--holdout", type=float, default=0.1, help="share held out for metrics and the threshold")
     train.add_argument("--seed", type=int, default=0)

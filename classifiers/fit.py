@@ -35,7 +35,7 @@ def fit_model(data: Any, train: np.ndarray, test: np.ndarray, kind: str = "linea
               holdout: float = 0.1, seed: int = 0, segmenter: str = "rjieba", departments: bool = True,
               base_model: str | None = None, epochs: int = 3, batch_size: int = 16, learning_rate: float = 5e-5,
               max_length: int = 256, source: str = "", params: dict[str, Any] | None = None,
-              progress: bool = False, city: City | None = None) -> tuple[Any, dict[str, Any], Any]:
+              progress: bool = False, city: City | None = None, precision: str = "auto") -> tuple[Any, dict[str, Any], Any]:
     """Train on the ``train`` rows of ``data`` (:class:`~classifiers.dataset.Examples`), measure on ``test``.
 
     The caller owns the split (:func:`holdout_split`; the retrainer also drops
@@ -86,10 +86,11 @@ def fit_model(data: Any, train: np.ndarray, test: np.ndarray, kind: str = "linea
 
         transformer = TransformerClassifier(
             base_model=base_model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-            max_length=max_length, seed=seed, progress=progress,
+            max_length=max_length, seed=seed, progress=progress, precision=precision,
         ).fit([data.texts[i] for i in fit_rows], [data.labels[i] for i in fit_rows])
         parts[TRANSFORMER_DIR] = transformer
-        extra["transformer"] = {"base_model": base_model, "max_length": max_length, "best_epoch": transformer.best_epoch_,
+        extra["transformer"] = {"base_model": base_model, "max_length": max_length, "precision": transformer.precision_,
+                                "best_epoch": transformer.best_epoch_,
                                 "validation_macro_f1": transformer.validation_history_,
                                 "loss": transformer.loss_history_}
         classifier = served = transformer.served()  # the stacker and the metrics see what will be served

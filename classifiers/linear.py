@@ -33,6 +33,19 @@ EVIDENCE_QUANTILE = 0.01
 CONTENT_FREE_QUANTILE = 0.5
 
 
+def linear_scores(X: Any, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    """``X · coefᵀ + intercept``, one sparse product per class when ``X`` is sparse.
+
+    scipy multiplies a sparse matrix by ``coef.T`` only after copying that transposed view into a contiguous
+    array: the whole weight matrix (hundreds of thousands of features × classes) on every call, 2–3 ms
+    whatever the batch. Each row of ``coef`` is already contiguous, so a product per class copies nothing
+    (0.02 ms for one text, 0.1 ms for 64).
+    """
+    if sparse.issparse(X):
+        return np.column_stack([np.asarray(X @ row).ravel() for row in coef]) + intercept
+    return np.asarray(X @ coef.T) + intercept
+
+
 class NBLinearSVC(ClassifierMixin, BaseEstimator):
     """One-vs-rest linear SVMs over features scaled by naive-Bayes log-count ratios (NBSVM).
 
@@ -73,7 +86,7 @@ class NBLinearSVC(ClassifierMixin, BaseEstimator):
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:
-        scores = np.asarray(X @ self.coef_.T) + self.intercept_
+        scores = linear_scores(X, self.coef_, self.intercept_)
         return scores[:, 0] if scores.shape[1] == 1 else scores
 
     def predict(self, X: Any) -> np.ndarray:
@@ -122,7 +135,7 @@ class CalibratedSVM(ClassifierMixin, BaseEstimator):
         if isinstance(X, SparseRow):
             scores = (coef[:, X.indices] @ X.data)[None, :] + self.svm_.intercept_
         else:
-            scores = np.asarray(X @ coef.T) + self.svm_.intercept_
+            scores = linear_scores(X, coef, self.svm_.intercept_)
         return _as_matrix(scores[:, 0]) if scores.shape[1] == 1 else scores
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -294,8 +307,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         return rows.transform(check_texts([text], "text")[0])
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """One text takes :meth:`transform_row`'s path, as routing does: a one-row scipy matrix times the weights
-        copies the whole weight matrix first (3 ms a call for a whole-message model of 7 categories)."""
+        """One text takes :meth:`transform_row`'s path, as routing does: building a one-row scipy matrix costs more
+        than scoring it (0.6 against 1.5 ms p50 for a 200-character text on a whole-message model)."""
         texts = check_texts(X)
         if len(texts) == 1:
             return self.model_.predict_proba(self.transform_row(texts[0]))

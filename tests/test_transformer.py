@@ -369,3 +369,34 @@ def test_a_class_the_held_out_rows_lack_is_still_answered_when_the_members_agree
     assert stacker.bias_[list(stacker.classes_).index("欠薪")] == 0.0
     both = np.array([[0.05, 0.05, 0.9]])
     assert stacker.classes_[stacker.combine([both, both], [classes, classes]).argmax()] == "欠薪"
+
+
+def test_precision_auto_takes_bf16_only_where_the_processor_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from classifiers.transformer import resolve_precision
+
+    for bf16, amx, expected in ((False, False, "fp32"), (True, False, "bf16"), (False, True, "bf16")):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda bf16=bf16: bf16, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx, raising=False)
+        assert resolve_precision("auto", "cpu") == expected
+        assert resolve_precision("fp32", "cpu") == "fp32"  # asked for, it is kept either way
+        assert resolve_precision("bf16", "cpu") == "bf16"
+    with pytest.raises(InvalidInput, match="precision"):
+        resolve_precision("fp16", "cpu")
+
+
+def test_bf16_fine_tuning_learns_like_fp32(tmp_path: Path, data: tuple) -> None:
+    """bf16 autocast changes the arithmetic of the matrix products, not what is learned: both runs fit the toy
+    task, agree on it, and the bf16 model exports and serves in fp32 and int8 like any other."""
+    base = tiny_bert(tmp_path / "bert")
+    texts, labels = data
+    runs = {precision: TransformerClassifier(base_model=str(base), epochs=30, batch_size=6, learning_rate=2e-3,
+                                             max_length=32, validation_fraction=0, precision=precision).fit(texts, labels)
+            for precision in ("fp32", "bf16")}
+    assert {p: m.precision_ for p, m in runs.items()} == {"fp32": "fp32", "bf16": "bf16"}
+    for model in runs.values():
+        assert model.loss_history_[-1] < 0.6 * model.loss_history_[0]
+    predicted = {p: m.predict(texts) for p, m in runs.items()}
+    assert np.mean(predicted["bf16"] == labels) > 0.5
+    assert np.mean(predicted["bf16"] == predicted["fp32"]) >= 0.8
+    runs["bf16"].save(tmp_path / "model")
+    assert list(OnnxClassifier.load(tmp_path / "model", quantized=False).predict(texts)) == list(predicted["bf16"])
