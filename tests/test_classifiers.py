@@ -151,3 +151,18 @@ def test_hierarchical_classifier_handles_single_child_parents() -> None:
     model = HierarchicalClassifier().fit(sparse.vstack([X] * 3).tocsr(), np.concatenate([y] * 3))
     assert list(model.classes_) == ["a/x", "b/y", "b/z"]
     np.testing.assert_allclose(model.predict_proba(X).sum(axis=1), 1.0)
+
+
+def test_linear_scores_are_the_dense_product_for_sparse_and_dense_input() -> None:
+    from scipy import sparse
+
+    from classifiers.linear import linear_scores
+
+    rng = np.random.default_rng(0)
+    X = sparse.random(5, 300, density=0.05, format="csr", random_state=1)
+    for classes in (1, 7):  # a binary SVM has one weight row
+        coef, intercept = rng.normal(size=(classes, 300)), rng.normal(size=classes)
+        expected = X.toarray() @ coef.T + intercept
+        np.testing.assert_allclose(linear_scores(X, coef, intercept), expected)
+        np.testing.assert_allclose(linear_scores(X.toarray(), coef, intercept), expected)
+        assert linear_scores(X[:0], coef, intercept).shape == (0, classes)
