@@ -166,6 +166,7 @@ def main() -> None:
 
     from classifiers import encoder
     from classifiers.dataset import prepare_text
+    from classifiers.transformer import PRECISIONS
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--folds", type=int, default=5)
@@ -175,7 +176,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--short-max-length", type=int, default=64)
     parser.add_argument("--only", choices=("whole", "short"))
-    parser.add_argument("--precision", default="auto", help="fine-tuning arithmetic: auto, bf16 or fp32")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="fine-tuning arithmetic")
     parser.add_argument("--base", type=Path, help="the encoder to fine-tune (default: bge-small-zh-v1.5 as fetched; "
                                                    "bench/out/adapted after bench/pretrain.py)")
     parser.add_argument("--wider", nargs="?", type=Path, const=Path(__file__).resolve().parent / "out" / "encoder-probas",

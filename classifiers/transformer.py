@@ -61,9 +61,9 @@ PRECISIONS = ("auto", "bf16", "fp32")
 def resolve_precision(precision: str, device: str) -> str:
     """``precision`` as fine-tuning will run it on ``device``: "bf16" or "fp32".
 
-    "auto" takes bf16 only where it is native (a GPU that supports it, a CPU with AVX512-BF16 or AMX):
-    elsewhere bf16 is emulated and slower than fp32. Asking for bf16 where it is not native is allowed (it
-    runs, slowly) so a result can be reproduced on other hardware.
+    "auto" takes bf16 only where the hardware has bf16 instructions (a GPU that supports it, a CPU with
+    AVX512-BF16 or AMX), where its speed was measured; elsewhere fp32, as before. Asking for bf16 anywhere is
+    allowed, so that a model fine-tuned one way can be reproduced on other hardware.
     """
     if precision not in PRECISIONS:
         raise InvalidInput(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
