@@ -39,7 +39,7 @@ def linear_scores(X: Any, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray
     scipy multiplies a sparse matrix by ``coef.T`` only after copying that transposed view into a contiguous
     array: the whole weight matrix (hundreds of thousands of features × classes) on every call, 2–3 ms
     whatever the batch. Each row of ``coef`` is already contiguous, so a product per class copies nothing
-    (0.02 ms for one text, 0.1 ms for 64).
+    (0.02 ms for one text, 0.13 ms for 64, against 2.4 and 3.3 ms).
     """
     if sparse.issparse(X):
         return np.column_stack([np.asarray(X @ row).ravel() for row in coef]) + intercept
