@@ -406,9 +406,14 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                 contribution += np.asarray(weights)[row.indices] * row.data
         if not contribution.any():
             return []
+        # A word and the same characters as a character n-gram (or a word pair with its space removed) read
+        # alike to the agent: one term, their pushes added, not the same term twice in the list.
         names = self._feature_names()
-        order = np.argsort(-contribution, kind="stable")[:k]
-        return [(names[row.indices[i]], float(contribution[i])) for i in order if contribution[i] > 0]
+        merged: dict[str, float] = {}
+        for i in np.flatnonzero(contribution):
+            merged[names[row.indices[i]]] = merged.get(names[row.indices[i]], 0.0) + float(contribution[i])
+        ranked = sorted(merged.items(), key=lambda item: -item[1])[:k]
+        return [(name, weight) for name, weight in ranked if weight > 0]
 
     def _linear_parts(self, label: str) -> list[tuple[BaseEstimator, str]]:
         if isinstance(self.model_, HierarchicalClassifier):

@@ -69,6 +69,9 @@ def test_explain_names_the_words_behind_a_label(fitted: tuple) -> None:
     terms = model.explain("我们小区停水三天了，水龙头一点水都没有", "城乡建设/供水")
     assert terms and any("水" in term for term, _ in terms)
     assert all(weight > 0 for _, weight in terms)
+    # "停水" is both a word and a character bigram: the agent reads it once, with both pushes added.
+    names = [term for term, _ in model.explain("我们小区停水三天了，水龙头一点水都没有", "城乡建设/供水", k=10**6)]
+    assert len(names) == len(set(names)) and "停水" in names
 
 
 def test_one_text_path_gives_the_batch_path_s_answers(fitted: tuple, data: tuple) -> None:
