@@ -13,6 +13,7 @@ auto-dispatch share at precision ≥ 0.98, and the fine-tuning time.
     python bench/encoder.py [--first-fold 1] [--folds 5] [--only whole|short] [--epochs 3]
                             [--learning-rate 5e-5] [--max-length 256] [--short-max-length 64]
                             [--base bench/out/adapted] [--precision auto|bf16|fp32]
+                            [--patience 1] [--layer-decay 1.0] [--threads N] [--probas DIR]
     python bench/encoder.py --wider [DIR] [--only whole|short]   # from saved probabilities, no fine-tuning
 
 ``--wider`` asks what a wider cascade would buy: the linear model answering alone only above its
@@ -72,8 +73,10 @@ def run_fold(name: str, texts: list[str], labels: np.ndarray, train: np.ndarray,
     started = time.perf_counter()
     encoder = TransformerClassifier(base_model=str(base), epochs=args.epochs, batch_size=16,
                                     learning_rate=args.learning_rate, max_length=max_length, progress=True,
-                                    precision=args.precision).fit(pick(fit_rows), labels[fit_rows])
+                                    precision=args.precision, patience=args.patience,
+                                    layer_decay=args.layer_decay, threads=args.threads).fit(pick(fit_rows), labels[fit_rows])
     figures[f"{name}: fine-tuning seconds ({len(fit_rows)} texts, {args.epochs} epochs max, {max_length} tokens, "
+            f"patience {args.patience}, layer decay {args.layer_decay}, "
             f"{encoder.precision_})"] = time.perf_counter() - started
     figures[f"{name}: best epoch / validation macro-F1"] = f"{encoder.best_epoch_} / {encoder.validation_history_}"
     with tempfile.TemporaryDirectory(dir=out) as tmp:
@@ -119,7 +122,7 @@ def run_fold(name: str, texts: list[str], labels: np.ndarray, train: np.ndarray,
         figures[f"{name}: cascade auto-dispatch share at precision>=0.98"] = dispatch_threshold(correct, proba.max(1))[1]
         correct = linear_full.classes_[linear_proba.argmax(1)] == y_test
         figures[f"{name}: linear auto-dispatch share at precision>=0.98"] = dispatch_threshold(correct, linear_proba.max(1))[1]
-        np.savez_compressed(out / "encoder-probas" / f"{name.replace(' ', '-')}.npz", classes=linear.classes_.astype(str),
+        np.savez_compressed(args.probas / f"{name.replace(' ', '-')}.npz", classes=linear.classes_.astype(str),
                             test=test, stack=stack_rows, y_test=y_test.astype(str), y_stack=labels[stack_rows].astype(str),
                             linear_test=linear_proba, linear_stack=first, encoder_stack=second,
                             encoder_test=int8_proba, fp32_test=fp32_proba)
@@ -172,6 +175,10 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--learning-rate", type=float, default=5e-5)  # the product's default; 1e-4 overshot
+    parser.add_argument("--patience", type=int, default=1, help="epochs without a better validation score before stopping")
+    parser.add_argument("--layer-decay", type=float, default=1.0, help="each layer's learning rate against the one above")
+    parser.add_argument("--threads", type=int, default=0, help="fine-tuning threads (default: every core)")
+    parser.add_argument("--probas", type=Path, help="where each fold's probabilities go (default: bench/out/encoder-probas)")
     parser.add_argument("--first-fold", type=int, default=1, help="start at this fold (1-5)")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--short-max-length", type=int, default=64)
@@ -191,7 +198,8 @@ def main() -> None:
     labels = np.array([r["label"] for r in rows], dtype=object)
     whole = [prepare_text(r["text"]) or r["text"] for r in rows]
     short = [prepare_text(first_sentence(r["text"])) or first_sentence(r["text"]) for r in rows]
-    (out / "encoder-probas").mkdir(parents=True, exist_ok=True)  # each fold's probabilities, to study combinations
+    args.probas = args.probas or out / "encoder-probas"
+    args.probas.mkdir(parents=True, exist_ok=True)  # each fold's probabilities, to study combinations
     figures: dict[str, object] = {"messages": len(rows), "classes": len(set(labels.tolist())),
                                   "folds run": f"{args.folds} of 5", "encoder": str(base)}
     folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(whole, labels))

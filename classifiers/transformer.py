@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import random
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -160,14 +161,33 @@ def _predict_in_batches(rows: list[list[int]], run: Any, batch_size: int = 64) -
     return np.vstack(out) if rows else np.zeros((0, 0))
 
 
-def adamw(model: Any, learning_rate: float, weight_decay: float, total: int, warm: int) -> tuple[Any, Any]:
+def layer_depth(name: str, layers: int) -> int:
+    """How far a parameter sits from the input: 0 for the embeddings, N + 1 for encoder layer N, ``layers`` + 1 for
+    the pooler and the classification head (whatever is not in the embeddings or a numbered layer)."""
+    if ".embeddings." in f".{name}":
+        return 0
+    found = re.search(r"\.layer\.(\d+)\.", f".{name}")
+    return int(found.group(1)) + 1 if found else layers + 1
+
+
+def adamw(model: Any, learning_rate: float, weight_decay: float, total: int, warm: int,
+          layer_decay: float = 1.0) -> tuple[Any, Any]:
     """AdamW without decay on biases and LayerNorms, and its schedule: linear warm-up over ``warm`` steps, then
-    linear decay to 0 at ``total`` (BERT's recipe; a constant rate overshoots a small model's first epoch)."""
+    linear decay to 0 at ``total`` (BERT's recipe; a constant rate overshoots a small model's first epoch).
+
+    ``layer_decay`` < 1 gives each layer ``layer_decay`` times the rate of the one above it (the head keeps
+    ``learning_rate``): the pretrained lower layers hold the language and move less than the new head.
+    """
     torch = _torch()
-    decay = [p for n, p in model.named_parameters() if not n.endswith("bias") and "LayerNorm" not in n]
-    rest = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                                   {"params": rest, "weight_decay": 0.0}], lr=learning_rate)
+    layers = int(getattr(getattr(model, "config", None), "num_hidden_layers", 0) or 0)
+    groups: dict[tuple[int, bool], list[Any]] = {}
+    for name, parameter in model.named_parameters():
+        decays = not name.endswith("bias") and "LayerNorm" not in name
+        groups.setdefault((layer_depth(name, layers), decays), []).append(parameter)
+    optimizer = torch.optim.AdamW(
+        [{"params": params, "weight_decay": weight_decay if decays else 0.0,
+          "lr": learning_rate * layer_decay ** (layers + 1 - depth)} for (depth, decays), params in groups.items()],
+        lr=learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: (step + 1) / max(1, warm) if step < warm else max(0.0, (total - step) / max(1, total - warm)))
     return optimizer, schedule
@@ -188,6 +208,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         max_grad_norm: float = 1.0,
         validation_fraction: float = 0.1,
         patience: int = 1,
+        layer_decay: float = 1.0,
         threads: int = 0,
         progress: bool = False,
         device: str | None = None,
@@ -204,6 +225,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         self.max_grad_norm = max_grad_norm
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.layer_decay = layer_decay
         self.threads = threads
         self.progress = progress
         self.device = device
@@ -247,7 +269,8 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         ).to(device)
         per_epoch = math.ceil(len(train) / self.batch_size)
         total = max(1, per_epoch * self.epochs)
-        optimizer, schedule = adamw(self.model_, self.learning_rate, self.weight_decay, total, int(self.warmup * total))
+        optimizer, schedule = adamw(self.model_, self.learning_rate, self.weight_decay, total, int(self.warmup * total),
+                                    self.layer_decay)
         rng = random.Random(self.seed)
         self.loss_history_: list[float] = []
         self.validation_history_: list[float] = []

@@ -12,7 +12,7 @@ import transformers
 
 from classifiers.linear import TextClassifier
 from classifiers.cascade import Cascade, Stacker
-from classifiers.transformer import OnnxClassifier, TransformerClassifier, length_batches, token_ids
+from classifiers.transformer import OnnxClassifier, TransformerClassifier, adamw, length_batches, token_ids
 from hotline.errors import InvalidInput
 
 TEXTS = {
@@ -212,6 +212,25 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path: Path, data: tuple) -> Non
     model = TransformerClassifier(base_model=str(base), epochs=6, batch_size=6, learning_rate=2e-3, max_length=32,
                                   validation_fraction=0.5, patience=1).fit(texts * 2, np.concatenate([labels, labels]))
     assert len(model.validation_history_) <= 6 and model.best_epoch_ == int(np.argmax(model.validation_history_)) + 1
+
+
+def test_layer_decay_slows_the_lower_layers_and_keeps_the_head_rate(tmp_path: Path) -> None:
+    model = transformers.BertForSequenceClassification.from_pretrained(tiny_bert(tmp_path / "bert"))
+    rates = {}
+    for decay in (1.0, 0.5):
+        optimizer, _ = adamw(model, 1e-3, 0.01, total=10, warm=0, layer_decay=decay)
+        rate_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+        no_decay = {id(p) for group in optimizer.param_groups if group["weight_decay"] == 0 for p in group["params"]}
+        named = dict(model.named_parameters())
+        rates[decay] = {n: rate_of[id(p)] for n, p in named.items()}
+        assert {n for n, p in named.items() if id(p) in no_decay} == \
+            {n for n in named if n.endswith("bias") or "LayerNorm" in n}  # biases and LayerNorms never decay
+    assert set(rates[1.0].values()) == {1e-3}  # no layer decay: one rate, as before
+    slowed = rates[0.5]  # two layers: embeddings 3 steps below the head, layer 0 two, layer 1 one
+    assert slowed["classifier.weight"] == slowed["bert.pooler.dense.weight"] == 1e-3
+    assert slowed["bert.encoder.layer.1.output.dense.weight"] == pytest.approx(5e-4)
+    assert slowed["bert.encoder.layer.0.attention.self.query.bias"] == pytest.approx(2.5e-4)
+    assert slowed["bert.embeddings.word_embeddings.weight"] == pytest.approx(1.25e-4)
 
 
 def test_the_cascade_asks_the_encoder_only_when_the_linear_model_is_unsure(fitted: TransformerClassifier,
