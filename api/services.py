@@ -67,9 +67,10 @@ def settle_heap() -> None:
 class ModelHolder:
     """The active router; promotion swaps it between requests, so no request sees half a model."""
 
-    def __init__(self, registry: Registry, city: City) -> None:
+    def __init__(self, registry: Registry, city: City, encoder_calls: int = 0) -> None:
         self.registry = registry
         self.city = city
+        self.encoder_calls = encoder_calls
         self.router: Any = None
         self.version: str | None = None
         self.target: str | None = None  # the folder `current` named when the router was loaded
@@ -94,7 +95,7 @@ class ModelHolder:
             # Loaded fully before it replaces the old one. One encoder thread: each worker routes one call at a
             # time, and a second thread per worker only fought the other workers for the cores (ensemble at
             # 300 requests/s on two workers: p99 62 ms with onnxruntime's default threads; bench/api_load.py).
-            router = make_router(current, self.city, threads=1)
+            router = make_router(current, self.city, threads=1, encoder_calls=self.encoder_calls)
             self.router, self.version, self.target = router, router.model_version or target, target
             settle_heap()
             log.info("serving model %s", self.version)
@@ -232,7 +233,7 @@ class Services:
         self.taxonomy = self.city.taxonomy
         self.gazetteer = self.city.gazetteer
         self.registry = Registry(settings.models)
-        self.models = ModelHolder(self.registry, self.city)
+        self.models = ModelHolder(self.registry, self.city, settings.encoder_calls)
         self.jobs = Jobs()
         self.metrics = Metrics()
         self.views = ReadCache()

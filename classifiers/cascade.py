@@ -6,11 +6,20 @@ them alone (above its auto-dispatch threshold). The rest go to the
 fine-tuned encoder, and a :class:`Stacker` — a weighted geometric mean of both
 models' probabilities, its weights fitted on rows neither model trained on —
 decides.
+
+In the service the encoder is bounded: at most ``encoder_calls`` calls of
+one process wait for it at once (:class:`EncoderGate`); past that an unsure
+call is answered by the linear model alone and marked for a person. On real
+messages 40% of calls are unsure, more encoder work at 300 requests/s than
+two cores have; without the bound every call queued behind it (134
+requests/s served, p99 2.6 s; ``bench/api_load.py --texts real``).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +177,40 @@ class Cascade(ClassifierMixin, BaseEstimator):
         return float(np.mean(self.unsure(first))) if len(first) else 0.0
 
 
+class EncoderGate:
+    """At most ``limit`` callers inside the encoder at once (0: no bound); the others are told to go without."""
+
+    def __init__(self, limit: int = 0) -> None:
+        self.limit = limit
+        self.inside = 0
+        self.asked = 0
+        self.shed = 0
+        self._lock = threading.Lock()
+
+    def enter(self) -> bool:
+        """Whether this caller may run the encoder now; if so it must :meth:`leave` after."""
+        with self._lock:
+            self.asked += 1
+            if self.limit and self.inside >= self.limit:
+                self.shed += 1
+                return False
+            self.inside += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self.inside -= 1
+
+
+@dataclass
+class CascadeFeatures:
+    """One call's linear features and text; ``shed`` says the encoder was busy and the linear model answered."""
+
+    row: Any
+    text: str
+    shed: bool = False
+
+
 class CascadeModel:
     """A :class:`~classifiers.router.RoutingModel`: the linear :class:`CaseModel` with the cascade's categories.
 
@@ -179,35 +222,41 @@ class CascadeModel:
     #: Unsure calls wait for the encoder: the service routes this model's calls off its event loop.
     runs_encoder = True
 
-    def __init__(self, linear: Any, cascade: Cascade) -> None:
+    def __init__(self, linear: Any, cascade: Cascade, gate: EncoderGate | None = None) -> None:
         self.linear = linear
         self.cascade = cascade
+        self.gate = gate or EncoderGate()
         self.similar_ = linear.similar_
 
-    def features(self, text: str) -> tuple[Any, str]:
-        return self.linear.features(text), text
+    def features(self, text: str) -> CascadeFeatures:
+        return CascadeFeatures(self.linear.features(text), text)
 
-    def batch_features(self, texts: Sequence[str]) -> list[tuple[Any, str]]:
-        return list(zip(self.linear.batch_features(texts), texts, strict=True))
+    def batch_features(self, texts: Sequence[str]) -> list[CascadeFeatures]:
+        return [CascadeFeatures(row, text) for row, text in zip(self.linear.batch_features(texts), texts, strict=True)]
 
-    def category_scores(self, features: tuple[Any, str]) -> tuple[np.ndarray, np.ndarray]:
-        row, text = features
-        classes, proba = self.linear.category_scores(row)
+    def category_scores(self, features: CascadeFeatures) -> tuple[np.ndarray, np.ndarray]:
+        classes, proba = self.linear.category_scores(features.row)
         if not self.cascade.unsure(proba[None, :])[0]:
             return classes, proba
-        return self.cascade.classes_, self.cascade.combine(proba[None, :], [text])[0]
+        if not self.gate.enter():
+            features.shed = True
+            return classes, proba
+        try:
+            return self.cascade.classes_, self.cascade.combine(proba[None, :], [features.text])[0]
+        finally:
+            self.gate.leave()
 
-    def department_scores(self, features: tuple[Any, str]) -> tuple[np.ndarray, np.ndarray] | None:
-        return self.linear.department_scores(features[0])
+    def department_scores(self, features: CascadeFeatures) -> tuple[np.ndarray, np.ndarray] | None:
+        return self.linear.department_scores(features.row)
 
-    def explain(self, features: tuple[Any, str], category: str, k: int = 6) -> list[tuple[str, float]]:
-        return self.linear.explain(features[0], category, k=k)
+    def explain(self, features: CascadeFeatures, category: str, k: int = 6) -> list[tuple[str, float]]:
+        return self.linear.explain(features.row, category, k=k)
 
     def lead(self, departments: Sequence[str]) -> str:
         return self.linear.lead(departments)
 
-    def unclear(self, features: tuple[Any, str]) -> bool:
-        return self.linear.unclear(features[0])
+    def unclear(self, features: CascadeFeatures) -> bool:
+        return self.linear.unclear(features.row)
 
     def usual_departments(self, category: str) -> dict[str, float]:
         return self.linear.usual_departments(category)

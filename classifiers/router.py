@@ -90,6 +90,8 @@ LEAD, CO_HANDLER, ALTERNATIVE = "主办", "协办", "备选"
 #: A department that co-handled at least this share of a category's cases is suggested as 协办.
 CO_HANDLING_SHARE = 0.2
 UNCLEAR = "诉求不明确：请询问来电人具体反映什么问题"
+#: The encoder was busy (the service bounds its queue): the linear model answered an unsure call alone.
+ENCODER_BUSY = "编码器繁忙：仅按词语模型判断，请人工确认"
 #: Where 属地 goes when the case's district is not known.
 UNKNOWN_OFFICE = "属地（待确认区县）"
 
@@ -282,7 +284,7 @@ class Router:
                     scores[d] = scores.get(d, 0.0) + share * v / total
                     reasons[d].append(f"相似工单 {voters[d]} 件")
 
-        needs_person: list[str] = []
+        needs_person: list[str] = [ENCODER_BUSY] if getattr(features, "shed", False) else []
         if LOCAL in scores:
             office = self.offices.get(area.district)
             p = scores.pop(LOCAL)

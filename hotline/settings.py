@@ -53,6 +53,12 @@ class Settings(BaseSettings):
                     "similar cases by meaning, and the base model of ensembles trained from /models; "
                     "empty: similar cases by words alone.",
     )
+    encoder_calls: int = Field(
+        default=1, ge=0,
+        description="Calls one service process lets run the ensemble's encoder at once; past that an unsure call "
+                    "is answered by the linear model alone and marked for a person, so a burst cannot queue every "
+                    "call behind the encoder (0: no bound).",
+    )
     segmenter: str = Field(default="rjieba", description="'jieba' or 'rjieba' (same tokens, faster).")
     max_text_chars: int = Field(default=20_000, gt=0, description="Longest accepted case text.")
     earliest_day: date = Field(

@@ -298,6 +298,21 @@ def test_train_evaluate_predict_through_the_command_line(tmp_path: Path, kind: s
         # The service routes this model's calls off its event loop, with one encoder thread per worker.
         router = make_router(tmp_path / "m", threads=1)
         assert router.runs_encoder and router.model.cascade.second.session_.get_session_options().intra_op_num_threads == 1
+        # Bounded: with one call inside the encoder, the next unsure call gets the linear model's answer, marked
+        # for a person (never auto-dispatched), instead of queueing; once the encoder is free it is asked again.
+        from classifiers.router import ENCODER_BUSY
+
+        bounded = make_router(tmp_path / "m", threads=1, encoder_calls=1)
+        bounded.model.cascade.threshold = 1.01  # every call unsure
+        gate = bounded.model.gate
+        assert ENCODER_BUSY not in bounded.route("小区停水了好几天").needs_person and (gate.asked, gate.shed) == (1, 0)
+        assert gate.enter()  # another call is inside the encoder
+        busy = bounded.route("小区停水了好几天")
+        gate.leave()
+        assert ENCODER_BUSY in busy.needs_person and not busy.auto_dispatch and gate.shed == 1 and gate.inside == 0
+        linear_top = bounded.model.linear.category_scores(bounded.model.features("小区停水了好几天").row)
+        assert busy.category == str(linear_top[0][int(np.argmax(linear_top[1]))])
+        assert ENCODER_BUSY not in bounded.route("小区停水了好几天").needs_person and gate.shed == 1
     report = json.loads(run(["evaluate", "--model", "m", "--data", "train.csv", "--text-col", "text",
                              "--label-col", "label"], tmp_path).stdout)
     assert set(report["per_class"]) >= {"供水", "噪声", "欠薪"}
