@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import random
@@ -67,6 +68,7 @@ def hotline(env: dict[str, str], *args: str) -> None:
                    stdout=subprocess.DEVNULL)
 
 
+@functools.lru_cache(maxsize=1)
 def _busy_marks() -> tuple[bytes, bytes]:
     """The encoder-busy note as a JSON body may carry it (escaped or not)."""
     from classifiers.router import ENCODER_BUSY
@@ -75,7 +77,7 @@ def _busy_marks() -> tuple[bytes, bytes]:
 
 
 async def _client(host: str, port: int, requests: list[bytes], interval: float, deadline: float,
-                  latencies: list[float], errors: list[str], busy: list[int]) -> None:
+                  latencies: list[float], errors: list[str], busy: list[int] | None = None) -> None:
     """One keep-alive connection sending a request every ``interval`` seconds (open loop) until the deadline."""
     reader, writer = await asyncio.open_connection(host, port)
     due = time.perf_counter() + random.uniform(0, interval)
@@ -94,7 +96,7 @@ async def _client(host: str, port: int, requests: list[bytes], interval: float, 
                     length = int(line.split(b":")[1])
             body = await reader.readexactly(length)
             latencies.append((time.perf_counter() - started) * 1000)
-            if any(mark in body for mark in _busy_marks()):
+            if busy is not None and any(mark in body for mark in _busy_marks()):
                 busy.append(1)
             if status != b"200":
                 errors.append(status.decode())
