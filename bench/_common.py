@@ -8,7 +8,7 @@ import platform
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +17,31 @@ SHARED = ROOT.parent / "shared" / "data" / "tipdm2020c"
 OUT = ROOT / "bench" / "out"
 
 
+def shared_rows(name: str) -> list[dict[str, str]]:
+    """The rows of one file of the competition data (development use only; never copied)."""
+    path = SHARED / name
+    if not path.exists():
+        sys.exit(f"bench: {path} is missing; the benchmarks read ../shared/data")
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 def real_texts() -> list[str]:
-    """Every message text of the competition data (development use only; never copied)."""
-    texts: list[str] = []
-    for name in ("messages_labeled.csv", "messages_timed.csv"):
-        path = SHARED / name
-        if not path.exists():
-            sys.exit(f"bench: {path} is missing; the benchmarks read ../shared/data")
-        with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
-            texts.extend(row["text"] for row in csv.DictReader(fh))
-    return texts
+    """Every message text of the competition data."""
+    return [row["text"] for name in ("messages_labeled.csv", "messages_timed.csv") for row in shared_rows(name)]
+
+
+def labeled_rows() -> list[dict[str, str]]:
+    """The labeled messages: ``text`` and ``label``."""
+    return shared_rows("messages_labeled.csv")
+
+
+def five_folds(labels: Sequence[str]) -> list[tuple[Any, Any]]:
+    """(train, test) index arrays of the stratified five-fold split every real-data benchmark uses, so that
+    "fold k" names the same messages in bench/classify.py, bench/encoder.py and bench/api_load.py."""
+    from sklearn.model_selection import StratifiedKFold
+
+    return list(StratifiedKFold(5, shuffle=True, random_state=0).split(labels, labels))
 
 
 def timed(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:

@@ -223,16 +223,13 @@ def main() -> None:
     figures: dict[str, object] = {"clients": args.clients, "seconds": args.seconds, "workers": args.workers,
                                   "model": args.kind, "texts": args.texts, "encoder calls at once": args.encoder_calls}
     stores = [s.strip() for s in args.stores.split(",") if s.strip()]
-    split = Path(tempfile.mkdtemp(prefix="hotline-bench-real-"))
-    try:
-        labeled, held_out = real_split(split) if args.texts == "real" else (None, [])
+    with tempfile.TemporaryDirectory(prefix="hotline-bench-real-") as split:
+        labeled, held_out = real_split(Path(split)) if args.texts == "real" else (None, [])
         for store in stores:
             with running_service("hotline-bench-api-", days=60, seed=5, role="agent", workers=args.workers,
                                  store=store, kind=args.kind, epochs=args.epochs, labeled=labeled,
                                  encoder_calls=args.encoder_calls) as (work, _, port):
                 run_load(args, figures, work, port, store if len(stores) > 1 else "", held_out)
-    finally:
-        shutil.rmtree(split, ignore_errors=True)
     name = "api_load" if stores == ["sqlite"] else "api_load_stores"
     name = name if args.kind == "linear" else f"{name}_{args.kind}"
     report(name if args.texts == "generated" else f"{name}_real", figures)
@@ -243,14 +240,10 @@ def real_split(directory: Path) -> tuple[Path, list[str]]:
     and the other fifth's texts for the requests: bench/encoder.py's first fold."""
     import csv
 
-    from sklearn.model_selection import StratifiedKFold
+    from _common import five_folds, labeled_rows
 
-    from _common import SHARED
-
-    with (SHARED / "messages_labeled.csv").open(encoding="utf-8-sig", errors="replace", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    labels = [r["label"] for r in rows]
-    train, test = next(StratifiedKFold(5, shuffle=True, random_state=0).split(rows, labels))
+    rows = labeled_rows()
+    train, test = five_folds([r["label"] for r in rows])[0]
     path = directory / "labeled.csv"
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["text", "label"])

@@ -10,7 +10,6 @@ single-case routing latency in process after warm-up, batch throughput on
 
 from __future__ import annotations
 
-import csv
 import re
 import sys
 import time
@@ -21,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SHARED, peak_rss_mib, report  # noqa: E402
+from _common import five_folds, labeled_rows, peak_rss_mib, report  # noqa: E402
 
 
 def first_sentence(text: str) -> str:
@@ -30,11 +29,9 @@ def first_sentence(text: str) -> str:
 
 
 def oof_proba(make, texts: list[str], labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.model_selection import StratifiedKFold
-
     classes = np.unique(labels)
     proba = np.zeros((len(texts), len(classes)))
-    for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(texts, labels):
+    for train, test in five_folds(labels):
         model = make().fit([texts[i] for i in train], labels[train])
         columns = np.searchsorted(classes, model.classes_)
         proba[np.ix_(test, columns)] = model.predict_proba([texts[i] for i in test])
@@ -74,8 +71,7 @@ def main() -> None:
     from hotline.places import default_gazetteer
     from hotline.taxonomy import default_taxonomy
 
-    with (SHARED / "messages_labeled.csv").open(encoding="utf-8-sig", errors="replace", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = labeled_rows()
     raw = [r["text"] for r in rows]
     labels = np.array([r["label"] for r in rows], dtype=object)
     texts = [prepare_text(t) or t for t in raw]

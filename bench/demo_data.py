@@ -7,7 +7,6 @@ same run as the reference point.
 
 from __future__ import annotations
 
-import csv
 import sys
 from datetime import date
 from pathlib import Path
@@ -15,7 +14,7 @@ from statistics import mean
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SHARED, report  # noqa: E402
+from _common import labeled_rows, report  # noqa: E402
 
 
 def cv_macro_f1(docs: list[str], labels: list[str]) -> float:
@@ -40,8 +39,7 @@ def main() -> None:
     rows, truth = DemoGenerator(default_gazetteer(), default_taxonomy(), seed=11).generate(120, date(2025, 3, 1))
     accounts = [caller_account(r["transcript"]) for r in rows]
     docs = [" ".join(seg.tokens(a)) for a in accounts]
-    with (SHARED / "messages_labeled.csv").open(encoding="utf-8-sig", errors="replace", newline="") as fh:
-        real = list(csv.DictReader(fh))
+    real = labeled_rows()
     real_docs = [" ".join(seg.tokens(r["text"])) for r in real]
 
     report("demo_data", {

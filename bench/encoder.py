@@ -23,7 +23,6 @@ auto-dispatch share at precision ≥ 0.98, and the fine-tuning time.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SHARED, peak_rss_mib, report  # noqa: E402
+from _common import five_folds, labeled_rows, peak_rss_mib, report  # noqa: E402
 from classify import Baseline, first_sentence  # noqa: E402
 
 
@@ -165,8 +164,6 @@ def wider(saved_in: Path, only: str | None) -> None:
 
 
 def main() -> None:
-    from sklearn.model_selection import StratifiedKFold
-
     from classifiers import encoder
     from classifiers.dataset import prepare_text
     from classifiers.transformer import PRECISIONS
@@ -193,8 +190,7 @@ def main() -> None:
         return wider(args.wider, args.only)
     out = Path(__file__).resolve().parent / "out"
     base = args.base or encoder.fetch()
-    with (SHARED / "messages_labeled.csv").open(encoding="utf-8-sig", errors="replace", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = labeled_rows()
     labels = np.array([r["label"] for r in rows], dtype=object)
     whole = [prepare_text(r["text"]) or r["text"] for r in rows]
     short = [prepare_text(first_sentence(r["text"])) or first_sentence(r["text"]) for r in rows]
@@ -202,8 +198,7 @@ def main() -> None:
     args.probas.mkdir(parents=True, exist_ok=True)  # each fold's probabilities, to study combinations
     figures: dict[str, object] = {"messages": len(rows), "classes": len(set(labels.tolist())),
                                   "folds run": f"{args.folds} of 5", "encoder": str(base)}
-    folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(whole, labels))
-    folds = folds[args.first_fold - 1: args.first_fold - 1 + args.folds]
+    folds = five_folds(labels)[args.first_fold - 1: args.first_fold - 1 + args.folds]
     for k, (train, test) in enumerate(folds, start=args.first_fold):
         for name, texts, length in (("whole", whole, args.max_length), ("short", short, args.short_max_length)):
             if args.only and name != args.only:

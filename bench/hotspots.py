@@ -20,7 +20,6 @@ ranked by score, as the report listed them before.
 
 from __future__ import annotations
 
-import csv
 import re
 import shutil
 import sys
@@ -35,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import SHARED, peak_rss_mib, report  # noqa: E402
+from _common import labeled_rows, peak_rss_mib, report, shared_rows  # noqa: E402
 
 from hotline import reports  # noqa: E402
 from hotline.demo.generator import DemoGenerator  # noqa: E402
@@ -58,11 +57,9 @@ WARMUP = 42           # days every method gets before it is scored
 def real_table() -> CountTable:
     from classifiers.linear import TextClassifier
 
-    with (SHARED / "messages_labeled.csv").open(encoding="utf-8-sig") as fh:
-        labeled = list(csv.DictReader(fh))
+    labeled = labeled_rows()
     model = TextClassifier().fit([r["text"] for r in labeled], [r["label"] for r in labeled])
-    with (SHARED / "messages_timed.csv").open(encoding="utf-8-sig") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["time"] >= "2019/1" or r["time"] >= "2019-01"]
+    rows = [r for r in shared_rows("messages_timed.csv") if r["time"] >= "2019/1" or r["time"] >= "2019-01"]
     categories = model.predict([f"{r['title']} {r['text']}" for r in rows])
     records = []
     for row, category in zip(rows, categories, strict=True):

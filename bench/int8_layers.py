@@ -22,7 +22,6 @@ texts and the agreement it is sure of there (classifiers.transformer.flip_bound)
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import SHARED, report  # noqa: E402
+from _common import five_folds, labeled_rows, report  # noqa: E402
 from classify import first_sentence  # noqa: E402
 
 
@@ -56,7 +55,6 @@ def weights_only(source: Path, target: Path) -> Path:
 def main() -> None:
     import onnx
     from sklearn.metrics import f1_score
-    from sklearn.model_selection import StratifiedKFold
 
     from classifiers import encoder
     from classifiers.dataset import prepare_text
@@ -68,14 +66,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kind", choices=("short", "whole"), default="short")
     args = parser.parse_args()
-    with (SHARED / "messages_labeled.csv").open(encoding="utf-8-sig", errors="replace", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = labeled_rows()
     labels = np.array([r["label"] for r in rows], dtype=object)
     if args.kind == "short":
         texts = [prepare_text(first_sentence(r["text"])) or first_sentence(r["text"]) for r in rows]
     else:
         texts = [prepare_text(r["text"]) or r["text"] for r in rows]
-    train, test = next(iter(StratifiedKFold(5, shuffle=True, random_state=0).split(texts, labels)))
+    train, test = five_folds(labels)[0]
     out = Path(__file__).resolve().parent / "out"
     if args.kind == "short":  # the product's fine-tuning (3 epochs at most, 5e-5, early stopping)
         model_dir, settings, fit_rows = out / "int8-layers-defaults", {"max_length": 64}, train

@@ -26,7 +26,6 @@ fine-tunes it with ``--base bench/out/adapted``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -42,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import OUT, SHARED, report  # noqa: E402
+from _common import OUT, labeled_rows, report, shared_rows  # noqa: E402
 
 PRETRAINING_FILE = "pretraining.json"
 #: Texts shorter than this many characters teach the masked-word task little and are left out.
@@ -180,10 +179,8 @@ def corpus() -> list[str]:
     def opening(text: str) -> str:
         return "".join(text.split())[:40]
 
-    with (SHARED / "messages_labeled.csv").open(encoding="utf-8-sig", errors="replace", newline="") as fh:
-        labeled = {opening(r["text"]) for r in csv.DictReader(fh)}
-    with (SHARED / "messages_timed.csv").open(encoding="utf-8-sig", errors="replace", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if opening(r["text"]) not in labeled]
+    labeled = {opening(r["text"]) for r in labeled_rows()}
+    rows = [r for r in shared_rows("messages_timed.csv") if opening(r["text"]) not in labeled]
     return [prepare_text(f"{r['title']}。{r['text']}") for r in rows]
 
 

@@ -18,7 +18,6 @@ real first sentences as the detector does (or 1%, if the detector flags none).
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import SHARED, report  # noqa: E402
+from _common import labeled_rows, report  # noqa: E402
 from classify import first_sentence  # noqa: E402
 
 #: Calls with nothing a department could act on yet: greetings, fillers, talk about the call itself.
@@ -116,8 +115,7 @@ def main() -> None:
 
     figures: dict[str, object] = {"content-free calls": len(CONTENT_FREE), "off-topic calls": len(OFF_TOPIC),
                                   "calls written later": len(LATER)}
-    with (SHARED / "messages_labeled.csv").open(encoding="utf-8-sig", errors="replace", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = labeled_rows()
     texts = [r["text"] for r in rows]
     measure("real messages", texts, [r["label"] for r in rows], [first_sentence(t) for t in texts], figures)
     calls, _ = DemoGenerator(default_gazetteer(), default_taxonomy(), seed=3).generate(60, date(2025, 5, 1))
