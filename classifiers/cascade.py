@@ -8,10 +8,10 @@ models' probabilities, its weights fitted on rows neither model trained on —
 decides.
 
 In the service the encoder is bounded: at most ``encoder_calls`` calls of
-one process wait for it at once (:class:`EncoderGate`); past that an unsure
-call is answered by the linear model alone and marked for a person. On real
-messages 40% of calls are unsure, more encoder work at 300 requests/s than
-two cores have; without the bound every call queued behind it (134
+one process run it at once (:class:`EncoderGate`); an unsure call that finds
+it full is answered by the linear model alone and marked for a person. On
+real messages 40% of calls are unsure, more encoder work at 300 requests/s
+than two cores have; without the bound every call queued behind it (134
 requests/s served, p99 2.6 s; ``bench/api_load.py --texts real``).
 """
 
