@@ -9,6 +9,8 @@ valid ID card or mobile number.
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -23,6 +25,7 @@ with atheris.instrument_imports():
     from hotline.text import pii, transcript
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="hotline-fuzz-"))
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)  # libFuzzer's exit at the end of the runs still runs these
 BUILDER = None
 
 

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -206,10 +207,12 @@ def test_a_full_disk_refuses_writes_clearly_and_loses_nothing(small_disk: Path, 
 def test_a_bounded_fuzz_run_finds_nothing(target: str) -> None:
     """The full campaigns run from bench/fuzz.py (see RELIABILITY.md); here a few thousand inputs each."""
     root = Path(__file__).resolve().parents[1]
+    scratch = set(Path(tempfile.gettempdir()).glob("hotline-fuzz-*"))
     result = subprocess.run([sys.executable, str(root / "bench" / "fuzz.py"), f"--target={target}",
                              "-atheris_runs=3000", "-seed=1"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Done 3000" in result.stderr
+    assert set(Path(tempfile.gettempdir()).glob("hotline-fuzz-*")) <= scratch  # its scratch folder is gone
 
 
 def test_a_short_soak_of_mixed_traffic_has_no_errors() -> None:
