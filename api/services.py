@@ -12,12 +12,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
 
 from api.keys import KeyRing, service_keys
 from classifiers.encoder import SentenceEncoder
@@ -51,6 +52,25 @@ class Metrics:
         self.outbox = Gauge("hotline_index_outbox", "Cases waiting for the search index", registry=self.registry)
         self.model = Gauge("hotline_model_info", "The active model", ["version"], registry=self.registry)
 
+    def count_encoder_calls(self, gate: Any) -> None:
+        """Export an :class:`~classifiers.cascade.EncoderGate`'s counts as ``hotline_encoder_calls_total``: unsure
+        calls that ran the ensemble's encoder, and those answered by the linear model alone because it was busy."""
+        self.registry.register(GateCounts(gate))
+
+
+class GateCounts:
+    """A Prometheus collector reading the gate's own counts when scraped (no second tally on the hot path)."""
+
+    def __init__(self, gate: Any) -> None:
+        self.gate = gate
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        counts = CounterMetricFamily("hotline_encoder_calls", "Unsure calls that asked for the ensemble's encoder",
+                                     labels=["outcome"])
+        counts.add_metric(["ran"], self.gate.asked - self.gate.shed)
+        counts.add_metric(["busy"], self.gate.shed)
+        yield counts
+
 
 def settle_heap() -> None:
     """Collect once, then freeze what survives (the model, the gazetteer) out of the collector's reach.
@@ -68,9 +88,13 @@ class ModelHolder:
     """The active router; promotion swaps it between requests, so no request sees half a model."""
 
     def __init__(self, registry: Registry, city: City, encoder_calls: int = 0) -> None:
+        from classifiers.cascade import EncoderGate
+
         self.registry = registry
         self.city = city
-        self.encoder_calls = encoder_calls
+        # One gate for the process's life, its slots shared by every worker serving this models folder (the
+        # host's cores), and its counts kept across promotions for /metrics.
+        self.gate = EncoderGate(encoder_calls, slots=registry.root / ".encoder-slots")
         self.router: Any = None
         self.version: str | None = None
         self.target: str | None = None  # the folder `current` named when the router was loaded
@@ -95,7 +119,7 @@ class ModelHolder:
             # Loaded fully before it replaces the old one. One encoder thread: each worker routes one call at a
             # time, and a second thread per worker only fought the other workers for the cores (ensemble at
             # 300 requests/s on two workers: p99 62 ms with onnxruntime's default threads; bench/api_load.py).
-            router = make_router(current, self.city, threads=1, encoder_calls=self.encoder_calls)
+            router = make_router(current, self.city, threads=1, gate=self.gate)
             self.router, self.version, self.target = router, router.model_version or target, target
             settle_heap()
             log.info("serving model %s", self.version)
@@ -236,6 +260,7 @@ class Services:
         self.models = ModelHolder(self.registry, self.city, settings.encoder_calls)
         self.jobs = Jobs()
         self.metrics = Metrics()
+        self.metrics.count_encoder_calls(self.models.gate)
         self.views = ReadCache()
         self.keys = keys if keys is not None else service_keys(settings)[0]
         self.syncer = Syncer(self.store, self.index, interval=sync_interval)
@@ -392,6 +417,7 @@ class Services:
         self.syncer.stop()
         self.index.close()
         self.store.close()
+        self.models.gate.close()
 
     def train(self, by: str, since: datetime | None = None, promote_if_first: bool = True, review: bool = False,
               job: Job | None = None) -> str:

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hotline.city import City
 from hotline.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from classifiers.cascade import EncoderGate
 
 #: Where a model directory keeps its fine-tuned transformer.
 TRANSFORMER_DIR = "transformer"
@@ -77,12 +80,12 @@ def load_category_classifier(model_dir: Path) -> Any:
     return load_parts(model_dir)[1]
 
 
-def make_router(model_dir: Path, city: City | None = None, threads: int = 0, encoder_calls: int = 0) -> Any:
+def make_router(model_dir: Path, city: City | None = None, threads: int = 0, gate: EncoderGate | None = None) -> Any:
     """A :class:`~classifiers.router.Router` over the routing model a directory holds, for ``city``
     (the bundled one by default); a model trained under another city's context is refused. ``threads``:
-    the encoder's per text (the service: one, since each worker routes one call at a time); ``encoder_calls``:
-    how many calls may be inside the encoder at once before the linear model answers alone (0: no bound)."""
-    from classifiers.cascade import Cascade, CascadeModel, EncoderGate
+    the encoder's per text (the service: one, since each worker routes one call at a time); ``gate``: how many
+    calls may be inside an ensemble's encoder at once before the linear model answers alone (none: no bound)."""
+    from classifiers.cascade import Cascade, CascadeModel
     from classifiers.router import Router, RoutingRules
 
     city = city or City.bundled()
@@ -90,6 +93,6 @@ def make_router(model_dir: Path, city: City | None = None, threads: int = 0, enc
     if not kind_of(manifest.kind).linear or model is None:
         raise InvalidInput(f"{model_dir} holds a {manifest.kind} model; routing needs a linear or ensemble model")
     city.check_model(manifest.version, manifest.extra.get("city"))
-    routing = CascadeModel(model, category, EncoderGate(encoder_calls)) if isinstance(category, Cascade) else model
+    routing = CascadeModel(model, category, gate) if isinstance(category, Cascade) else model
     return Router(routing, city.taxonomy, city.gazetteer, rules=RoutingRules.load(city.routing_rules),
                   model_version=manifest.version, threshold=float(manifest.extra.get("auto_dispatch_threshold", 0.9)))

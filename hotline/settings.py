@@ -55,9 +55,9 @@ class Settings(BaseSettings):
     )
     encoder_calls: int = Field(
         default=1, ge=0,
-        description="Calls one service process lets run the ensemble's encoder at once; past that an unsure call "
-                    "is answered by the linear model alone and marked for a person, so a burst cannot queue every "
-                    "call behind the encoder (0: no bound).",
+        description="Calls the service's workers on one host (those serving one models folder) let run the "
+                    "ensemble's encoder at once; past that an unsure call is answered by the linear model alone and "
+                    "marked for a person, so a burst cannot queue every call behind the encoder (0: no bound).",
     )
     segmenter: str = Field(default="rjieba", description="'jieba' or 'rjieba' (same tokens, faster).")
     max_text_chars: int = Field(default=20_000, gt=0, description="Longest accepted case text.")

@@ -243,6 +243,7 @@ def test_health_and_metrics(client: TestClient) -> None:
     assert health["status"] == "ok" and health["cases"] >= 3000
     text = client.get("/metrics").text
     assert "hotline_requests_total" in text and 'route="/v1/route"' in text and "hotline_index_outbox" in text
+    assert 'hotline_encoder_calls_total{outcome="busy"} 0.0' in text  # a linear model never asks the encoder
 
 
 def test_shared_things_arrive_through_dependencies_a_test_can_override(service: Services) -> None:  # noqa: F811

@@ -264,10 +264,20 @@ def test_hub_names_and_missing_directories_are_refused(data: tuple) -> None:
         TransformerClassifier(base_model="bert-base-chinese").fit(texts, labels)
 
 
+#: Another worker process inside the encoder: holds the slot file named by argv[1] until its stdin closes.
+HOLD_SLOT = ("import fcntl, sys\n"
+             "slot = open(sys.argv[1], 'a')\n"
+             "fcntl.flock(slot, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+             "print('held', flush=True)\n"
+             "sys.stdin.read()\n")
+
+
 @pytest.mark.parametrize("kind", ["transformer", "ensemble"])
 def test_train_evaluate_predict_through_the_command_line(tmp_path: Path, kind: str) -> None:
     import csv
     import json
+    import subprocess
+    import sys
 
     from test_cli import run
 
@@ -300,19 +310,28 @@ def test_train_evaluate_predict_through_the_command_line(tmp_path: Path, kind: s
         assert router.runs_encoder and router.model.cascade.second.session_.get_session_options().intra_op_num_threads == 1
         # Bounded: with one call inside the encoder, the next unsure call gets the linear model's answer, marked
         # for a person (never auto-dispatched), instead of queueing; once the encoder is free it is asked again.
+        from classifiers.cascade import EncoderGate
         from classifiers.router import ENCODER_BUSY
 
-        bounded = make_router(tmp_path / "m", threads=1, encoder_calls=1)
+        gate = EncoderGate(1, slots=tmp_path / "slots")
+        bounded = make_router(tmp_path / "m", threads=1, gate=gate)
         bounded.model.cascade.threshold = 1.01  # every call unsure
-        gate = bounded.model.gate
         assert ENCODER_BUSY not in bounded.route("小区停水了好几天").needs_person and (gate.asked, gate.shed) == (1, 0)
-        assert gate.enter()  # another call is inside the encoder
-        busy = bounded.route("小区停水了好几天")
-        gate.leave()
+        with gate.admit() as inside:  # another call of this process is inside the encoder
+            assert inside
+            busy = bounded.route("小区停水了好几天")
         assert ENCODER_BUSY in busy.needs_person and not busy.auto_dispatch and gate.shed == 1 and gate.inside == 0
         linear_top = bounded.model.linear.category_scores(bounded.model.features("小区停水了好几天").row)
         assert busy.category == str(linear_top[0][int(np.argmax(linear_top[1]))])
         assert ENCODER_BUSY not in bounded.route("小区停水了好几天").needs_person and gate.shed == 1
+        # The bound is the host's: while another worker process holds the slot, this one goes without too.
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_SLOT, str(tmp_path / "slots" / "slot-0")],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "held"
+        assert ENCODER_BUSY in bounded.route("小区停水了好几天").needs_person and gate.shed == 2
+        holder.communicate("", timeout=30)  # it lets go (as a worker that dies would)
+        assert ENCODER_BUSY not in bounded.route("小区停水了好几天").needs_person and gate.shed == 2
+        gate.close()
     report = json.loads(run(["evaluate", "--model", "m", "--data", "train.csv", "--text-col", "text",
                              "--label-col", "label"], tmp_path).stdout)
     assert set(report["per_class"]) >= {"供水", "噪声", "欠薪"}
@@ -361,6 +380,12 @@ def test_an_admin_fine_tunes_an_ensemble_in_the_background(tmp_path: Path, demo_
         found = services.index.similar(case.text, k=5, exclude=case.id)
         assert found and all(n.meaning is not None for n in found)  # the outbox gave every case its vector
         assert client.get(f"/v1/cases/{case.id}/similar", headers=ADMIN).status_code == 200
+        # Served, every unsure call asks the host's encoder gate, and /metrics says how many ran it.
+        services.registry.promote(job["version"], by="test", force=True)
+        services.reload_model()
+        services.models.get().model.cascade.threshold = 1.01  # every call unsure
+        assert client.post("/v1/route", json={"text": case.text}, headers=ADMIN).status_code == 200
+        assert 'hotline_encoder_calls_total{outcome="ran"} 1.0' in client.get("/metrics").text
     finally:
         services.close()
 
