@@ -87,14 +87,14 @@ def settle_heap() -> None:
 class ModelHolder:
     """The active router; promotion swaps it between requests, so no request sees half a model."""
 
-    def __init__(self, registry: Registry, city: City, encoder_calls: int = 0) -> None:
+    def __init__(self, registry: Registry, city: City, encoder_calls: int = 0, slots: Path | None = None) -> None:
         from classifiers.cascade import EncoderGate
 
         self.registry = registry
         self.city = city
-        # One gate for the process's life, its slots shared by every worker serving this models folder (the
-        # host's cores), and its counts kept across promotions for /metrics.
-        self.gate = EncoderGate(encoder_calls, slots=registry.root / ".encoder-slots")
+        # One gate for the process's life, its slots (a folder on this host) shared by every worker here, which
+        # share its cores; its counts are kept across promotions for /metrics.
+        self.gate = EncoderGate(encoder_calls, slots=slots)
         self.router: Any = None
         self.version: str | None = None
         self.target: str | None = None  # the folder `current` named when the router was loaded
@@ -257,7 +257,7 @@ class Services:
         self.taxonomy = self.city.taxonomy
         self.gazetteer = self.city.gazetteer
         self.registry = Registry(settings.models)
-        self.models = ModelHolder(self.registry, self.city, settings.encoder_calls)
+        self.models = ModelHolder(self.registry, self.city, settings.encoder_calls, settings.encoder_slot_dir())
         self.jobs = Jobs()
         self.metrics = Metrics()
         self.metrics.count_encoder_calls(self.models.gate)

@@ -169,7 +169,7 @@ def running_service(prefix: str, days: int, seed: int, role: str, workers: int =
         stores = backends.enter_context(city_backends(work))
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}, "WORK": str(work), **stores,
            "HOTLINE_MODELS": str(work / "models"), "HOTLINE_API_KEYS": f"bench-{role}:{role}:{KEY}",
-           "HOTLINE_ENCODER_CALLS": str(encoder_calls),
+           "HOTLINE_ENCODER_CALLS": str(encoder_calls), "HOTLINE_ENCODER_SLOTS": str(work / "slots"),
            "PYTHONPATH": str(ROOT)}
     hotline(env, "generate", "--days", str(days), "--seed", str(seed), "--start", "2025-05-01", "--out", "calls.csv")
     hotline(env, "ingest", "calls.csv")

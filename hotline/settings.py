@@ -59,6 +59,12 @@ class Settings(BaseSettings):
                     "ensemble's encoder at once; past that an unsure call is answered by the linear model alone and "
                     "marked for a person, so a burst cannot queue every call behind the encoder (0: no bound).",
     )
+    encoder_slots: Path | None = Field(
+        default=None,
+        description="A folder on this host's own disk where its workers hold the encoder's slots (one locked file "
+                    "per running call; not the models folder, which hosts may share); default: one under the "
+                    "system's temporary folder, named after the models folder.",
+    )
     segmenter: str = Field(default="rjieba", description="'jieba' or 'rjieba' (same tokens, faster).")
     max_text_chars: int = Field(default=20_000, gt=0, description="Longest accepted case text.")
     earliest_day: date = Field(
@@ -93,6 +99,16 @@ class Settings(BaseSettings):
     def time_window(self) -> TimeWindow:
         """The window a case's time must fall in, in the city's zone."""
         return TimeWindow(earliest=self.earliest_day, city=zone(self.timezone))
+
+    def encoder_slot_dir(self) -> Path:
+        """Where this host's workers serving ``models`` share the encoder's slots."""
+        import hashlib
+        import tempfile
+
+        if self.encoder_slots is not None:
+            return self.encoder_slots
+        digest = hashlib.sha1(str(self.models.resolve()).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"hotline-encoder-slots-{digest}"
 
     @property
     def index_url(self) -> str:

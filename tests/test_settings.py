@@ -54,3 +54,14 @@ def test_a_keys_file_of_digests_and_constant_time_lookup(tmp_path: Path) -> None
 def test_an_unknown_time_zone_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown time zone"):
         Settings(timezone="Mars/Olympus")
+
+
+def test_the_encoder_slots_are_the_hosts_own_and_shared_by_its_workers_of_one_models_folder(tmp_path: Path) -> None:
+    """Hosts may mount one models folder; a lock there would bound the encoder city-wide, not per host's cores."""
+    import tempfile
+
+    one, again = Settings(models=tmp_path / "a"), Settings(models=tmp_path / "a")
+    assert one.encoder_slot_dir() == again.encoder_slot_dir()  # every worker of this host finds the same slots
+    assert one.encoder_slot_dir().parent == Path(tempfile.gettempdir())
+    assert Settings(models=tmp_path / "b").encoder_slot_dir() != one.encoder_slot_dir()
+    assert Settings(models=tmp_path / "a", encoder_slots=tmp_path / "run").encoder_slot_dir() == tmp_path / "run"

@@ -355,7 +355,7 @@ def test_an_admin_fine_tunes_an_ensemble_in_the_background(tmp_path: Path, demo_
     from tests.api_fixtures import ADMIN, KEYS_SETTING
 
     settings = Settings(store=f"sqlite:///{tmp_path}/store.db", models=tmp_path / "models", api_keys=KEYS_SETTING,
-                        encoder=tiny_encoder(tmp_path / "encoder"))
+                        encoder=tiny_encoder(tmp_path / "encoder"), encoder_slots=tmp_path / "slots")
     services = Services(settings, sync_interval=0.2)
     try:
         services.store.upsert(demo_cases[:400])
@@ -386,6 +386,7 @@ def test_an_admin_fine_tunes_an_ensemble_in_the_background(tmp_path: Path, demo_
         services.models.get().model.cascade.threshold = 1.01  # every call unsure
         assert client.post("/v1/route", json={"text": case.text}, headers=ADMIN).status_code == 200
         assert 'hotline_encoder_calls_total{outcome="ran"} 1.0' in client.get("/metrics").text
+        assert (tmp_path / "slots" / "slot-0").is_file()  # this host's slot, not in the (shared) models folder
     finally:
         services.close()
 
