@@ -8,9 +8,10 @@ rows bench/encoder.py fine-tunes fold 1 on). Then quantizes its MatMuls to
 int8 — dynamically (per output channel; on short texts also with some
 layers left in fp32), block-wise (MatMulNBits), with only the weights rounded
 (activations left fp32: the floor any int8 graph with these weights starts
-from), and dynamically after SmoothQuant-style smoothing (each MatMul input
+from), dynamically after SmoothQuant-style smoothing (each MatMul input
 divided per channel by s = max|x|^α / max|w|^(1-α) and the weight rows
-multiplied by s, so per-tensor activation ranges lose less) — and scores
+multiplied by s, so per-tensor activation ranges lose less), and the same
+with the two MatMuls that round worst left fp32 ("mixed") — and scores
 each variant on the fold's test texts, one text per run as served; latency
 likewise, on 200 texts (``--kind whole``: their first 200 characters). Also,
 per variant, what the export judges it by: its flips on the fit's validation
@@ -58,7 +59,7 @@ def main() -> None:
 
     from classifiers import encoder
     from classifiers.dataset import prepare_text
-    from classifiers.encoder import quantize_blockwise, quantize_int8, quantize_smoothed
+    from classifiers.encoder import quantize_blockwise, quantize_int8, quantize_mixed, quantize_smoothed
     from classifiers.fit import holdout_split
     from classifiers.transformer import (INT8_FILE, ONNX_FILE, OnnxClassifier, TransformerClassifier, flip_bound,
                                          token_ids)
@@ -118,6 +119,8 @@ def main() -> None:
     ranges = token_ids(fp32.tokenizer_,
                        [texts[i] for i in fit_rows[trained][:2000]], int(settings["max_length"]))
     quantizers["smoothed, then dynamic int8"] = lambda source, target: quantize_smoothed(source, target, ranges)
+    quantizers["smoothed, the two MatMuls that round worst fp32 (mixed)"] = \
+        lambda source, target: quantize_mixed(source, target, ranges)
     quantizers["int8 weights only, activations fp32 (the floor; fp32 speed)"] = weights_only
     quantizers["block-wise int8 (MatMulNBits, blocks of 32, int8 compute)"] = quantize_blockwise
     for name, quantize in quantizers.items():

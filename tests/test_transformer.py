@@ -137,7 +137,7 @@ def test_the_int8_export_is_the_fastest_graph_that_agrees_with_fp32(fitted: Tran
     assert first["graph"] == "dynamic" and list(first["tried"]) == ["dynamic"]  # the fastest agrees: no other tried
     assert "MatMulInteger" in ops(tmp_path / "loose.onnx")
     best = quantize_agreeing(graph, tmp_path / "strict.onnx", rows, agreement=1.01)  # never met: the surest one
-    assert list(best["tried"]) == ["dynamic", "smoothed", "block-wise"]
+    assert list(best["tried"]) == ["dynamic", "smoothed", "mixed", "block-wise"]
     assert best["at_least"][best["graph"]] == max(best["at_least"].values())
     assert quantize_agreeing(graph, tmp_path / "unchecked.onnx", [])["graph"] == "dynamic"
     from classifiers.encoder import quantize_blockwise
@@ -176,6 +176,47 @@ def test_smoothing_keeps_the_function_and_moves_the_spread_into_the_weights(fitt
     assert not (tmp_path / "model.int8.smoothed").exists()  # the fp32 intermediate is not left behind
     with pytest.raises(InvalidInput):
         smooth(graph, tmp_path / "none.onnx", [])
+
+
+def test_the_matmuls_that_round_worst_are_left_fp32(fitted: TransformerClassifier, tmp_path: Path) -> None:
+    """A MatMul whose input has one channel far wider than the rest loses most to one range per tensor."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from classifiers.encoder import MIXED_FP32, quantize_mixed, worst_rounded
+    from classifiers.transformer import ONNX_FILE
+
+    rng = np.random.default_rng(0)
+    wide = np.ones(8, dtype=np.float32)
+    wide[3] = 1000.0
+    tensors = {"embed": rng.normal(size=(1, 8)), "wide": wide[None, None, :], "plain_w": rng.normal(size=(8, 4)),
+               "wide_w": rng.normal(size=(8, 4))}
+    nodes = [helper.make_node("Cast", ["input_ids"], ["ids"], to=TensorProto.FLOAT),
+             helper.make_node("Cast", ["attention_mask"], ["mask"], to=TensorProto.FLOAT),
+             helper.make_node("Add", ["ids", "mask"], ["summed"]),
+             helper.make_node("Unsqueeze", ["summed", "axis"], ["column"]),
+             helper.make_node("MatMul", ["column", "embed"], ["hidden"], name="embed"),
+             helper.make_node("Sin", ["hidden"], ["waves"]),
+             helper.make_node("MatMul", ["waves", "plain_w"], ["plain"], name="plain"),
+             helper.make_node("Mul", ["waves", "wide"], ["widened"]),
+             helper.make_node("MatMul", ["widened", "wide_w"], ["skewed"], name="skewed"),
+             helper.make_node("Add", ["plain", "skewed"], ["logits"])]
+    initializers = [numpy_helper.from_array(np.asarray(v, dtype=np.float32), k) for k, v in tensors.items()]
+    initializers.append(numpy_helper.from_array(np.array([-1], dtype=np.int64), "axis"))
+    graph = helper.make_graph(nodes, "toy", [helper.make_tensor_value_info(n, TensorProto.INT64, [1, None])
+                                             for n in ("input_ids", "attention_mask")],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)], initializers)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "toy.onnx"))
+    rows = [list(rng.integers(1, 50, 12)) for _ in range(5)]
+    assert worst_rounded(tmp_path / "toy.onnx", rows, 1) == ["skewed"]
+    assert sorted(worst_rounded(tmp_path / "toy.onnx", rows, 5)) == ["embed", "plain", "skewed"]
+    # On the fine-tuned model: all MatMuls int8 but the MIXED_FP32 that round worst.
+    source = fitted.save(tmp_path / "model") / ONNX_FILE
+    mixed = onnx.load(str(quantize_mixed(source, tmp_path / "mixed.onnx", fitted.range_rows_)))
+    kept = [n for n in mixed.graph.node if n.op_type == "MatMul"
+            and n.input[1] in {t.name for t in mixed.graph.initializer}]
+    assert len(kept) == MIXED_FP32 and any(n.op_type == "MatMulInteger" for n in mixed.graph.node)
+    assert not (tmp_path / "mixed.smoothed").exists()
 
 
 def test_the_flip_bound_covers_the_flip_rate_and_can_pass_where_counting_cannot() -> None:
@@ -295,7 +336,9 @@ def test_train_evaluate_predict_through_the_command_line(tmp_path: Path, kind: s
     assert manifest["kind"] == kind and list((tmp_path / "m" / "transformer").glob("*.safetensors"))
     assert (tmp_path / "m" / "transformer" / "model.int8.onnx").is_file()
     assert manifest["extra"]["transformer"]["base_model"] == "bert"
-    assert manifest["extra"]["transformer"]["int8"]["graph"] in ("dynamic", "block-wise")  # the maintainer sees which
+    from classifiers.encoder import INT8_GRAPHS
+
+    assert manifest["extra"]["transformer"]["int8"]["graph"] in INT8_GRAPHS  # the maintainer sees which
     if kind == "ensemble":  # the manifest records both parts and the cascade between them
         assert (tmp_path / "m" / "stacker" / "stacker.skops").is_file()
         assert 0 < manifest["extra"]["cascade_threshold"] <= 1 and manifest["extra"]["stacker_rows"] > 0
