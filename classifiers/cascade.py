@@ -219,8 +219,9 @@ class EncoderGate:
     def _give(self, slot: int) -> None:
         import fcntl
 
-        if self.slots is not None:
-            fcntl.flock(self._files[slot], fcntl.LOCK_UN)
+        handle = self._files.get(slot)
+        if handle is not None:  # none after close(): closing the file let go of the lock already
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextmanager
     def admit(self) -> Iterator[bool]:

@@ -235,7 +235,8 @@ def quantize_smoothed(source: Path, target: Path, rows: Sequence[Sequence[int]])
         smoothed.unlink(missing_ok=True)
 
 
-#: Texts :func:`worst_rounded` measures on: its ranking of a fine-tuned bge-small's MatMuls held from 150 on.
+#: Texts :func:`worst_rounded` measures on (about 10 s): the same four MatMuls led on 100 training texts and on 150
+#: validation texts, the worst 6× the fifth.
 ROUNDING_TEXTS = 100
 
 
@@ -244,10 +245,10 @@ def worst_rounded(source: Path, rows: Sequence[Sequence[int]], count: int) -> li
     on ``rows`` (at most :data:`ROUNDING_TEXTS`): each input rounded over its own range per run (as onnxruntime's
     ``DynamicQuantizeLinear`` does), each weight per output channel, the product against fp32's.
 
-    On a fine-tuned bge-small the four feed-forward output projections (whose
-    inputs, after GELU, have the widest tails) lead by far; the two worst were
-    also the two whose restoring to fp32 took most error off the logits of
-    the whole graph (bench/int8_layers.py).
+    On fine-tuned bge-smalls the four feed-forward output projections (whose
+    inputs, after GELU, have the widest tails) lead by far; the worst was
+    also the one whose restoring to fp32 took most error off the whole
+    graph's logits (a one-off check restoring each of the 24 in turn).
     """
     import onnx
     from onnx import numpy_helper
@@ -278,7 +279,8 @@ def worst_rounded(source: Path, rows: Sequence[Sequence[int]], count: int) -> li
 
 
 #: How many MatMuls :func:`quantize_mixed` leaves fp32: on whole-message bge-smalls two took the smoothed graph's
-#: sure agreement from 99.57 to 99.71% at 1.8× fp32's speed (block-wise: 99.61% at 1.2×); four did no better.
+#: sure agreement from 99.57 to 99.64% (fold 1) and 99.37 to 99.54% (fold 3) at 1.55× fp32's speed (block-wise:
+#: 1.1×); in a one-off check three or four did no better than two (BENCHMARKS.md).
 MIXED_FP32 = 2
 
 

@@ -305,6 +305,24 @@ def test_hub_names_and_missing_directories_are_refused(data: tuple) -> None:
         TransformerClassifier(base_model="bert-base-chinese").fit(texts, labels)
 
 
+def test_the_encoder_gate_shares_its_slots_and_lets_go_of_them(tmp_path: Path) -> None:
+    """Two gates on one folder are two workers (each opens the slot files itself, so their locks conflict)."""
+    from classifiers.cascade import EncoderGate
+
+    one, other = EncoderGate(2, slots=tmp_path), EncoderGate(2, slots=tmp_path)
+    with one.admit() as first, other.admit() as second, one.admit() as third:
+        assert first and second and not third and (one.inside, other.inside, one.shed) == (1, 1, 1)
+    with one.admit() as again:  # both slots free again
+        assert again
+        one.close()  # shutting down under a running call: its slot goes with the file, and the call ends cleanly
+    assert one.inside == 0
+    with other.admit() as a, other.admit() as b:
+        assert a and b
+    with EncoderGate(0).admit() as unbounded:
+        assert unbounded
+    other.close()
+
+
 #: Another worker process inside the encoder: holds the slot file named by argv[1] until its stdin closes.
 HOLD_SLOT = ("import fcntl, sys\n"
              "slot = open(sys.argv[1], 'a')\n"
