@@ -153,6 +153,10 @@ class Node:
             "ES_JAVA_OPTS": f"-Xms{self.heap} -Xmx{self.heap}",
             "ES_PATH_CONF": str(config),
             "ES_TMPDIR": str(self.home / "tmp"),
+            # The launcher's own JVM probes the server's flags in a "final-flags*" folder of its temporary folder
+            # and leaves it behind: keep that under the node's home too, removed with it.
+            "CLI_JAVA_OPTS": " ".join(filter(None, (os.environ.get("CLI_JAVA_OPTS", ""),
+                                                    f"-Djava.io.tmpdir={self.home / 'tmp'}"))),
             "HOME": str(self.home),
         }
 

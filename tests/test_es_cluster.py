@@ -38,6 +38,7 @@ pytestmark = pytest.mark.slow
 def cluster() -> Iterator[list[Node]]:
     root = Path(tempfile.mkdtemp(prefix="hotline-es-cluster-"))
     root.chmod(0o755)
+    left = set(Path(tempfile.gettempdir()).glob("final-flags*"))  # what the launchers leave in the shared folder
     try:
         nodes = start_cluster(root, [free_port() for _ in range(3)], [free_port() for _ in range(3)], heap="256m",
                               name=f"hotline-test-{os.getpid()}")
@@ -48,6 +49,7 @@ def cluster() -> Iterator[list[Node]]:
     for node in nodes:
         node.stop()
     shutil.rmtree(root, ignore_errors=True)
+    assert set(Path(tempfile.gettempdir()).glob("final-flags*")) <= left  # three nodes started, nothing left behind
 
 
 def test_a_node_killed_during_an_import_loses_nothing_and_rejoins(cluster: list[Node], demo_cases: list[Case],

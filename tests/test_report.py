@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -67,6 +68,7 @@ def test_charts_render_in_headless_chromium(page: tuple[reports.Report, str], tm
     _, html = page
     path = tmp_path / "report.html"
     path.write_text(html, encoding="utf-8")
+    left = set(Path(tempfile.gettempdir()).glob("org.chromium.Chromium.*"))
     with chromium() as driver:
         driver.get(path.as_uri())
         charts = driver.find_elements(By.CSS_SELECTOR, "svg.chart")
@@ -79,6 +81,7 @@ def test_charts_render_in_headless_chromium(page: tuple[reports.Report, str], tm
         bars = driver.find_elements(By.CSS_SELECTOR, "#categories rect.bar")
         assert bars and all(b.size["width"] > 0 for b in bars)
         assert driver.find_elements(By.CSS_SELECTOR, "#heat td[style*='background']")
+    assert set(Path(tempfile.gettempdir()).glob("org.chromium.Chromium.*")) <= left  # its socket folder went too
 
 
 def test_report_cli_writes_the_page_from_the_store(tmp_path: Path) -> None:
