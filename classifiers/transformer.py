@@ -481,7 +481,7 @@ def quantize_agreeing(graph: Path, target: Path, rows: Sequence[Sequence[int]], 
     activations quantized per block) flipped 0.2–0.3% and is only 1.1–1.2×
     as fast as fp32. Between them, the smoothed graph with the two MatMuls
     that round worst left fp32 (:func:`classifiers.encoder.quantize_mixed`),
-    at about 1.7× fp32's speed. So each is tried, fastest first, and the
+    at about 1.55× fp32's speed. So each is tried, fastest first, and the
     first that is sure to agree is served; where none is sure, the one with
     the highest bound. Without rows the dynamic graph is written unchecked.
     """
