@@ -20,8 +20,13 @@ USUAL = "*"
 
 
 def prepare_text(raw: str) -> str:
-    """Transcript or message → the masked caller's account (what models read)."""
-    return pii.mask(transcript.caller_account(raw))
+    """Transcript or message → the masked caller's account (what models read).
+
+    Masked first, on the whole dialogue, then cleaned (:func:`transcript.masked`);
+    masked again after, since the clean-up may join what was apart.
+    """
+    parsed, _ = transcript.masked(raw, pii.mask)
+    return pii.mask(parsed.caller_account())
 
 
 @dataclass

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from hotline.errors import InvalidInput
+from hotline.text import pii
 from hotline.times import format_time, parse_time
 
 
@@ -159,6 +160,8 @@ def check_id(case_id: str) -> str:
     if not case_id or len(case_id) > MAX_ID_CHARS or _BAD_ID.search(case_id):
         raise InvalidInput(f"case id {case_id[:40]!r} must be 1 to {MAX_ID_CHARS} characters without spaces, "
                            "control characters or / \\ ? # %")
+    if pii.holds_personal_number(case_id):  # ids are published in the public Open311 feed
+        raise InvalidInput("case id holds a phone, ID or card number: choose an id without personal data")
     return case_id
 
 

@@ -157,15 +157,15 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_mask(args: argparse.Namespace, settings: Settings) -> int:
     from hotline.text import pii
 
-    for line in sys.stdin:
-        sys.stdout.write(pii.mask(line))
+    # The whole input at once: a number dictated across lines of a dialogue is one number.
+    sys.stdout.write(pii.mask(sys.stdin.read()))
     return 0
 
 
 def cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
     from hotline.text import pii, transcript
 
-    parsed = transcript.parse(sys.stdin.read())
+    parsed, _ = transcript.masked(sys.stdin.read(), pii.mask)
     account = pii.mask(parsed.caller_account())
     if args.json:
         turns = [{"speaker": t.speaker.value, "text": pii.mask(t.text), "start": t.start, "end": t.end} for t in parsed.turns]

@@ -324,9 +324,10 @@ def _media_url(value: str) -> str:
 
 
 def mask_caller(value: str) -> str:
-    """Phone numbers masked by :func:`pii.mask`; a name is hidden entirely."""
-    masked = pii.mask(value)
-    return "*" * len(masked) if masked == value and _HAN.search(value) else masked
+    """Phone numbers masked by :func:`pii.mask` (3+4 of a mobile stay, for the callback); everything else
+    hidden entirely: a name beside the number, a QQ or WeChat id, a number the masker does not know."""
+    masked = re.sub(r"[^\W\d_]", "*", pii.mask(normalize(value)))  # every letter and Han character
+    return " ".join(token if "*" in token else re.sub(r"\d", "*", token) for token in masked.split(" "))
 
 
 class CaseBuilder:
@@ -353,16 +354,21 @@ class CaseBuilder:
         for name in columns:
             if unencodable(cell(name)):
                 raise InvalidInput(f"wrong encoding in {name}: bytes that are neither UTF-8 nor GB18030")
+        # Masked first, on the raw text and the whole dialogue, then cleaned (and masked again: the clean-up
+        # may join what was apart).
+        masked_transcript = ""
+        if raw_transcript:
+            parsed, masked_transcript = transcript.masked(raw_transcript, pii.mask)
         if raw_text:
-            text = normalize(raw_text)
+            text = normalize(pii.mask(raw_text))
         elif raw_transcript:
-            text = transcript.caller_account(raw_transcript)
+            text = parsed.caller_account()
         else:
             text = ""
         if not text.strip():
             raise InvalidInput("no text" if not raw_transcript else "no caller text in the transcript")
-        text, title = pii.mask(text), pii.mask(normalize(raw_title))
-        address = pii.mask(normalize(cell("address")))
+        text, title = pii.mask(text), pii.mask(normalize(pii.mask(raw_title)))
+        address = pii.mask(normalize(pii.mask(cell("address"))))
         if "time" in columns:
             received = self.window.check(parse_time(values.get(columns["time"], ""), self.window.city))
             stamp = f"{received:%Y%m%d%H%M%S}"
@@ -378,7 +384,7 @@ class CaseBuilder:
             received_at=received,
             text=text,
             channel=Channel.parse(cell("channel")),
-            transcript=pii.mask(raw_transcript),
+            transcript=masked_transcript,
             title=title,
             caller=mask_caller(cell("caller")),
             area=area,

@@ -221,3 +221,112 @@ def test_every_stored_field_and_the_index_tokens_are_masked(builder, store) -> N
         assert secret not in shown, row
     assert "张伟" not in "".join(row)
     assert "停水" in row[1] and "海陵区" in row[4]
+
+
+# ---------------------------------------------------------------- round 3: fail closed, new kinds, names
+# (text, what must not survive: digits are compared with every digit form read as ASCII, names as written)
+ROUND3_LEAKS: list[tuple[str, str]] = [
+    # fillers, spoken dashes and dots, quantities, letters for digits, labels of the groups
+    ("我电话139啊1234啊5678", MOBILE), ("号码是一三九呃一二三四呃五六七八", MOBILE),
+    ("幺三九杠一二三四杠五六七八", MOBILE), ("一三九点一二三四点五六七八", MOBILE),
+    ("我的号是一三九四个八五六七八", "13988885678"), ("尾号三个零", "000"),  # the second: too short to matter
+    ("电话139O1234O567", "13901234056"), ("手机13912345678 是O不是0", MOBILE),
+    ("前三位139，中间四位1234，后四位5678", MOBILE), ("开头是139，中间1234，最后是5678", MOBILE),
+    ("139然后是1234再然后是5678", MOBILE), ("市民：139 坐席：嗯您说 市民：1234 坐席：嗯 市民：5678", MOBILE),
+    # the agent reads the groups back between the caller's
+    ("市民：139 1234 坐席：139 1234 对吗 市民：对 5678", MOBILE),
+    ("坐席：请问您的联系电话？市民：13912345678", MOBILE), ("坐席：您的电话是139 1234 5678吗？市民：对", MOBILE),
+    # an unknown long number is masked whole
+    ("我的编码是 4402 1987 66", "4402198766"), ("你记一下 8866 2211 9", "886622119"),
+    ("市民：一二三四五六七", "1234567"), ("那个号 5 5 6 6 7 7 8 8", "55667788"),
+    # QQ, WeChat, passports and permits
+    ("我QQ是12345678", "12345678"), ("扣扣号 987654", "987654"), ("qq：30748522", "30748522"),
+    ("微信号abc_123", "abc_123"), ("加我微信 zhangsan_88", "zhangsan_88"), ("wxid_a1b2c3d4e5", "wxid_a1b2c3d4e5"),
+    ("护照号E12345678", "E12345678"), ("港澳通行证C12345678", "C12345678"), ("台胞证号码是H0123456789", "H0123456789"),
+    # e-mails spelled out
+    ("邮箱zhangsan a t qq 点com", "zhangsan"), ("邮箱 lisi艾特163点com", "lisi"), ("wang.wu（at）126.com", "wang.wu"),
+    ("邮件发到 zhaoliu at sina dot com", "zhaoliu"), ("邮箱 qianqi@foxmail.com", "qianqi"),
+    # plates in numerals or with commas
+    ("车牌苏M一二三四五", "12345"), ("车牌苏M，1，2，3，4，5", "12345"), ("车牌号苏M 12345", "12345"),
+    # names after relations and greetings, 名叫, a surname after the question, compound and Latin names
+    ("我老公张建国昨天打过", "张建国"), ("我家孩子叫李小明", "李小明"), ("我爱人王秀英在家", "王秀英"),
+    ("我儿子刘洋在上学", "刘洋"), ("这边是刘芳，反映一个事", "刘芳"), ("有个人名叫赵大海", "赵大海"),
+    ("坐席：您贵姓？市民：姓王", "王"), ("坐席：请问您怎么称呼？市民：免贵姓欧阳", "欧阳"), ("诸葛老师不管", "诸葛"),
+    ("姓名：ZhangSan", "ZhangSan"), ("姓名：Zhang San，电话", "Zhang"), ("代表：王丹叶0523-86881234", "王丹叶"),
+    ("敬礼！周林飞电话13912345678", "周林飞"), ("我老婆，王秀英，她", "王秀英"),
+]
+
+ROUND3_SURVIVES = [
+    "2025年6月1日下午3点20分来电", "上午9:30到11:00停水", "2019-05-18 14:30:00", "交了1,234.50元押金",
+    "一共欠了38000元工资", "订单号 2023 1201 3456 7890", "快递单号SF1234567890123", "案件编号2025-0601-0001",
+    "328国道边上", "S229省道", "G2京沪高速", "3栋2单元1301室", "小区有1200户、3500人", "面积86.5平方米",
+    "张某某反映", "王某说不管", "历史老师不管", "宿管阿姨不让进", "这边是高新区的居民", "我是周一来过的",
+    "联系了三次，赔偿20000元", "12345热线", "打了110和12345", "考生分数为78.16、79.00、79.17",
+    "1987一1995年在厂里", "2014-2015学年", "第1、2、3条", "36路和K12路公交",
+]
+
+
+@pytest.mark.parametrize(("text", "secret"), ROUND3_LEAKS)
+def test_round3_variants_are_masked(text: str, secret: str) -> None:
+    masked = pii.mask(text)
+    if secret.isdigit():
+        assert len(secret) < 7 or secret not in digits_of(masked), masked
+    else:
+        assert secret not in pii.view(masked).text and secret.replace(" ", "") not in masked, masked
+    assert pii.mask(masked) == masked
+
+
+@pytest.mark.parametrize("text", ROUND3_SURVIVES)
+def test_round3_what_must_stay_stays(text: str) -> None:
+    assert pii.mask(text) == text
+
+
+def test_unknown_numbers_are_masked_whole_and_known_ones_keep_the_policy() -> None:
+    assert pii.mask("我的编码是 4402 1987 66") == "我的编码是 **** **** **"
+    assert pii.mask("电话139 1234 5678") == "电话139 **** 5678"
+    assert pii.mask(f"身份证{ID18}") == f"身份证{ID18[:6]}********{ID18[-4:]}"
+    assert pii.mask("前三位139，中间四位1234，后四位5678") == "前三位139，中间四位****，后四位5678"
+
+
+def test_masking_before_clean_up_keeps_what_the_clean_up_would_break() -> None:
+    """Collapsing 八八八 to 八 left 一三八一二三四五 (eight digits) for the masker; now the raw is masked first."""
+    from classifiers.dataset import prepare_text
+    from hotline.text import transcript
+
+    raw = "坐席：请问您的联系电话？\n市民：一三八八八八一二三四五六\n坐席：一三八八八八一二三四五六对吗\n市民：对，路灯坏了"
+    account = prepare_text(raw)
+    assert "路灯坏了" in account and "138888" not in digits_of(account) and "123456" not in digits_of(account)
+    parsed, stored = transcript.masked(raw, pii.mask)
+    assert "13888812345" not in digits_of(stored) and "123456" not in digits_of(stored)  # the read-back too
+    asr = '[{"speaker": "A", "text": "请问您的电话？", "bg": 1200, "ed": 2400}, {"speaker": "B", "text": "139", "bg": 2500, "ed": 3100}, {"speaker": "B", "text": "1234 5678", "bg": 3200, "ed": 5300}]'
+    parsed, stored = transcript.masked(asr, pii.mask)
+    assert "12345678" not in digits_of(stored) and '"bg": 3200' in stored  # the times stay numbers
+
+
+def test_mask_command_masks_the_whole_input_not_line_by_line(tmp_path) -> None:  # noqa: ANN001
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "hotline.cli", "mask"], input="市民：139\n坐席：嗯\n市民：1234\n5678\n",
+                          capture_output=True, text=True, cwd=tmp_path, check=True)
+    assert MOBILE not in digits_of(done.stdout) and "1234" not in done.stdout
+
+
+def test_caller_fields_hide_names_and_account_ids_entirely() -> None:
+    from hotline.ingest import mask_caller
+
+    assert mask_caller("张三 13912345678") == "** 139****5678"
+    assert "张" not in mask_caller("张三13912345678") and "5678" in mask_caller("张三13912345678")
+    assert not re.search(r"[0-9A-Za-z\u4e00-\u9fff]", mask_caller("QQ 123456").replace("*", ""))
+    assert "abc" not in mask_caller("微信 abc_123") and "123" not in mask_caller("微信 abc_123")
+
+
+def test_case_ids_with_a_phone_number_are_refused() -> None:
+    from hotline.case import check_id
+    from hotline.errors import InvalidInput
+
+    for bad in ("C13912345678", "case-139-1234-5678", f"ID{ID18}"):
+        with pytest.raises(InvalidInput):
+            check_id(bad)
+    for good in ("TZ202506010001", "H3f9a", "PII-1", "TZ202612043f1000001"):
+        assert check_id(good) == good

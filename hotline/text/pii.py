@@ -1,29 +1,35 @@
-"""Masking of personal data before a case is stored, indexed or logged.
+"""Masking of personal data before a case is stored, indexed or logged: fail closed.
 
-What is masked: mobile and landline numbers, 18- and 15-digit resident ID
-numbers (GB 11643-1999, checksum per ISO 7064 MOD 11-2, or a birth date in
-place), bank card numbers (Luhn), licence plates, e-mail addresses, and names
-introduced by 我叫 / 我是 / 姓名： / 本人 / 叫我 / 我姓X叫XX or followed by
-先生 / 女士 / 师傅.
+What is masked: every number that reads as seven digits or more (mobiles
+keep 3+4 digits visible for the callback, ID numbers 6+4, bank cards the last
+4; an unknown number is masked whole), e-mail addresses (written or spelled
+out: a t, 艾特, （at）, 点com), QQ and WeChat ids, passports and permits,
+licence plates, and names: after the words that announce one (我叫, 姓名：,
+名叫 …), after a relation (我老公, 我家孩子), a greeting (这边是), the agent's
+question (您贵姓？…姓王), before a title (先生, 女士, 老师) or a phone number,
+and in Latin letters after 姓名：.
 
-Callers dictate numbers, and transcripts and web forms write them in every
-shape: ``139 1234 5678``, ``139—1234—5678``, ``1.3.9.1.2…``, ``壹叁玖…``,
-``幺三九，一二三四，五六七八``, or split across turns of the dialogue
-(``市民：139 坐席：嗯 市民：1234 5678``). So the search runs on a normalised
-*view* of the text: NFKC, invisible characters (zero-width, bidi controls)
-and every kind of space removed, every Unicode digit and Chinese numeral
-(壹贰叁 and the radio alphabet 幺洞两拐勾 included) read as a digit. A number
-is a run of digit groups joined by short separators (dashes of any width,
-dots, commas, slashes, underscores, brackets, a filler word, or a turn of the
-dialogue); the run is judged on its digits alone. Each span found in the view
-maps back onto the original characters, and only the digits (or the name's
-characters) are replaced there, so agents still read the text as it was said.
+Numbers fail closed. Callers dictate them in every shape (``139 1234 5678``,
+``幺三九杠一二三四``, ``四个八``, ``前三位139…后四位5678``, split across turns
+of the dialogue, read back by the agent), and each new round of patterns
+missed the next shape. So the search runs on a normalised *view* of the text
+(NFKC, invisibles removed, every digit form and numeral read as a digit,
+labels of the groups and the letter O between digits handled), and any run of
+digit groups with little between them (separators, fillers, anything up to
+eight characters, a turn of the dialogue) that holds seven digits or more is
+masked — unless each group is positively recognised as something that must
+stay: a date or a time, an amount or a count with its unit, a code after the
+word that names it (订单号, 运单号, 编号), a road or a standard's number, a room
+code, a service number (12345), a decimal. Even those are masked when, with
+the groups beside them, they spell a mobile, an ID, a card or a landline
+(1 3000000000份), or stand in a list beside a masked group (05-184、055).
 
-The rule for long digit runs is deliberately greedy: a run of eleven or more
-digits that is not a recognised number but *contains* a mobile or ID number is
-masked whole, unless the words before it name an order, a waybill or an
-invoice. A missed mask is a privacy incident; an over-masked order number is
-an inconvenience, and the false positives are measured in the tests.
+Each span found in the view maps back onto the original characters, and only
+the digits (or the name's characters) are replaced there, so agents still read
+the text as it was said. A missed mask is a privacy incident; an over-masked
+number is an inconvenience: both are measured (``bench/pii.py``, BENCHMARKS.md).
+Every pattern is bounded and looked for once, so the cost is linear in the
+text.
 """
 
 from __future__ import annotations
@@ -46,43 +52,34 @@ _DIGITS = frozenset("0123456789")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
-# What may stand between two digit groups of one number in the view (spaces are already gone). Strong
-# separators always join groups (139-1234-5678, a turn of the dialogue); weak ones are also how lists are
-# written (1-1-1101、1-1-2001; 1-23-1-602/1-23-1-202; 78.16、79.00; 07、08、09), so they join groups only after words that
-# announce a number (电话, 身份证, 卡号 …).
-_STRONG_SEP = r"\-‐‑‒–—―−﹣－_·・()（）\[\]"
-_WEAK_SEP = r".,，、。…/\\"
-_FILLER = r"(?:嗯|呃|额|啊|呀|哦|然后|是|再|最后|后面)"
-_TURN_LABEL = r"(?:坐席|客服|话务员|接线员|工作人员|市民|来电人|来电者|用户|群众|说话人\d?|[AB甲乙])[:：]"
-#: A turn of the dialogue between digit groups: the other side's short, digit-free reply and the caller again.
-_D = "0-9" + "".join(_NUMERALS)  # a digit in the view: ASCII (every other script is folded) or a numeral
-_TURN = rf"{_TURN_LABEL}[^{_D}]{{0,8}}?{_TURN_LABEL}"
-_GAP_STRONG = rf"(?:[{_STRONG_SEP}]|{_TURN})"
-_GAP_ANY = rf"(?:[{_STRONG_SEP}{_WEAK_SEP}]|{_FILLER}|{_TURN})"
-_NUMBER_STRONG = re.compile(rf"[{_D}]+(?:{_GAP_STRONG}{{1,8}}[{_D}]+)*(?:{_GAP_STRONG}{{0,8}}X)?")
-_NUMBER_ANY = re.compile(rf"[{_D}]+(?:{_GAP_ANY}{{1,8}}[{_D}]+)*(?:{_GAP_ANY}{{0,8}}X)?")
-_NUMBER_CONTEXT = re.compile(
-    rf"(电话|座机|号码|手机|联系|打|拨|致电|身份证|证件|证号|卡号|银行卡|卡是|账号|帐号|工资卡|社保卡)[^{_D}]{{0,6}}$"
-)
-_DIGIT_RUN = re.compile(rf"[{_D}]+$")
-_GROUP = re.compile(rf"[{_D}]+X?")
-
 _MOBILE = re.compile(r"1[3-9]\d{9}", re.ASCII)
-_PHONE_CONTEXT = re.compile(r"(电话|座机|号码|手机|联系|打|拨|致电|热线)[^\d]{0,6}$")
-_NOT_PERSONAL_CONTEXT = re.compile(
-    r"(订单|单号|运单|快递|物流|发票|流水|交易|合同|工单|编号|批次|型号|序列号|条码|户号|户编号|账单|票号)[^\d]{0,6}$"
-)
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}")
 _PLATE = re.compile(
     r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-Za-z][·•]?[A-Za-z0-9]{5,6}(?![A-Za-z0-9])"
 )
 _HAN = "\u4e00-\u9fff"
 # Where a name surely follows (any characters may form it).
 _NAME_AFTER = re.compile(
-    rf"(我叫|我的名字叫|我名字叫|名字是|名字叫|本人叫|本人姓名|姓名是|姓名叫|姓名[:：]|联系人是|联系人[:：]?)([{_HAN}]{{1,4}})"
+    rf"(我叫|我的名字叫|我名字叫|名字是|名字叫|名叫|叫做|本人叫|本人姓名|姓名是|姓名叫|姓名[:：]|联系人是|联系人[:：]?)"
+    rf"(?!某)([{_HAN}]{{1,4}})"
 )
 # Where a name may follow (我是业主, 本人在海陵区住): only a surname and a short given name before a boundary.
-_NAME_MAYBE = re.compile(rf"(我是|本人|叫我)([{_HAN}]{{1,4}})")
+_NAME_MAYBE = re.compile(rf"(我是|本人|叫我|这边是|这里是|我这边是)([{_HAN}]{{1,4}})")
+#: Relations and people a caller names (我老公张建国, 我家孩子叫李小明): the name model decides.
+_RELATION = re.compile(
+    r"(?:我|俺|我们)(?:家)?(?:的)?(?:老公|爱人|丈夫|老婆|妻子|媳妇|太太|孩子|小孩|儿子|女儿|闺女|父亲|母亲|爸爸|妈妈|老爸|老妈|爸|妈"
+    r"|哥哥|姐姐|弟弟|妹妹|哥|姐|弟|妹|爷爷|奶奶|外公|外婆|姥姥|姥爷|公公|婆婆|岳父|岳母|朋友|同学|邻居|同事|亲戚|家属|老人|孙子"
+    r"|孙女|侄子|侄女|外甥)(?:叫|是|名叫|名字叫|姓名是|的名字是|[,，:：])?"
+)
+#: A surname given alone after the agent asks for it (坐席：您贵姓？市民：姓王 / 市民：免贵姓诸葛).
+_ASKED_SURNAME = re.compile(r"(?:贵姓|姓什么)[？?。，,]?(?:[^。？?]{0,6}?[:：])?(?:免贵)?(?:我)?(?:姓)?")
+_CLAUSE_SURNAME = re.compile(r"(?:^|(?<=[：:，,。！!？?；;]))(?:免贵|我)?姓(?![名氏])")
+#: Names written in Latin letters after the field that announces them (姓名：Zhang San, 联系人：LI Ming).
+_LATIN_NAME = re.compile(r"(?:姓名|联系人|名字|本人|我叫|我是)[是为:：]?([A-Z][A-Za-z]{1,12}(?:[A-Z][a-z]{1,12}){0,2}|[a-z]{2,12}[A-Z]?[a-z]{1,12})")
+#: What follows a word that only looks like a name: a place (高新区), a weekday (周一), an organisation.
+_NOT_AFTER_NAME = re.compile(r"^(?:区|县|市|镇|乡|村|街|路|巷|小区|花园|新村|公司|医院|学校|中学|小学|大学|银行|集团|广场|大厦|公园)")
+_WEEKDAY = re.compile(r"^周[一二三四五六日天末]")
+_NUMBER_NEAR = re.compile(r"电话|手机|[0-9０-９*＊]{3}")
+_BEFORE_NUMBER = re.compile(rf"([{_HAN}]{{2,12}}?)(?=[:：]?(?:电话|手机|联系电话|[0-9０-９*＊]{{3}}))")
 _SURNAME_AFTER = re.compile(rf"(我姓|免贵姓|本人姓)([{_HAN}]{{1,2}})")
 _GIVEN_AFTER_SURNAME = re.compile(rf"^[,，、]?(?:名|叫|单名|全名|名字叫)([{_HAN}]{{1,3}})")
 _TITLE = re.compile(r"(先生|女士|小姐|师傅|阿姨|老师)")
@@ -92,12 +89,24 @@ _FULL_NAME_TITLES = frozenset({"先生", "女士", "小姐", "师傅"})
 _FUNCTION_SURNAMES = frozenset("于曾向将和万龙能因全")
 _NOT_SURNAME_BIGRAMS = frozenset({"主任", "责任", "担任", "信任", "前任", "现任", "新任", "上任", "继任", "历任",
                                   "数学", "文学", "化学", "大学", "中学", "小学", "同学", "补习", "英语", "语文"})
-_BEFORE_NAME = set("是的找给和跟与请问叫位员业：:，。,.！？!? ")
+_BEFORE_NAME = set("是的找给和跟与请问叫位员业让被对向把说系：:，。,.！？!? ")
 # Characters that end a name: verbs, particles and place words that follow one in speech.
 _NAME_STOP = set("是在住的家今想要从来打现我你他她反就呢啊嗯吧哈了呀吗，。,.！？!?、；;：:电号身手联")
 _COMPOUND_SURNAMES = ("欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "令狐", "夏侯", "长孙")
 _COMMON_SURNAMES = frozenset(
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+    "常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
+)
+#: Characters of given names, the commonest few hundred in China's household registers: the name model
+#: reads a surname and one or two of these, so that 我老公张建国 is a name and 我老公在家 is not.
+_GIVEN_CHARS = frozenset(
+    "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀英霞平刚桂华兰梅玲燕红鹏辉飞宇浩凯鑫婷雪琳晶颖倩佳欣怡嘉子轩涵睿博文思雨晨阳俊志建国海林峰斌波"
+    "宁亮龙云新春玉凤金荣德庆东福生成永胜祥才发贵立利民彬松柏山川江河清泉正义忠诚信仁礼智勇武斌彪豪杰俊帆航翔鹰鹤凤丹红紫青翠"
+    "兰芝莲荷菊梅竹松琴棋书画诗词歌舞秋冬夏月星辰光明亮晓旭曦昊天宇宙乾坤坚刚毅志远航帆锋锐鸣声振兴旺盛昌隆泰康安乐欢喜悦怡"
+    "婉婧媛妍娇娥娟娴嫣姗姝琪琦瑶瑾瑜璐珊珍珠玲琳瑞祥祺禧福禄寿喜财宝金银铜铁钢锋锦绣彩霞露霜雪冰洁清澈淑贤惠慧敏捷聪颖秀丽"
+    "美艳芬芳蕊蓉萍莉莎菲萌蕾薇芸茜茹荣华英杰雄伟健康宏洪鸿浩瀚涛波澜海洋江河湖泊泽润源泉渊深沉静怡宁安平和顺利达通畅广博"
+    "文武斌彬杉森林树根本元正大中小少长幼兵卫军国家邦民众群生存在有宝贝贞节烈忠孝悌廉耻勤俭朴素真善德艺双馨永久长远恒常"
+    "一二三四五六七八九十百千万亿春夏秋冬东西南北中红橙黄绿蓝紫白黑金木水火土日月星风云雷电雨雪霜露山石田土玉珍宝琼瑶"
 )
 #: Words after 我是 / 本人 that start like a name but are roles (我是周边居民, 我是高中生).
 _ROLE_WORDS = (
@@ -163,28 +172,28 @@ def _contains_id(run: str) -> bool:
     return any(id_checksum_ok(run[i : i + 18]) for i in range(len(run) - 17))
 
 
-def _classify(run: str, before: str) -> str | None:
-    """The kind of personal number ``run`` (digits only, maybe a final X) is, given the words before it."""
-    n = len(run)
-    if run.endswith("X"):
-        if n == 18 and looks_like_id(run):
-            return "id"
-        return _classify(run[:-1], before) or ("number" if _contains_id(run) else None)
-    if n in (15, 18) and looks_like_id(run) and not _NOT_PERSONAL_CONTEXT.search(before):
+def classify(digits: str) -> str:
+    """The kind of a personal number of seven or more ``digits`` (maybe a final X); ``number`` when unknown.
+
+    The kind decides only what stays visible (:data:`_KEEP`): an unknown
+    number is masked whole.
+    """
+    n = len(digits)
+    if digits.endswith("X"):
+        return "id" if n == 18 and looks_like_id(digits) else "number"
+    if n in (15, 18) and looks_like_id(digits):
         return "id"
-    if 16 <= n <= 19 and run[0] in "345689" and luhn_ok(run) and not _NOT_PERSONAL_CONTEXT.search(before):
+    if 16 <= n <= 19 and digits[0] in "345689" and luhn_ok(digits):
         return "bank_card"
-    if n == 11 and _MOBILE.fullmatch(run):
+    if n == 11 and _MOBILE.fullmatch(digits):
         return "mobile"
-    if n == 13 and run.startswith("86") and _MOBILE.fullmatch(run[2:]):
+    if n == 13 and digits.startswith("86") and _MOBILE.fullmatch(digits[2:]):
         return "mobile"
-    if 10 <= n <= 12 and run[0] == "0" and run[1] != "0":
+    if 10 <= n <= 12 and digits[0] == "0" and digits[1] != "0":
         return "landline"
-    if n >= 11 and (_MOBILE.search(run) or _contains_id(run)) and not _NOT_PERSONAL_CONTEXT.search(before):
-        return "number"
-    if 7 <= n <= 8 and run[0] not in "01" and _PHONE_CONTEXT.search(before):
+    if 7 <= n <= 8 and digits[0] not in "01":
         return "landline"
-    return None
+    return "number"
 
 
 # ---------------------------------------------------------------- the normalised view
@@ -284,7 +293,7 @@ def _likely_name(candidate: str, after: str) -> int:
     boundary follows, and not a role word: 我是张伟， / 我是李明的家属, but
     not 我是周边居民 or 我是高中生.
     """
-    if candidate.startswith(_ROLE_WORDS):
+    if candidate.startswith(_ROLE_WORDS) or _WEEKDAY.match(candidate):
         return 0
     if candidate[0] in "小老" and candidate[1:2] in _COMMON_SURNAMES:  # 叫我小王
         following = (candidate + after)[2:3]
@@ -300,12 +309,60 @@ def _likely_name(candidate: str, after: str) -> int:
         if size > len(rest) or any(c in _NAME_STOP or not "\u4e00" <= c <= "\u9fff" for c in given):
             continue
         following = rest[size : size + 1]
+        if _NOT_AFTER_NAME.match(rest[size : size + 2]) or _NOT_AFTER_NAME.match(rest[size - 1 : size]):
+            return 0  # 这边是高新区
         if not following or following in _NAME_STOP or not ("\u4e00" <= following <= "\u9fff"):
             return size
     return 0
 
 
+def person_name(text: str, start: int, sure: bool = False) -> int:
+    """The length of the person's name that starts at ``text[start]``, or 0: a surname (compound ones
+    whole) and one or two given-name characters, then a boundary.
+
+    Unless ``sure`` (the words before announce a name), every given character
+    must be a common one (:data:`_GIVEN_CHARS`); a place (高新区), a weekday
+    (周一), an anonymised 张某 and a role word are never names.
+    """
+    rest = text[start : start + 6]
+    if not rest or rest.startswith(_ROLE_WORDS) or _WEEKDAY.match(rest) or "某" in rest[:3]:
+        return 0
+    surname = 2 if rest.startswith(_COMPOUND_SURNAMES) else (1 if rest[0] in _COMMON_SURNAMES else 0)
+    if not surname:
+        return 0
+    best = 0
+    for size in (surname + 1, surname + 2):
+        given = rest[surname:size]
+        if len(given) < size - surname or any(c in _NAME_STOP or not "\u4e00" <= c <= "\u9fff" for c in given):
+            break
+        if not sure and any(c not in _GIVEN_CHARS for c in given):
+            break
+        if _NOT_AFTER_NAME.match(text[start + size : start + size + 2]) or _NOT_AFTER_NAME.match(given[-1:]):
+            return 0
+        best = size
+    return best
+
+
 def _names(text: str) -> Iterator[tuple[int, int]]:
+    for match in _RELATION.finditer(text):
+        size = person_name(text, match.end())
+        if size:
+            yield match.end(), match.end() + size
+    for pattern in (_ASKED_SURNAME, _CLAUSE_SURNAME):
+        for match in pattern.finditer(text):
+            rest = text[match.end() : match.end() + 4]
+            size = 2 if rest.startswith(_COMPOUND_SURNAMES) else (1 if rest[:1] in _COMMON_SURNAMES else 0)
+            if size:
+                yield match.end(), match.end() + (person_name(text, match.end()) or size)
+    for match in _LATIN_NAME.finditer(text):
+        yield match.start(1), match.end(1)
+    for match in _BEFORE_NUMBER.finditer(text) if _NUMBER_NEAR.search(text) else ():  # 代表：王丹叶 0523…, 敬礼周林飞电话, 李光玉13912345678
+        run_start, end = match.span(1)
+        after_digit = run_start > 0 and text[run_start - 1].isdigit()
+        if person_name(text, run_start, sure=True) == end - run_start and not (after_digit and end - run_start < 3):
+            yield run_start, end  # the run of characters is the name (not 3栋2单元1301室)
+        elif end - run_start > 3 and person_name(text, end - 3) == 3:  # a full name closing a longer run
+            yield end - 3, end
     for match in _NAME_AFTER.finditer(text):
         start = match.start(2)
         if text[start] not in _NAME_STOP:
@@ -327,7 +384,7 @@ def _names(text: str) -> Iterator[tuple[int, int]]:
     for match in _TITLE.finditer(text):
         # 王先生, 张伟先生, 欧阳娜娜女士: a surname one to three characters before the title
         # (a full name only before 先生/女士/小姐/师傅: 高中老师 is no name).
-        for back in ((4, 3, 2, 1) if match.group() in _FULL_NAME_TITLES else (1,)):
+        for back in ((4, 3, 2, 1) if match.group() in _FULL_NAME_TITLES else (2, 1)):
             start = match.start() - back
             if start < 0:
                 continue
@@ -336,57 +393,366 @@ def _names(text: str) -> Iterator[tuple[int, int]]:
                 continue
             if back == 4 and not head.startswith(_COMPOUND_SURNAMES):
                 continue
+            if match.group() not in _FULL_NAME_TITLES and back == 2 and not head.startswith(_COMPOUND_SURNAMES):
+                continue  # 诸葛老师, but 历史老师 and 宿管阿姨 are no names
+            bounded = not text[start - 1 : start] or text[start - 1] in _BEFORE_NAME or not (
+                "\u4e00" <= text[start - 1] <= "\u9fff")
             if (head[0] in _COMMON_SURNAMES or head.startswith(_COMPOUND_SURNAMES)) and all(
                 "\u4e00" <= c <= "\u9fff" and c not in _NAME_STOP for c in head
-            ) and (back == 1 or not text[start - 1 : start] or text[start - 1] in _BEFORE_NAME
-                   or not "\u4e00" <= text[start - 1] <= "\u9fff"):
+            ) and (bounded or (back == 1 and match.group() in _FULL_NAME_TITLES)):
                 yield start, match.start()
                 break
 
 
-_TURN_IN = re.compile(_TURN)
-_DATE = re.compile(r"(?:19|20)\d\d[-./](?:0?[1-9]|1[0-2])[-./](?:0?[1-9]|[12]\d|3[01])")
+# ---------------------------------------------------------------- ids that are not only digits
+_SPACE = "\ue000"  # whitespace, kept one for one in the number view so that groups never join across it
+_S = rf"[\s{_SPACE}]"
+_LOCAL = r"[A-Za-z0-9._%+\-]{1,64}"
+_AT = rf"(?:{_S}*(?:@|艾特|圈a|\(at\)|（at）|\[at\]|【at】){_S}*|{_S}+at{_S}+|{_S}*a{_S}+t{_S}*)"
+_DOT = rf"(?:{_S}*(?:\.|。|点|\(dot\)|（dot）){_S}*|{_S}+dot{_S}+)"
+_TLD = r"(?:com|cn|net|org|edu|gov|info|top|vip|cc|me|io|co|hk|tw|us|uk|jp|de|fr)"
+#: An e-mail address, written or spelled out (zhangsan a t qq 点com). Every repetition is bounded and the
+#: local part may not start inside another, so the cost stays linear in the text (the unbounded
+#: ``[…]+@(…)+`` took 0.5 s on 20,000 characters of ``a…@b``).
+_EMAIL = re.compile(
+    rf"(?<![A-Za-z0-9._%+\-]){_LOCAL}{_AT}(?:[A-Za-z0-9\-]{{1,63}}{_DOT}){{1,6}}{_TLD}(?:{_DOT}{_TLD})?(?![A-Za-z])"
+    rf"|(?<![A-Za-z0-9._%+\-]){_LOCAL}@[A-Za-z0-9\-]{{1,63}}(?:\.[A-Za-z0-9\-]{{1,63}}){{1,6}}",
+    re.IGNORECASE,
+)
+#: Passports (E12345678), Hong Kong–Macao and Taiwan permits (C…, H…, M…, L…), with or without their cue.
+_PASSPORT = re.compile(
+    r"(?<![A-Za-z0-9])(?:E[0-9]{8}|E[A-Z][0-9]{7}|G[0-9]{8})(?![0-9])"
+    r"|(?:护照|通行证|回乡证|台胞证|签证|证件号|证件号码)[是为:：\s\ue000]{0,3}([A-Za-z]{1,2}[0-9]{7,10})(?![0-9])"
+)
+_WECHAT = re.compile(
+    r"(?:微信(?:号|号码|账号|帐号|id|ID)?|vx|VX|wx|WX|weixin|wechat)[是为:：\s\ue000]{0,3}([A-Za-z][A-Za-z0-9_\-]{4,29})"
+    r"|([wW][xX]id_[A-Za-z0-9_\-]{4,30})"
+)
+_QQ = re.compile(r"(?:[Qq]{2}|扣扣|企鹅)(?:号|号码|群|邮箱)?[是为:：\s\ue000]{0,3}([0-9]{5,12})")
 
 
-def _numbers(v: View, run: str, offset: int) -> Iterator[PiiSpan]:
-    """The personal numbers in one run of digit groups starting at ``offset`` of the view."""
-    if _DATE.fullmatch(run):  # 号码为2019-6-12: a date after a word that announces a number
+def _tagged_ids(t: str) -> Iterator[tuple[str, int, int]]:
+    """E-mails, passports and permits, WeChat and QQ ids, plates: (kind, start, end) in the number view."""
+    for match in _EMAIL.finditer(t):
+        yield "email", match.start(), match.end()
+    for match in _PASSPORT.finditer(t):
+        group = 1 if match.group(1) else 0
+        yield "passport", match.start(group), match.end(group)
+    for match in _WECHAT.finditer(t):
+        group = 1 if match.group(1) else 2
+        yield "wechat", match.start(group), match.end(group)
+    for match in _QQ.finditer(t):
+        yield "qq", match.start(1), match.end(1)
+    for match in _PLATE.finditer(t):
+        yield "plate", match.start() + 2, match.end()
+
+
+# ---------------------------------------------------------------- numbers: fail closed
+# The rule: after normalisation every run that reads as seven or more digits, whatever stands between its
+# digit groups (separators, fillers, 杠 and 点, labels of the groups, other turns of the dialogue), is
+# masked, unless each group is positively recognised as something that must stay: a date or a time, an
+# amount or a count with its unit, a code after the word that names it (订单号, 运单号, 编号 …), a road or a
+# standard's number, a room code, a service number (12345), a decimal. A missed mask is a privacy
+# incident; an over-masked number is an inconvenience, and both are measured (BENCHMARKS.md).
+_N = "".join(_NUMERALS)
+_MIN_DIGITS = 7
+_GAP = 8  # characters of anything (spaces not counted) that may stand between two groups of one number
+_TURN_GAP = 24  # … when the gap holds a turn of the dialogue (坐席：嗯，请讲 市民：)
+_JOINERS = "\ue000" + r"\-‐‑‒–—―−﹣－_·・.,，、。…/\\()（）\[\]:：;；~～ 嗯呃额啊呀哦杠横点"
+#: A numeral with no other numeral beside it (ASCII digits do not count: a number is said in one script, and
+#: 张三 13912345678 is a name and a mobile) is a word: 一直, 两个, 个洞.
+_LONE_NUMERAL = re.compile(rf"(?<![{_N}])[{_N}](?![{_N}])")
+_LETTER_ZERO = re.compile(r"(?<=[0-9])[Oo]+(?=[0-9])")
+_GROUP_LABEL = re.compile(r"(?:前|后|中间|最后|末|尾|头|开头|前面|后面|第)([0-9]{1,2})(?=位)")
+_TURN_LABEL_TEXT = r"(?:坐席|客服|话务员|接线员|工作人员|市民|来电人|来电者|来电|用户|群众|说话人\d?|[AB甲乙])[:：]"
+_TURN_LABEL = re.compile(_TURN_LABEL_TEXT)
+_JOIN_WORD = rf"(?:[{_JOINERS}]|然后|再|还有|后面|是|对吗|对|好的|您说|请讲|{_TURN_LABEL_TEXT})"
+_NEAR_DIGIT_LEFT = re.compile(rf"[{_N}]{_JOIN_WORD}{{1,8}}$")
+_NEAR_DIGIT_RIGHT = re.compile(rf"^{_JOIN_WORD}{{1,8}}[{_N}]")
+#: Words that announce a number: a gap holding one starts another number.
+_CUE = re.compile(
+    r"电话|手机|座机|号码|身份证|车牌|证件|卡号|银行卡|账号|帐号|邮箱|QQ|微信|订单|单号|运单|快递|物流|发票|流水|交易|合同"
+    r"|工单|编号|批次|型号|序列号|条码|户号|账单|票号|案号|受理号|文号|字第|房号|邮编|车次|航班|学号|准考证|备案号|信用代码|税号"
+)
+_UNIT = (
+    r"(?:元|块(?!钱?\d)|角|毛钱?|分钱|万|亿|千(?![米克瓦])|百|十|美元|港币|人民币|千米|公里|米|厘米|毫米|平方?米?|亩|公顷|吨|斤|公斤|千克|克"
+    r"|升|毫升|度|℃|%|％|‰|个(?![0-9])|人|名|位(?!数)|户|家|栋|幢|号楼|楼|层|单元|室|号(?!码)|间|套|路|次|趟|天|日|周|月"
+    r"|年|岁|小时|时|分钟|分|秒|辆|台|部|件|份|张|本|条|项|批|处|所|座|棵|只|头|倍|届|期|班|级|排|组|节|页|章|款|点(?![0-9])|车位"
+    r"|床|支|根|片|袋|箱|瓶|包|盒|碗|口|扇|盏|公斤|瓦|千瓦|伏|分贝|KB|MB|GB|km|kg|cm|mm|m²|m|g|L|W|kW|kWh|V|dB|kV"
+    r"|区|县|市|州|镇|乡|村|省|组|队|届|多(?![0-9])|余(?![0-9]))"
+)
+_AMOUNT = rf"(?:[¥￥$]{_SPACE}?)?(?:\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?)"
+_KEEP_PATTERNS = re.compile(
+    r"(?=[0-9¥￥$第GSXYZJCDHQ])(?:"  # every pattern starts so: a cheap test at each position
+    + "|".join(
+        (
+            # dates and times: 2025-06-01, 2013-02-2710:06:51, 2025年6月1日, 6月1日, 09:30, 2014-2015, 20250601
+            r"(?<![0-9])(?:19|20)\d\d年(?:1[0-2]|0?[1-9])月(?:3[01]|[12]\d|0?[1-9])[日号]?",
+            r"(?<![0-9])(?:19|20)\d\d[-~～至到—–](?:19|20)?\d\d(?![0-9])",
+            r"(?<![0-9])(?:[01]?\d|2[0-3])[:：][0-5]\d(?:[:：][0-5]\d)?(?![0-9])",
+            # amounts, counts and lists of them with a unit: 1,234.50元, 3栋2单元1301室, 49、49、50栋
+            rf"(?P<count>(?<![0-9.,])(?:{_AMOUNT}(?:{_SPACE}?[、,，/和及与至到~～\-—]{_SPACE}?{_AMOUNT}){{0,10}})"
+            rf"(?:多|余|来|几)?{_SPACE}?(?P<unit>{_UNIT}))",
+            # roads and standards: 328国道, S229, G2, GB3095-2012
+            r"\d{1,4}(?:国道|省道|县道|乡道|高速|号线)",
+            r"(?<![A-Za-z0-9])[GSXYZ]\d{1,4}(?![0-9])",
+            r"(?:GB|GBT|GB/T|JGJ|CJJ|DB|HJ|QB)\d{1,6}(?:[-—]\d{2,4})?",
+            # ordinals: 第1、2、3条
+            r"第\d{1,4}(?:[、,，]\d{1,4})*",
+        )
+    )
+    + ")"
+)
+#: A code after the word that names it (订单号2023…, 运单号 7788 1234 …) stays whole.
+#: What stays only when no digit group stands close beside it: a compact date (20190518), a decimal and a
+#: room code (1-1-1101, a36-1-501) are also how an ID's middle, a mobile's tail and a landline look.
+_KEEP_ALONE = re.compile(
+    r"(?=[0-9A-Za-z])(?:(?P<date>(?<![0-9])(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?![0-9]))"
+    r"|(?P<pdate>(?<![0-9])(?:19|20)\d\d[-./,，、。](?:1[0-2]|0?[1-9])[-./,，、。](?:3[01]|[12]\d|0?[1-9])[日号]?"
+    rf"(?:{_SPACE}?(?:[01]?\d|2[0-3])[:：][0-5]\d(?:[:：][0-5]\d)?)?)"  # 2025-06-01, 2013-02-2710:06:51
+    r"|(?P<decimal>(?<![0-9.])\d{1,6}\.\d{1,4}(?![0-9]|\.[0-9]))"  # scores and measures (78.16、79.00)
+    r"|(?P<service>(?<![0-9])(?:110|119|120|122|114|12345|12315|12369|12319|12320|12333|12348|12351|12366|12358"
+    r"|12309|12306|12121|12580|95598|96777|10086|10010|10000)(?![0-9]))"  # 12345 and its siblings
+    r"|(?P<room>(?<![0-9A-Za-z\-])[A-Za-z]?\d{1,3}(?:-\d{1,3}){0,2}-\d{1,4}(?![0-9\-])))"
+)
+_NEAR_ANY = rf"[{_JOINERS}]"
+_NEAR_NOT_LIST = "[" + _JOINERS.replace("、", "").replace(";；", "").replace("/", "") + "]"  # 1-1-1101、1-1-2001
+_CODE = re.compile(
+    r"(?:订单|查询码|索引号|单号|运单|快递|物流|发票|流水|交易号|合同|工单|编号|批次|型号|序列号|条码|户号|账单|票号|案号|受理号|文号"
+    rf"|房号|邮编|邮政编码|车次|航班|学号|准考证|备案号|信用代码|税号)[号码是为:：{_SPACE}]{{0,4}}"
+    rf"([A-Za-z0-9][A-Za-z0-9\-_/()（）{_SPACE}]{{3,40}})"
+)
+_DIGIT_ATOM = re.compile(r"[0-9*]+")
+_NOT_DIGIT = re.compile(r"[^0-9*]+")
+_MOBILE_OR_ID = re.compile(r"1[3-9]\d{9}|\d{17}[\dX]", re.ASCII)
+
+
+def _number_view(text: str) -> View:
+    """The view for numbers: numerals read as digits where they stand beside digits, spaces kept as one mark."""
+    spaced = re.sub(r"\s", _SPACE, text)  # one for one: the view keeps the marks, and every position
+    v = view(spaced)
+    t = v.text
+    lone = [m.start() for m in _LONE_NUMERAL.finditer(t)
+            if not _NEAR_DIGIT_LEFT.search(t[max(0, m.start() - 24) : m.start()])
+            and not _NEAR_DIGIT_RIGHT.match(t[m.end() : m.end() + 24])]
+    digits = list(t.translate(_NUMERAL_DIGITS))
+    for i in lone:  # 一直, 两个, 个洞: a numeral alone among words is a word
+        digits[i] = t[i]
+    for m in re.finditer(r"(?<=[12][09]\d\d)一(?=[12][09]\d\d)", t):  # 1987一1995: a dash between years
+        digits[m.start()] = "-"
+    t = "".join(digits)
+    t = _LETTER_ZERO.sub(lambda m: "0" * len(m.group()), t)
+    t = _GROUP_LABEL.sub(lambda m: m.group()[: m.start(1) - m.start()] + "#" * len(m.group(1)), t)
+    return View(t, v.origin)
+
+
+def _numbers(t: str, taken: bytearray) -> Iterator[tuple[str, list[int]]]:
+    """The personal numbers of the number view ``t``: (kind, the positions of their digits)."""
+    if len(_NOT_DIGIT.sub("", t)) < _MIN_DIGITS:  # most texts: nothing to look for
         return
-    before = v.text[max(0, offset - 12) : offset].translate(_NUMERAL_DIGITS)
-    # Digits only (a turn of the dialogue between groups may hold letters), and the ID's final X.
-    digits = re.sub(r"\D", "", run.translate(_NUMERAL_DIGITS), flags=re.ASCII) + ("X" if run.endswith("X") else "")
-    kind = _classify(digits, before)
-    if kind:
-        yield v.span(kind, offset, offset + len(run))
-    elif len(digits) > 11 and not _GROUP.fullmatch(run):
-        # A joined run may be two numbers side by side (a date, then a mobile): judge each group too.
-        for group in _GROUP.finditer(run):
-            yield from _numbers(v, group.group(), offset + group.start())
+    soft = [0] * len(t)  # what stays unless it completes a personal number with the groups beside it
+    alone: set[int] = set()  # … and what stays only if no group beside it is masked
+    matches = 0
+    for match in _KEEP_PATTERNS.finditer(t):
+        if match.group("count"):
+            digits = re.sub(r"[^0-9]", "", match.group("count"))
+            if _spells_personal(digits) or _MOBILE_OR_ID.search(digits):  # 13000-000000份: a mobile
+                continue
+            if match.group("unit")[0] not in "元块万亿美港人角毛" and max(
+                map(len, re.findall(r"[0-9]+", match.group("count")))
+            ) > 6:  # 052386881234号: no count
+                continue
+        matches += 1
+        soft[match.start() : match.end()] = [matches] * (match.end() - match.start())
+    for match in _KEEP_ALONE.finditer(t):
+        near = _NEAR_ANY if match.group("date") else _NEAR_NOT_LIST
+        if not match.group("pdate") and re.search(rf"[0-9]{near}{{1,8}}$", t[max(0, match.start() - 9) : match.start()]) or re.match(
+            rf"{near}{{1,8}}[0-9]", t[match.end() : match.end() + 9]
+        ):
+            continue
+        matches += 1
+        alone.add(matches)
+        soft[match.start() : match.end()] = [matches] * (match.end() - match.start())
+    hard = bytearray(taken)
+    for match in _CODE.finditer(t):
+        hard[match.start(1) : match.end(1)] = b"\x01" * (match.end(1) - match.start(1))
+    # Chains of groups that may be one number; hard-kept groups (codes after their word, ids) end a chain.
+    chains: list[list[tuple[int, int]]] = [[]]
+    for atom in _DIGIT_ATOM.finditer(t):
+        a, b = atom.span()
+        if any(hard[a:b]):
+            chains.append([])
+            continue
+        if chains[-1] and not _joins(t[chains[-1][-1][1] : a]):
+            chains.append([])
+        chains[-1].append((a, b))
+    for chain in chains:
+        kept = [soft[a] if len(set(soft[a:b])) == 1 else 0 for a, b in chain]  # a match keeps whole groups
+        _unkeep_completing(t, chain, kept)
+        _unkeep_beside_masked(t, chain, kept, alone)
+        run: list[tuple[int, int]] = []
+        for atom, is_kept in zip(chain, kept, strict=True):
+            if is_kept:
+                yield from _judged(t, run)
+                run = []
+            else:
+                run.append(atom)
+        yield from _judged(t, run)
+
+
+def _unkeep_completing(t: str, chain: list[tuple[int, int]], kept: list[int]) -> None:
+    """A kept group that, with whole groups beside it, spells a mobile or an ID is part of that number
+    (1 3000000000份, 1300000.0000, 321202 19900307 1235): fail closed. ``kept`` holds the number of the
+    match that keeps each group (0: none); a match is taken whole (1-1-1803、1-1-1703 spells no mobile), and
+    kept matches alone never complete one (1953年7月。1974年，年仅21岁 reads 19537197421), and only groups
+    with nothing but separators between them do."""
+    n = len(kept)
+    starts = {i for i in range(n) if not kept[i] or i == 0 or kept[i - 1] != kept[i]}
+    ends = {i for i in range(n) if not kept[i] or i == n - 1 or kept[i + 1] != kept[i]}
+    for i, is_kept in enumerate(kept):
+        if not is_kept or (i > 0 and kept[i - 1] == is_kept):
+            continue
+        for first in (f for f in range(max(0, i - 18), i + 1) if f in starts and _tight(t, chain, f, i)):
+            for last in (e for e in range(i, min(n, first + 19)) if e in ends):
+                if not _tight(t, chain, i, last):
+                    break
+                digits = "".join(t[a:b] for a, b in chain[first : last + 1])
+                if len(digits) > 19:
+                    break
+                if _spells_personal(digits) and not all(kept[first : last + 1]):
+                    for j in range(first, last + 1):
+                        kept[j] = 0
+
+
+def _unkeep_beside_masked(t: str, chain: list[tuple[int, int]], kept: list[int], alone: set[int]) -> None:
+    """A room code, a decimal, a compact date or a service number stays only when no group that will be
+    masked stands beside it with separators alone between (05-184、055 is a number; 1-1-1101、1-1-2001 a list)."""
+    members: dict[int, list[int]] = {}
+    for i, match in enumerate(kept):
+        members.setdefault(match, []).append(i)
+    queue = [i for i, match in enumerate(kept) if not match]
+    while queue:  # each group is queued once, when it is to be masked: linear however long the list
+        j = queue.pop()
+        for i in (j - 1, j + 1):
+            if 0 <= i < len(kept) and kept[i] in alone and _tight(t, chain, min(i, j), max(i, j)):
+                for k in members[kept[i]]:
+                    kept[k] = 0
+                    queue.append(k)
+
+
+_TIGHT = re.compile(rf"{_JOIN_WORD}*")
+
+
+def _tight(t: str, chain: list[tuple[int, int]], first: int, last: int) -> bool:
+    """Whether only separators or turns of the dialogue stand between the groups ``first`` … ``last`` (no
+    words: 750元，搭两餐900元)."""
+    gaps = (t[chain[j][1] : chain[j + 1][0]] for j in range(first, last))
+    return all(_TIGHT.fullmatch(gap) or (_TURN_LABEL.search(gap) and len(gap) <= _TURN_GAP) for gap in gaps)
+
+
+def _spells_personal(digits: str) -> bool:
+    n = len(digits)
+    return digits.isdigit() and (
+        (n == 11 and bool(_MOBILE.fullmatch(digits)))
+        or (n == 13 and digits.startswith("86") and bool(_MOBILE.fullmatch(digits[2:])))
+        or (10 <= n <= 12 and digits[0] == "0" and digits[1] != "0")  # a landline with its area code
+        or (n in (15, 18) and looks_like_id(digits))
+        or (16 <= n <= 19 and digits[0] in "345689" and luhn_ok(digits))
+    )
+
+
+def _joins(gap: str) -> bool:
+    """Whether two digit groups with ``gap`` between them may be one number (fail closed: nearly always)."""
+    size = len(gap) - gap.count(_SPACE)
+    if size <= _GAP:
+        return not _CUE.search(gap)
+    return size <= _TURN_GAP and bool(_TURN_LABEL.search(gap)) and not _CUE.search(gap)
+
+
+def _judged(t: str, run: list[tuple[int, int]]) -> Iterator[tuple[str, list[int]]]:
+    """A run of digit groups: masked when it holds seven digits or more, with the kind of what it holds."""
+    real = [i for i, (a, b) in enumerate(run) if t[a:b].strip("*")]  # masked pieces beside it are not its digits
+    run = run[real[0] : real[-1] + 1] if real else []
+    positions = [i for a, b in run for i in range(a, b)]
+    if len(positions) < _MIN_DIGITS:
+        return
+    end = run[-1][1]
+    if t[end : end + 1] == "X" and not t[end + 1 : end + 2].isalpha():
+        positions.append(end)
+    digits = "".join(t[i] for i in positions)
+    if "*" in digits:  # masked before: keep what its kind leaves visible, no more
+        yield _star_kind(digits), positions
+        return
+    kind = classify(digits)
+    if kind != "number" or len(run) == 1:
+        yield kind, positions
+        return
+    # Two numbers side by side (a mobile, then an ID after words between them): each with its kind, when
+    # every piece is one; else the whole run is one unknown number, masked whole.
+    pieces: list[list[int]] = [[]]
+    for (a, b), following in zip(run, [*run[1:], None], strict=True):
+        pieces[-1].extend(range(a, b))
+        if following and re.search(r"[^\W\d_]", t[b : following[0]].replace(_SPACE, "")):
+            pieces.append([])
+    kinds = [classify("".join(t[i] for i in piece)) for piece in pieces]
+    if len(pieces) > 1 and all(len(p) >= _MIN_DIGITS and k != "number" for p, k in zip(pieces, kinds, strict=True)):
+        yield from zip(kinds, pieces, strict=True)
+    else:
+        yield "number", positions
+
+
+_STARS = re.compile(r"\*+")
+
+
+def _star_kind(digits: str) -> str:
+    """The kind of a run already masked once (stars among its digits): what its visible digits allow."""
+    n = len(digits)
+    head = len(digits) - len(digits.lstrip("0123456789X"))
+    tail = len(digits) - len(digits.rstrip("0123456789X"))
+    if n == 11 and head <= 3 and tail <= 4 and digits[:1] in ("1", "*"):
+        return "mobile"
+    if n == 13 and head <= 5 and tail <= 4:
+        return "mobile"
+    if n in (15, 18) and head <= 6 and tail <= 4:
+        return "id"
+    if 16 <= n <= 19 and head == 0 and tail <= 4:
+        return "bank_card"
+    return "number"
+
+
+# ---------------------------------------------------------------- finding
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A piece of personal data: its span in the original text and, for numbers, the positions of its digits."""
+
+    kind: str
+    start: int
+    end: int
+    digits: tuple[int, ...] = ()
+
+
+def _found(text: str) -> list[_Found]:
+    nv = _number_view(text)
+    t = nv.text
+    taken = bytearray(len(t))
+    found: list[_Found] = []
+    for kind, a, b in _tagged_ids(t):
+        if b > a:
+            taken[a:b] = b"\x01" * (b - a)
+            found.append(_Found(kind, nv.origin[a], nv.origin[b - 1] + 1))
+    for kind, positions in _numbers(t, taken):
+        digits = tuple(sorted({nv.origin[i] for i in positions}))
+        found.append(_Found(kind, digits[0], digits[-1] + 1, digits))
+    v = view(text)
+    for start, end in _names(v.text):
+        if end > start:
+            found.append(_Found("name", v.origin[start], v.origin[end - 1] + 1))
+    return found
 
 
 def find(text: str) -> list[PiiSpan]:
     """Every piece of personal data in ``text``, as non-overlapping spans of the original text, in order."""
-    v = view(text)
-    spans: list[PiiSpan] = []
-    if "@" in v.text:
-        for match in _EMAIL.finditer(v.text):
-            spans.append(v.span("email", match.start(), match.end()))
-    for match in _NUMBER_ANY.finditer(v.text):
-        run = match.group()
-        if len(run) < 7:  # fewer than seven digits: no personal number
-            continue
-        before = v.text[max(0, match.start() - 12) : match.start()]
-        if _DIGIT_RUN.match(run) or _NUMBER_CONTEXT.search(before) or _TURN_IN.search(run):
-            spans.extend(_numbers(v, run, match.start()))
-        else:
-            for strong in _NUMBER_STRONG.finditer(run):
-                if len(strong.group()) >= 7:
-                    spans.extend(_numbers(v, strong.group(), match.start() + strong.start()))
-    for match in _PLATE.finditer(v.text):
-        spans.append(v.span("plate", match.start() + 2, match.end()))
-    for start, end in _names(v.text):
-        spans.append(v.span("name", start, end))
-    return _non_overlapping(spans)
+    return _non_overlapping([PiiSpan(f.kind, f.start, f.end) for f in _found(text)])
 
 
 def _non_overlapping(spans: list[PiiSpan]) -> list[PiiSpan]:
@@ -406,51 +772,57 @@ def _non_overlapping(spans: list[PiiSpan]) -> list[PiiSpan]:
 _KEEP = {"mobile": (3, 4), "id": (6, 4), "bank_card": (0, 4)}
 
 
-def _masked(kind: str, original: str) -> str:
-    """The span with its personal characters starred and its separators (spaces, dashes, turn labels) kept."""
-    if kind == "email":
-        return "***" + original[original.index("@") :] if "@" in original else "*" * len(original)
-    if kind in ("name", "plate"):
-        return "".join("*" if _view_of(c) or c.isalnum() else c for c in original)
-    marks = [bool(_DIGIT_MARK.fullmatch(_view_of(c).translate(_NUMERAL_DIGITS) or "-")) for c in original]
-    total = sum(marks)
-    head, tail = _KEEP.get(kind, (0, 0))
-    if kind == "mobile" and total == 13:  # +86 before the number
-        head = 5
-    if head + tail >= total:
-        head = tail = 0
-    out, seen = [], 0
-    for c, is_digit in zip(original, marks, strict=True):
-        if is_digit:
-            seen += 1
-            out.append(c if seen <= head or seen > total - tail else "*")
+def _apply(text: str, found: list[_Found]) -> str:
+    """``text`` with each piece starred: numbers keep the digits their kind leaves visible and every
+    separator; an e-mail keeps its domain; names, plates and ids lose every character."""
+    out = list(text)
+    for f in found:
+        if f.digits:
+            head, tail = _KEEP.get(f.kind, (0, 0))
+            total = len(f.digits)
+            if f.kind == "mobile" and total == 13:  # +86 before the number
+                head = 5
+            if head + tail >= total:
+                head = tail = 0
+            for i in f.digits[head : total - tail]:
+                out[i] = "*"
+        elif f.kind == "email":
+            local = re.match(rf"{_LOCAL}", text[f.start : f.end])
+            end = f.start + (local.end() if local else f.end - f.start)
+            out[f.start] = "***"
+            for i in range(f.start + 1, end):
+                out[i] = ""
         else:
-            out.append(c)
+            for i in range(f.start, f.end):
+                if out[i] and (_view_of(text[i]) or text[i].isalnum()) and out[i] != "***":
+                    out[i] = "*"
     return "".join(out)
 
 
 def mask(text: str) -> str:
-    """``text`` with every span of :func:`find` masked; the rest is unchanged.
+    """``text`` with every piece of personal data masked; the rest is unchanged.
 
     Masked again until nothing changes: the digits a mask leaves visible
     (138****5678) may join the groups beside them into a run the first pass
     did not see. Masking is then idempotent, which the fuzzer checks.
     """
     for _ in range(5):
-        spans = find(text)
-        if not spans:
+        found = _found(text)
+        if not found:
             return text
-        masked = "".join(_pieces(text, spans))
+        masked = _apply(text, found)
         if masked == text:
             return text
         text = masked
     return text
 
 
-def _pieces(text: str, spans: list[PiiSpan]) -> Iterator[str]:
-    pos = 0
-    for span in spans:
-        yield text[pos : span.start]
-        yield _masked(span.kind, text[span.start : span.end])
-        pos = span.end
-    yield text[pos:]
+#: Kinds that identify a person on their own (a landline-shaped 8-digit code does not).
+_IDENTIFYING = frozenset({"mobile", "id", "bank_card", "email", "qq", "wechat", "passport"})
+
+
+def holds_personal_number(text: str) -> bool:
+    """Whether ``text`` (an identifier, not prose) holds a mobile, ID or card number, an e-mail or an account id."""
+    return any(f.kind in _IDENTIFYING for f in _found(text)) or bool(
+        re.search(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])", view(text).digits)
+    )

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -123,6 +124,47 @@ def parse(raw: str) -> Transcript:
 def caller_account(raw: str) -> str:
     """Shortcut for ``parse(raw).caller_account()``."""
     return parse(raw).caller_account()
+
+
+_LABELS = {Speaker.AGENT: "坐席：", Speaker.CALLER: "市民："}
+
+
+def masked(raw: str, mask: Callable[[str], str]) -> tuple[Transcript, str]:
+    """The transcript parsed with ``mask`` applied first, across the whole dialogue, and the raw text masked.
+
+    Masking comes before the clean-up (collapsing repeated characters and ASR
+    fragments turned a dictated card or ID into something the masker no longer
+    recognised), and sees every turn: the agent's cue (请问您的电话？) and the
+    agent reading the groups back belong to the caller's number. A dialogue is
+    masked as it came; an ASR JSON's texts are masked as one dialogue and put
+    back in their segments, so that its times stay numbers.
+    """
+    parsed = parse(raw)
+    if parsed.form != "asr-json":
+        masked_raw = mask(str(raw).strip())
+        return parse(masked_raw), masked_raw
+    dialogue = "\n".join(_LABELS[t.speaker] + t.text.replace("\n", " ") for t in parsed.turns)
+    lines = mask(dialogue).split("\n")
+    if len(lines) == len(parsed.turns) and all(
+        line.startswith(_LABELS[t.speaker]) for line, t in zip(lines, parsed.turns, strict=True)
+    ):
+        texts = [line[3:] for line in lines]
+    else:  # a mask that spanned a line break: each turn on its own, then the whole again
+        texts = [mask(t.text) for t in parsed.turns]
+    turns = tuple(replace(t, text=text) for t, text in zip(parsed.turns, texts, strict=True))
+    by_text = {t.text: text for t, text in zip(parsed.turns, texts, strict=True)}
+
+    def walk(node: object) -> object:
+        if isinstance(node, str):
+            return by_text.get(normalize(node).strip(), None) or mask(node)
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if isinstance(node, dict):
+            return {key: walk(value) for key, value in node.items()}
+        return node
+
+    masked_raw = json.dumps(walk(json.loads(str(raw).strip())), ensure_ascii=False)
+    return Transcript(turns, parsed.form), masked_raw
 
 
 def _from_text(text: str) -> Transcript:
