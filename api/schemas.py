@@ -338,8 +338,9 @@ class JobOut(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    status: str = Field(description="ok, no-model, or degraded (a backend is away; routing still answers)")
     model_version: str | None
-    cases: int
-    index_outbox: int
+    cases: int | None
+    index_outbox: int | None
     index: str
+    degraded: dict[str, str] = Field(default_factory=dict, description="each backend that is away, and why")

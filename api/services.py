@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -17,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 
@@ -25,6 +27,7 @@ from classifiers.encoder import SentenceEncoder
 from hotline.errors import Conflict, HotlineError, InvalidInput, NotFound, Unavailable
 from hotline.city import City
 from hotline.events import EventAssigner
+from hotline.outage import OutageLog
 from hotline.settings import Settings
 from hotline.store import CaseStore, open_store
 from hotline.times import format_time
@@ -38,6 +41,8 @@ log = logging.getLogger("hotline.api")
 #: Days of calls a call being taken is matched against for an ongoing event.
 #: Cases a view assigns to events itself before listing them, when the background assigner is behind.
 EVENT_CATCH_UP = 5_000
+#: Seconds routing waits for the similar cases' texts from the store before answering without them.
+TEXT_BUDGET = 0.025
 
 
 class Metrics:
@@ -273,6 +278,7 @@ class Services:
         self._events: tuple[Any, float, Any] | None = None  # (day, when, clusterer) of the events open now
         self._events_lock = threading.Lock()
         self._stop = threading.Event()
+        self.outages = OutageLog(log)
         self._follower = threading.Thread(target=self._follow, name="model-follower", daemon=True)
         self._assigner = threading.Thread(target=self._assign_events, name="event-assigner", daemon=True)
 
@@ -287,7 +293,19 @@ class Services:
                 shown.append(neighbour(self.store.get(n.case_id), n.similarity, n.meaning).to_dict())
             except NotFound:  # a training case from a file, never stored
                 shown.append(n.to_dict())
+            except Unavailable:  # the store is away: the model's own neighbour, without the stored text
+                shown.append(n.to_dict())
         return shown
+
+    async def similar_with_texts(self, neighbours: list[Any]) -> list[dict[str, Any]]:
+        """:meth:`with_texts` off the event loop and within :data:`TEXT_BUDGET`: the store's text is decoration,
+        and routing must not wait on a database that is slow or down (it froze every agent for 15 s)."""
+        if not neighbours:
+            return []
+        try:
+            return await asyncio.wait_for(run_in_threadpool(self.with_texts, neighbours), TEXT_BUDGET)
+        except (TimeoutError, Unavailable):
+            return [n.to_dict() for n in neighbours]
 
     def similar_cases(self, text: str, k: int, exclude: str = "", district: str = "") -> list[dict[str, Any]]:
         """What routing shows beside this text first, then the search index's other cases (today's calls, and
@@ -365,8 +383,12 @@ class Services:
         while not self._stop.wait(self.follow_interval):
             try:
                 self.events.run(max_cases=10 * EVENT_CATCH_UP)
-            except Exception:  # a store that is away now is retried on the next tick
+            except Unavailable as exc:  # a store that is away now is retried on the next tick, and said once
+                self.outages.failed("the event assigner's store", exc)
+            except Exception:
                 log.exception("could not assign events")
+            else:
+                self.outages.succeeded("the event assigner's store")
 
     def reload_model(self) -> str | None:
         """Serve what the registry's ``current`` names, and say so in the metrics."""

@@ -124,6 +124,10 @@ class ElasticsearchIndex:
         # A request to a node that is down is retried on another one the URL names.
         self.client = Elasticsearch(hosts, request_timeout=timeout, max_retries=max(1, len(hosts) - 1),
                                     retry_on_timeout=False)
+        # The client logs every retry with a full traceback (300 MB a day while a node was away); the failure
+        # reaches us as Unavailable, and the service's loops say once that the index is away and once that it
+        # is back (hotline.outage).
+        logging.getLogger("elastic_transport").setLevel(logging.ERROR)
         self._tokenize = tokenize
         self.shards = options.get("shards", shards)
         self.replicas = options.get("replicas", replicas)

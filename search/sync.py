@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 
 from hotline.errors import Unavailable
+from hotline.outage import OutageLog
 from hotline.store.base import CaseStore
 from search.base import SearchIndex
 
@@ -55,7 +56,7 @@ def sync(store: CaseStore, index: SearchIndex, batch: int = 1000, limit: int | N
         except Unavailable as exc:
             store.release([seq for seq, _, _ in entries])
             report.error = str(exc)
-            log.warning("index sync stopped, %d entries wait in the outbox: %s", store.pending_count(), exc)
+            log.info("index sync stopped, %d entries wait in the outbox: %s", store.pending_count(), exc)
             break
         store.acknowledge([seq for seq, _, _ in entries])
     report.pending = store.pending_count()
@@ -73,6 +74,7 @@ class Syncer:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="index-sync", daemon=True)
+        self.outages = OutageLog(log)
 
     def start(self) -> Syncer:
         self._thread.start()
@@ -86,9 +88,18 @@ class Syncer:
         while not self._stop.is_set():
             try:
                 self.last = sync(self.store, self.index)
+            except Unavailable as exc:  # the store is away: one line for the outage, not one a second
+                self.last = SyncReport(error=str(exc))
+                self.outages.failed("the index sync's store", exc)
             except Exception as exc:  # the thread must outlive any one failure
                 log.exception("index sync failed")
                 self.last = SyncReport(error=str(exc))
+            else:
+                self.outages.succeeded("the index sync's store")
+                if self.last.error:
+                    self.outages.failed(f"the search index {self.index.url.split('@')[-1]}", self.last.error)
+                else:
+                    self.outages.succeeded(f"the search index {self.index.url.split('@')[-1]}")
             self._wake.wait(self.interval)
             self._wake.clear()
 

@@ -223,3 +223,34 @@ def test_a_short_soak_of_mixed_traffic_has_no_errors() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["errors"] == 0
+
+
+def _fake_model(root: Path, version: str) -> Path:
+    """A folder the registry takes for a trained model (it reads only the manifest)."""
+    folder = root / f"train-{version}"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"version": version, "created": version}), encoding="utf-8")
+    return folder
+
+
+def test_a_promotion_on_a_full_disk_changes_nothing_and_leaves_no_temporary_file(small_disk: Path,
+                                                                                  tmp_path: Path) -> None:
+    """The record is written (and fsync'd) before the link is swapped: on a full disk the promotion is refused
+    whole (503), the link and the record still agree on the old model, and a restart does not go back."""
+    from hotline.errors import ReadOnly
+    from training.registry import Registry
+
+    registry = Registry(small_disk / "models")
+    for version in ("20260101-000000-a", "20260102-000000-b"):
+        registry.register(_fake_model(tmp_path, version))
+    registry.promote("20260101-000000-a", by="test")
+    filler = fill(small_disk)
+    with pytest.raises(ReadOnly):
+        registry.promote("20260102-000000-b", by="test", force=True)
+    assert registry.active() == "20260101-000000-a"
+    assert os.readlink(registry.current).endswith("20260101-000000-a")
+    assert not [p for p in (small_disk / "models").iterdir() if p.name.endswith(".tmp") or p.name.startswith(".current-")]
+    assert registry.recover() == []  # nothing to mend: a restart serves what the registry lists
+    filler.unlink()
+    registry.promote("20260102-000000-b", by="test", force=True)
+    assert registry.active() == "20260102-000000-b" and os.readlink(registry.current).endswith("20260102-000000-b")

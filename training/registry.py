@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -27,7 +28,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hotline.errors import Conflict, InvalidInput, NotFound
+from hotline.errors import Conflict, InvalidInput, NotFound, ReadOnly
+
+log = logging.getLogger(__name__)
 
 CANDIDATE, ACTIVE, RETIRED = "candidate", "active", "retired"
 #: Earlier active versions kept for rollback (the oldest are forgotten, never deleted).
@@ -69,15 +72,32 @@ class Registry:
 
     # ------------------------------------------------------------ state
     @contextmanager
-    def _locked(self) -> Iterator[dict[str, Any]]:
+    def _locked(self, save: bool = True) -> Iterator[dict[str, Any]]:
+        """The registry's state under its lock; written back at the end (unless the caller saves it itself)."""
         self.root.mkdir(parents=True, exist_ok=True)
         with (self.root / ".lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             state = self._read()
+            read = json.dumps(state, sort_keys=True)
             yield state
-            tmp = self._state_file.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(state, ensure_ascii=False, indent=2), encoding="utf-8")
+            if save and json.dumps(state, sort_keys=True) != read:  # nothing to write: a full disk is no error
+                self._save(state)
+
+    def _save(self, state: dict[str, Any]) -> None:
+        """Write the record durably (fsync'd file, then the folder) or not at all; a full disk is ReadOnly and
+        leaves no temporary file behind."""
+        tmp = self._state_file.with_suffix(".json.tmp")
+        try:
+            with tmp.open("w", encoding="utf-8") as fh:
+                fh.write(json.dumps(state, ensure_ascii=False, indent=2))
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(tmp, self._state_file)
+            _fsync_dir(self.root)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise ReadOnly(f"the model registry {self.root} cannot be written ({exc.strerror or exc}): "
+                           "nothing was changed") from None
 
     def _read(self) -> dict[str, Any]:
         try:
@@ -86,10 +106,15 @@ class Registry:
             return {"states": {}, "history": []}
 
     def _audit(self, action: str, version: str, by: str, **extra: Any) -> None:
+        """One line of the audit; a change already made stands if the line cannot be written (full disk), and
+        the log says so (the record's history keeps what was promoted)."""
         entry = {"at": datetime.now().isoformat(sep=" ", timespec="seconds"), "action": action, "version": version,
                  "by": by, **extra}
-        with self._audit_file.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        try:
+            with self._audit_file.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            log.error("model registry audit line not written (%s): %s", exc.strerror or exc, entry)
 
     def audit(self) -> list[dict[str, Any]]:
         try:
@@ -155,7 +180,7 @@ class Registry:
         data is refused unless ``force``; so is one never compared with it.
         """
         candidate = self.get(version)
-        with self._locked() as state:
+        with self._locked(save=False) as state:
             active = state.get("active")
             if active == version:
                 raise Conflict(f"{version} is already the active model")
@@ -167,28 +192,44 @@ class Registry:
                 if compared.get("candidate_macro_f1", 0.0) < compared.get("active_macro_f1", 0.0):
                     raise Conflict(f"{version} scores macro-F1 {compared['candidate_macro_f1']:.4f}, below the active "
                                    f"{active} ({compared['active_macro_f1']:.4f}) on the same data; force to promote anyway")
-            self._point_current(version)
+            before = json.loads(json.dumps(state))
             if active:
                 state["states"][active] = RETIRED
                 state["history"] = [*state["history"], active][-HISTORY_LIMIT:]
             state["states"][version] = ACTIVE
             state["active"] = version
+            self._switch(state, before, version)
         self._audit("promote", version, by, replaced=active, forced=force)
         return self.get(version)
 
+    def _switch(self, state: dict[str, Any], before: dict[str, Any], version: str) -> None:
+        """The record first, then the link: both change or neither does (a promotion on a full disk once swapped
+        the link, failed to write the record, answered 500 and served a model the registry called retired)."""
+        self._save(state)
+        try:
+            self._point_current(version)
+        except OSError as exc:
+            try:
+                self._save(before)
+            except ReadOnly:  # the record names the new model, the link the old: recover() at start relinks
+                log.error("promotion of %s: the link could not be swapped nor the record restored", version)
+            raise ReadOnly(f"cannot point the active model at {version} ({exc.strerror or exc}): "
+                           "nothing was changed") from None
+
     def rollback(self, by: str) -> Entry:
         """Return to the model that was active before the current one."""
-        with self._locked() as state:
+        with self._locked(save=False) as state:
             if not state.get("history"):
                 raise Conflict("there is no earlier model to roll back to")
+            before = json.loads(json.dumps(state))
             previous = state["history"].pop()
             self.path(previous)
             current = state.get("active")
-            self._point_current(previous)
             if current:
                 state["states"][current] = RETIRED
             state["states"][previous] = ACTIVE
             state["active"] = previous
+            self._switch(state, before, previous)
         self._audit("rollback", previous, by, replaced=current)
         return self.get(previous)
 
@@ -203,8 +244,8 @@ class Registry:
         """Repair what a killed process left: ``current`` out of step with the recorded active version, dead
         retrains' staging folders, stray links. Run at every start; returns what it did, in words.
 
-        The record wins over the link: a promotion killed between the link swap and the state write never
-        answered its caller, so it did not happen.
+        The record wins over the link: it is written (and fsync'd) before the link is swapped, so it is always
+        the newer of the two; a promotion killed in between is completed here.
         """
         done: list[str] = []
         if not self.root.is_dir():
@@ -236,6 +277,12 @@ class Registry:
     def _point_current(self, version: str) -> None:
         link = self.root / f".current-{os.getpid()}"
         link.unlink(missing_ok=True)
+        try:
+            self._swap_link(link, version)
+        finally:
+            link.unlink(missing_ok=True)
+
+    def _swap_link(self, link: Path, version: str) -> None:
         link.symlink_to(Path("versions") / version)
         if self.current.exists() and not self.current.is_symlink():
             # A model trained before the registry existed: keep it as a version of its own.
@@ -243,6 +290,14 @@ class Registry:
             self.versions.mkdir(parents=True, exist_ok=True)
             self.current.rename(legacy)
         os.replace(link, self.current)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 _STRAY = re.compile(rf"^(?:{re.escape(STAGING_PREFIX)}|\.current-(?:old-)?)(\d+)(?:-|$)")

@@ -36,8 +36,9 @@ async def route(principal: AnyRole, body: schemas.RouteRequest, services: Servic
     else:
         routing = model.route(body.text, area=area, at=at)
     services.metrics.routed.labels(str(routing.auto_dispatch).lower()).inc()
+    similar = await services.similar_with_texts(routing.similar)
     # Built by us, so returned as is: the schema stays documented without validating every answer again.
-    return JSONResponse({**routing.to_dict(), "similar": services.with_texts(routing.similar),
+    return JSONResponse({**routing.to_dict(), "similar": similar,
                          "event": services.recent_event(routing, at),
                          "elapsed_ms": round((time.perf_counter() - started) * 1000, 2)})
 

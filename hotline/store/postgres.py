@@ -24,6 +24,7 @@ from typing import Any
 
 from hotline.case import Case
 from hotline.errors import InvalidInput, NotFound, ReadOnly, Unavailable
+from hotline.store.circuit import Circuit
 from hotline.store.base import CaseQuery, Page, redacted
 from hotline.store.rows import case_from_row, field_filters
 from hotline.store.sql import SELECT_CASES, SQLStore, T
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds an outbox entry stays with the worker that claimed it; after that another may take it.
 LEASE_SECONDS = 60.0
+#: Seconds a call waits for a pooled connection before its 503 (was 15: a database that was down froze the
+#: service); after three failures in a row the circuit answers at once (:mod:`hotline.store.circuit`).
+POOL_WAIT = 1.0
 #: Attempts at a batch that lost a race (two writers inserting one new id, a deadlock).
 RETRIES = 8
 _MIGRATION_LOCK = 74_120_001
@@ -310,7 +314,7 @@ class PostgreSQLStore(SQLStore):
     write_mark_sql = "SELECT last_value FROM index_outbox_seq_seq"
 
     def __init__(self, url: str, tokenize: Callable[[str], list[str]] | None = None,
-                 pool_size: int = 8, lease: float = LEASE_SECONDS) -> None:
+                 pool_size: int = 8, lease: float = LEASE_SECONDS, wait: float = POOL_WAIT) -> None:
         import psycopg
         from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -318,9 +322,13 @@ class PostgreSQLStore(SQLStore):
         self.lease = lease
         self._tokenize = tokenize
         self._psycopg = psycopg
+        self.circuit = Circuit(f"store {redacted(url)}")
         try:
-            self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=True, timeout=15.0,
-                                        kwargs={"connect_timeout": 10}, name="hotline-store")
+            # A short wait for a connection (a database that is down answers 503 within a second), and each
+            # connection checked as it leaves the pool (after an outage the pool held dead ones: two more 503s).
+            self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=True, timeout=wait,
+                                        kwargs={"connect_timeout": 2}, name="hotline-store",
+                                        check=ConnectionPool.check_connection)
             self._pool.wait(timeout=15.0)
         except (PoolTimeout, psycopg.Error) as exc:
             raise Unavailable(f"cannot open store {redacted(url)}: {exc}".splitlines()[0]) from None
@@ -333,19 +341,29 @@ class PostgreSQLStore(SQLStore):
     def _connection(self) -> Iterator[Any]:
         """A pooled connection; server and network failures become :class:`ReadOnly` or :class:`Unavailable`."""
         errors = self._psycopg.errors
+        self.circuit.before()
         try:
             with self._pool.connection() as conn:
                 yield conn
+            self.circuit.succeeded()
         except (errors.TransactionRollback, errors.DeadlockDetected, errors.SerializationFailure,
                 errors.UniqueViolation):
+            self.circuit.succeeded()  # the server answered
             raise  # a lost race (deadlock, serialization, two inserts of one id): _retrying runs it again
         except (errors.ReadOnlySqlTransaction, errors.DiskFull, errors.InsufficientResources) as exc:
+            self.circuit.succeeded()
             raise ReadOnly(f"store {redacted(self.url)} cannot take writes: {exc}".splitlines()[0]) from None
         except (self._psycopg.OperationalError, self._psycopg.InterfaceError) as exc:
+            self.circuit.failed(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             raise Unavailable(f"store {redacted(self.url)}: {exc}".splitlines()[0]) from None
         except Exception as exc:
             if type(exc).__name__ == "PoolTimeout":
+                if not self._pool.get_stats().get("pool_size", 0):  # none left: the server is away, not busy
+                    self.circuit.failed("no connection can be made")
+                else:
+                    self.circuit.inconclusive()
                 raise Unavailable(f"store {redacted(self.url)}: no connection free ({exc})") from None
+            self.circuit.succeeded()  # the server answered; the error is the caller's (a missing case …)
             raise
 
     @contextmanager
