@@ -10,6 +10,7 @@ from api.services import Services
 from hotline.case import Case, Category
 from hotline.errors import InvalidInput, NotFound
 from hotline.ingest import CaseBuilder
+from hotline.times import city_now
 
 #: Body field -> the builder's column name.
 _COLUMNS = {"id": "id", "time": "received_at", "text": "text", "transcript": "transcript", "title": "title",
@@ -33,7 +34,7 @@ def build_case(services: Services, item: CaseIn, source: str) -> Case:
             values["received_at"] = services.store.get(values["id"]).received_at
         except NotFound:
             pass
-    values.setdefault("received_at", datetime.now(services.window.city).replace(tzinfo=None, microsecond=0))
+    values.setdefault("received_at", city_now(services.window.city))
     if "category" in values:
         values["category"] = services.taxonomy.checked_category(Category.parse(values["category"])).path
     if "departments" in values:

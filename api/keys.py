@@ -75,6 +75,12 @@ class KeyRing:
         duplicate = next((n for n in names if names.count(n) > 1), None)
         if duplicate:
             raise InvalidInput(f"API key name {duplicate!r} is used twice")
+        seen: dict[bytes, str] = {}
+        for key in self.keys:  # one secret under two names authenticated as whichever came last
+            if key.digest in seen:
+                raise InvalidInput(f"API keys {seen[key.digest]!r} and {key.name!r} are the same key: give each "
+                                   "name its own (make one with `hotline keys new NAME ROLE`)")
+            seen[key.digest] = key.name
 
     @classmethod
     def parse(cls, text: str, where: str = "HOTLINE_API_KEYS") -> KeyRing:

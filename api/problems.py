@@ -76,6 +76,15 @@ def install(app: FastAPI) -> None:
         return respond(request, 500, "Internal error", "an unexpected error was logged")
 
 
+def _edge(path: str, status: int, title: str, detail: str) -> Response:
+    """problem+json, or Open311's own error form on its paths (a 10 MB post to Open311 got problem+json)."""
+    if path.startswith("/open311/"):
+        from api.routers.open311 import error_for_path
+
+        return error_for_path(path, status, detail)
+    return problem(status, title, detail)
+
+
 class BodyLimit:
     """Read each request body before the app does: over ``limit`` bytes is 413, a client that stalls is 408.
 
@@ -98,7 +107,7 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared and declared.isdigit() and int(declared) > self.limit:
-            await problem(413, "TooLarge", f"request body over {self.limit} bytes")(scope, receive, send)
+            await _edge(scope["path"], 413, "TooLarge", f"request body over {self.limit} bytes")(scope, receive, send)
             return
         messages: list[Message] = []
         seen = 0
@@ -109,14 +118,16 @@ class BodyLimit:
                 message = await asyncio.wait_for(receive(), timeout=max(left, 0.001))
             except TimeoutError:
                 log.info("%s %s: 408 the body did not arrive in time", scope["method"], scope["path"])
-                await problem(408, "RequestTimeout", "the request body did not arrive in time")(scope, receive, send)
+                await _edge(scope["path"], 408, "RequestTimeout", "the request body did not arrive in time")(
+                    scope, receive, send)
                 return
             messages.append(message)
             if message["type"] != "http.request":
                 break
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                await problem(413, "TooLarge", f"request body over {self.limit} bytes")(scope, receive, send)
+                await _edge(scope["path"], 413, "TooLarge", f"request body over {self.limit} bytes")(
+                    scope, receive, send)
                 return
             if not message.get("more_body", False):
                 break

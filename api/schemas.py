@@ -163,6 +163,9 @@ class CaseOut(BaseModel):
     event_id: str | None
     media_url: str = Field(default="", description="a photo or document the caller sent (Open311 media_url)")
     updated_at: str | None = Field(default=None, description="when the case last changed")
+    replaced_confirmation: LabelSourceOut | None = Field(
+        default=None, description="on a label change: another agent's confirmation it replaced (agents may correct "
+                                  "each other; the audit keeps both)")
 
 
 class CasePage(BaseModel):
@@ -284,6 +287,8 @@ class WorkStateIn(BaseModel):
     state: Literal["new", "acknowledged", "assigned", "resolved", "dismissed"]
     department: str = Field("", max_length=100, description="needed when assigning: a department of the taxonomy")
     note: str = Field("", max_length=2000)
+    expected: Literal["new", "acknowledged", "assigned", "resolved", "dismissed"] | None = Field(
+        None, description="the state the decider saw; 409 when another decision changed it since (else overwrite)")
 
 
 class WorkStateOut(BaseModel):

@@ -256,7 +256,7 @@ class Services:
         self.window = settings.time_window()
         self.city = City.from_settings(settings).serve()
         tokens = self.city.segmenter.tokens
-        self.store: CaseStore = open_store(settings.store, tokenize=tokens)
+        self.store: CaseStore = open_store(settings.store, tokenize=tokens, zone=settings.timezone)
         self.embedder = SentenceEncoder(settings.encoder) if settings.encoder else None
         self.index: SearchIndex = open_index(settings.index_url, self.store, tokenize=tokens, embedder=self.embedder)
         self.taxonomy = self.city.taxonomy

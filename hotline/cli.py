@@ -131,7 +131,7 @@ def _builder(settings: Settings, source: str) -> Any:
 def _open(settings: Settings) -> Any:
     from hotline.store import open_store
 
-    return open_store(settings.store, tokenize=lambda text: city(settings).segmenter.tokens(text))
+    return open_store(settings.store, tokenize=lambda text: city(settings).segmenter.tokens(text), zone=settings.timezone)
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:

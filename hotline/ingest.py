@@ -26,14 +26,14 @@ from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 from hotline.case import Area, Case, Category, Channel, LabelKind, LabelSource, Location, Status, check_id
-from hotline.errors import HotlineError, InvalidInput
+from hotline.errors import HotlineError, InvalidInput, TooLarge
 from hotline.places import Gazetteer
 from hotline.spreadsheet import SafeWriter
 from hotline.store.rules import Writer
 from hotline.taxonomy import Taxonomy
 from hotline.text import pii, transcript
 from hotline.text.clean import normalize, replace_unencodable, unencodable
-from hotline.times import DEFAULT_ZONE, TimeWindow, to_local
+from hotline.times import DEFAULT_ZONE, TimeWindow, city_now, to_local
 
 log = logging.getLogger(__name__)
 
@@ -350,7 +350,7 @@ class CaseBuilder:
         raw_transcript, raw_text, raw_title = cell("transcript"), cell("text"), cell("title")
         for name, raw in (("transcript", raw_transcript), ("text", raw_text), ("title", raw_title)):
             if len(raw) > self.max_chars:
-                raise InvalidInput(f"oversize {name}: {len(raw)} characters, the limit is {self.max_chars}")
+                raise TooLarge(f"oversize {name}: {len(raw)} characters, the limit is {self.max_chars}")
         for name in columns:
             if unencodable(cell(name)):
                 raise InvalidInput(f"wrong encoding in {name}: bytes that are neither UTF-8 nor GB18030")
@@ -373,8 +373,17 @@ class CaseBuilder:
             received = self.window.check(parse_time(values.get(columns["time"], ""), self.window.city))
             stamp = f"{received:%Y%m%d%H%M%S}"
         else:
-            received, stamp = now or datetime.now().replace(microsecond=0), ""
-        case_id = check_id(cell("id")) if cell("id") else "H" + hashlib.blake2b(f"{stamp}\x1f{text}".encode(), digest_size=10).hexdigest()
+            received, stamp = now or city_now(self.window.city), ""
+        if cell("id"):
+            case_id = check_id(cell("id"))
+        else:
+            # Everything that makes a report distinct: three citizens sending the same words from three addresses in
+            # one second were given one id, and two of the addresses were overwritten. A retry of the same report
+            # (every field the same) keeps its id, so a resent report is not a second case.
+            distinct = (stamp, text, title, address, cell("caller"), cell("district"), cell("street"), cell("lat"),
+                        cell("lon"), cell("category"), cell("category_l1"), cell("category_l2"), cell("department"),
+                        cell("channel"), cell("media_url"), self.source)
+            case_id = "H" + hashlib.blake2b("\x1f".join(distinct).encode(), digest_size=10).hexdigest()
         area = Area(cell("district"), cell("street"))
         if not area.district:
             found = self.gazetteer.extract(" ".join((address, title, text)))
@@ -458,7 +467,7 @@ def ingest(
     if "time" not in mapping:
         log.warning("%s has no time column: cases get the import time", path.name)
     rejects: list[Reject] = []
-    now = datetime.now().replace(microsecond=0)
+    now = city_now(builder.window.city)
 
     def good_cases() -> Iterator[Case]:
         for record in _progress(records, progress, path.name):

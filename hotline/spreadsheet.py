@@ -10,6 +10,8 @@ which spreadsheets show as text; numbers stay numbers.
 
 from __future__ import annotations
 
+import re
+
 import csv
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
@@ -22,6 +24,17 @@ def safe_cell(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(_TRIGGERS):
         return "'" + value
     return value
+
+
+#: What an XLSX cell may not hold (openpyxl refuses it, and the whole export failed): C0 controls but tab and
+#: line breaks.
+_NOT_IN_XLSX = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def xlsx_cell(value: Any) -> Any:
+    """:func:`safe_cell`, without the characters a workbook cannot hold (a note stored before they were cleaned)."""
+    value = safe_cell(value)
+    return _NOT_IN_XLSX.sub("", value) if isinstance(value, str) else value
 
 
 class SafeWriter:

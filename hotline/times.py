@@ -62,6 +62,13 @@ def zone(name: str) -> ZoneInfo:
         raise InvalidInput(f"unknown time zone {name!r} (an IANA name such as Asia/Shanghai)") from None
 
 
+def city_now(city: ZoneInfo | None = None) -> datetime:
+    """Now as a naive time of the city, to the second: the one clock of every stored time (``received_at`` is
+    city time; stamps once taken from the host's clock put Open311's updated_datetime 8 hours before
+    requested_datetime on a UTC host)."""
+    return datetime.now(city or ZoneInfo(DEFAULT_ZONE)).replace(tzinfo=None, microsecond=0)
+
+
 def to_local(moment: datetime, city: ZoneInfo) -> datetime:
     """A naive local time of the city: aware times are converted, naive ones are taken as local already."""
     if moment.tzinfo is not None and moment.utcoffset() is not None:

@@ -33,7 +33,9 @@ from hotline.errors import InvalidInput, NotFound
 from hotline.hotspots.cells import STREET_SEPARATOR, area_district, cell_cases
 from hotline.store.base import CaseStore, WorkState
 from hotline.taxonomy import Taxonomy
+from hotline.text.clean import normalize, unencodable
 from hotline.text.words import is_topic
+from hotline.times import city_now
 
 #: What each state is called on the pages, the exports and the brief.
 STATE_NAMES = {"new": "待处理", "acknowledged": "已知悉", "assigned": "已交办", "resolved": "已办结",
@@ -230,8 +232,13 @@ def decide(items: Sequence[WorkItem], states: Sequence[WorkState]) -> None:
 
 
 def set_state(store: CaseStore, items: Sequence[WorkItem], item_id: str, state: str, by: str,
-              department: str = "", note: str = "", taxonomy: Taxonomy | None = None) -> WorkState:
-    """Record a supervisor's decision on one item of ``items`` (the current work list)."""
+              department: str = "", note: str = "", taxonomy: Taxonomy | None = None,
+              expected: str | None = None) -> WorkState:
+    """Record a supervisor's decision on one item of ``items`` (the current work list).
+
+    With ``expected`` (the state the supervisor saw), a decision made by
+    someone else in between is a :class:`Conflict` instead of being overwritten.
+    """
     item = next((i for i in items if i.id == item_id), None)
     if item is None:
         raise NotFound(f"no work-list item {item_id!r} in this period")
@@ -243,9 +250,12 @@ def set_state(store: CaseStore, items: Sequence[WorkItem], item_id: str, state: 
             department = taxonomy.departments[ids[0]].name
     if len(note) > 2000:
         raise InvalidInput("a note is at most 2,000 characters")
+    if unencodable(note):
+        raise InvalidInput("the note holds characters that are not valid Unicode")
+    note = normalize(note)  # as every other text: controls and bidi overrides out (one broke the XLSX export)
     entry = store.set_work_state(WorkState(item.id, item.kind, item.area, item.category, item.start, item.end, state,
                                            department if state == "assigned" else "", note, by,
-                                           datetime.now().replace(microsecond=0)))  # the store checks the state
+                                           city_now(store.zone)), expected=expected)  # the store checks the state
     item.decision = entry
     return entry
 
@@ -267,7 +277,7 @@ def to_xlsx(items: Sequence[WorkItem], title: str = "未诉先办工作清单") 
     import openpyxl
     from openpyxl.styles import Alignment, Font
 
-    from hotline.spreadsheet import safe_cell
+    from hotline.spreadsheet import xlsx_cell
 
     book = openpyxl.Workbook()
     sheet = book.active
@@ -276,7 +286,7 @@ def to_xlsx(items: Sequence[WorkItem], title: str = "未诉先办工作清单") 
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for item in items:
-        sheet.append([safe_cell(v) for v in item.export_row()])
+        sheet.append([xlsx_cell(v) for v in item.export_row()])
     widths = {"id": 14, "区域": 18, "类别": 14, "责任单位": 24, "事件": 36, "关键词": 20, "代表工单": 40, "说明": 50}
     for index, name in enumerate(EXPORT_COLUMNS, start=1):
         sheet.column_dimensions[openpyxl.utils.get_column_letter(index)].width = widths.get(name, 10)

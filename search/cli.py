@@ -14,7 +14,7 @@ def _open(settings: Settings, args: argparse.Namespace) -> tuple[Any, Any]:
     from hotline.store import open_store
     from search import open_index
 
-    store = open_store(settings.store)
+    store = open_store(settings.store, zone=settings.timezone)
     return store, open_index(args.index or settings.index_url, store)
 
 

@@ -148,6 +148,9 @@ def test_work_list_states_exports_and_weekly_brief(client: TestClient) -> None:
     assert done.status_code == 200 and done.json()["previous"] == "new" and done.json()["department"] == "泰州市城市管理局"
     again = {i["id"]: i for i in client.get("/v1/worklist", params=period, headers=SUPERVISOR).json()}
     assert again[first["id"]]["state"] == "assigned" and again[first["id"]]["note"] == "周五前"
+    # A second supervisor who saw the item as new decides after the first: 409, not a silent overwrite.
+    late = client.post(path, params=period, json={"state": "dismissed", "expected": "new"}, headers=SUPERVISOR)
+    assert late.status_code == 409 and "assigned" in late.json()["detail"]
     history = client.get(f"/v1/worklist/{first['id']}/history", headers=SUPERVISOR).json()
     assert [(h["state"], h["previous"]) for h in history] == [("assigned", "new")] and history[0]["by"]
     sheet = client.get("/v1/worklist", params={**period, "format": "xlsx"}, headers=SUPERVISOR)

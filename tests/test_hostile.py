@@ -362,3 +362,124 @@ def test_ids_with_control_or_path_characters_and_boolean_coordinates_are_refused
     created = client.post(OPEN311, json={"api_key": AGENT_KEY, "service_code": "供水", "description": "没水了",
                                          "lat": True, "long": 119.9})
     assert created.status_code == 400 and created.json() == [{"code": 400, "description": "lat must be a number"}]
+
+
+# ---------------------------------------------------------------- round 3
+def test_deeply_nested_json_to_open311_is_a_400_in_its_own_form_and_needs_a_key_first(client: TestClient) -> None:
+    from tests.api_fixtures import AGENT_KEY
+
+    nested = ("[" * 100_000 + "]" * 100_000).encode()
+    refused = client.post("/open311/v2/requests.json", content=nested, headers={"Content-Type": "application/json"})
+    assert refused.status_code == 400 and refused.json()[0]["code"] == 400  # looked at, never parsed: no key in it
+    keyless = client.post("/open311/v2/requests.json?api_key=not-a-key", content=nested,
+                          headers={"Content-Type": "application/json"})
+    assert keyless.status_code == 401  # a key given beside the body is checked before the body is read
+    body = b'{"service_code": "x", "description": "' + b"a" * 10 + b'", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    deep = client.post("/open311/v2/requests.json", content=body,
+                       headers={"Content-Type": "application/json", "X-API-Key": AGENT_KEY})
+    assert deep.status_code == 400 and "nested" in deep.json()[0]["description"]
+
+
+def test_characters_xml_forbids_never_reach_the_public_feed(client: TestClient, service: Services) -> None:
+    import xml.etree.ElementTree as ET
+
+    text = "路灯坏了\ufffe\uffff\x01\x1b 晚上很黑\u202e反向\u2066隔离\u2069"
+    written = client.post("/v1/cases", json={"id": "XML-1", "text": text}, headers=AGENT)
+    assert written.status_code == 200, written.text
+    stored = client.get("/v1/cases/XML-1", headers=AGENT).json()["text"]
+    assert not any(c in stored for c in "\ufffe\uffff\x01\x1b\u202e\u2066\u2069") and "晚上很黑" in stored
+    feed = client.get("/open311/v2/requests/XML-1.xml", headers=AGENT)
+    ET.fromstring(feed.content)  # parses: the whole window's feed stays valid
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31"])
+def test_extreme_dates_on_hotspots_and_open311_are_4xx_not_500(client: TestClient, day: str) -> None:
+    assert client.get("/v1/hotspots", params={"start": day}, headers=SUPERVISOR).status_code in (400, 404)
+    assert client.get("/v1/hotspots", params={"end": day}, headers=SUPERVISOR).status_code in (200, 400, 404)
+    for moment in (f"{day}T00:00:00+14:00", f"{day}T23:59:59-12:00"):
+        answer = client.get("/open311/v2/requests.json", params={"start_date": moment}, headers=AGENT)
+        assert answer.status_code == 400, answer.text
+
+
+def test_hotspots_over_a_long_range_are_refused_like_the_other_views(client: TestClient) -> None:
+    answer = client.get("/v1/hotspots", params={"start": "2020-01-01", "method": "scan"}, headers=SUPERVISOR)
+    assert answer.status_code in (400, 404)
+
+
+def test_a_form_in_raw_utf8_without_a_charset_is_read_as_utf8(client: TestClient) -> None:
+    from tests.api_fixtures import AGENT_KEY
+
+    services = client.get("/open311/v2/services.json", headers=AGENT).json()
+    form = f"service_code={services[0]['service_code']}&description=小区门口路灯坏了&api_key={AGENT_KEY}".encode()
+    made = client.post("/open311/v2/requests.json", content=form,
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert made.status_code == 201, made.text
+    case_id = made.json()[0]["service_request_id"]
+    assert client.get(f"/v1/cases/{case_id}", headers=AGENT).json()["text"] == "小区门口路灯坏了"
+    latin = "description=caf\xe9".encode("latin-1") + b"\xff\xfe\xfd"
+    bad = client.post("/open311/v2/requests.json", content=latin,
+                      headers={"Content-Type": "application/x-www-form-urlencoded", "X-API-Key": AGENT_KEY})
+    assert bad.status_code == 400
+
+
+def test_one_key_under_two_names_is_refused_at_start() -> None:
+    from api.keys import KeyRing
+    from hotline.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="same key"):
+        KeyRing.parse("zhang:agent:same-secret-0123456789abcdef,li:admin:same-secret-0123456789abcdef")
+
+
+def test_an_oversize_text_is_413_and_a_huge_open311_body_gets_open311s_error_form(client: TestClient) -> None:
+    assert client.post("/v1/cases", json={"text": "路" * 20_001}, headers=AGENT).status_code == 413
+    huge = client.post("/open311/v2/requests.json", content=b"x" * (10 * 1024 * 1024),
+                       headers={"Content-Type": "application/json", "X-API-Key": "whatever"})
+    assert huge.status_code == 413 and huge.headers["content-type"].startswith("application/json")
+    assert huge.json()[0]["code"] == 413
+
+
+def test_three_reports_with_the_same_words_from_three_addresses_are_three_cases(client: TestClient) -> None:
+    from tests.api_fixtures import AGENT_KEY
+
+    code = client.get("/open311/v2/services.json", headers=AGENT).json()[0]["service_code"]
+    ids = set()
+    for address in ("凤凰路1号", "凤凰路2号", "凤凰路3号"):
+        made = client.post("/open311/v2/requests.json", headers={"X-API-Key": AGENT_KEY},
+                           data={"service_code": code, "description": "路灯坏了", "address_string": address})
+        assert made.status_code == 201, made.text
+        ids.add(made.json()[0]["service_request_id"])
+    assert len(ids) == 3
+    addresses = {client.get(f"/v1/cases/{i}", headers=AGENT).json()["address"] for i in ids}
+    assert addresses == {"凤凰路1号", "凤凰路2号", "凤凰路3号"}
+
+
+def test_every_stored_time_is_the_citys_on_a_host_in_another_zone(client: TestClient, monkeypatch) -> None:  # noqa: ANN001
+    """On a UTC (or New York) host, Open311's updated_datetime came 8 hours before requested_datetime."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        written = client.post("/v1/cases", json={"id": "ZONE-1", "text": "小区停水了"}, headers=AGENT)
+        assert written.status_code == 200
+        labelled = client.post("/v1/cases/ZONE-1/label", json={"category": "城乡建设/供水", "departments": ["住建局"]},
+                               headers=AGENT)
+        assert labelled.status_code == 200, labelled.text
+        one = client.get("/open311/v2/requests/ZONE-1.json", headers=AGENT).json()[0]
+        requested = datetime.fromisoformat(one["requested_datetime"])
+        updated = datetime.fromisoformat(one["updated_datetime"])
+        assert timedelta(0) <= updated - requested < timedelta(minutes=5), one
+        label_at = datetime.fromisoformat(client.get("/v1/cases/ZONE-1/labels", headers=AGENT).json()[-1]["at"])
+        assert abs(label_at - requested.replace(tzinfo=None)) < timedelta(minutes=5)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_an_agent_overwriting_anothers_confirmed_label_is_told_whose_it_was(client: TestClient) -> None:
+    from tests.api_fixtures import AGENT2
+
+    client.post("/v1/cases", json={"id": "OVR-1", "text": "楼下垃圾没人清理"}, headers=AGENT)
+    first = client.post("/v1/cases/OVR-1/label", json={"category": "城乡建设/供水", "departments": ["住建局"]}, headers=AGENT)
+    assert first.status_code == 200 and first.json().get("replaced_confirmation") is None
+    second = client.post("/v1/cases/OVR-1/label", json={"category": "城乡建设/供水", "departments": ["城管局"]},
+                         headers=AGENT2)
+    assert second.status_code == 200 and second.json()["replaced_confirmation"]["by"] == "agent-1"

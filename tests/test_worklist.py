@@ -140,3 +140,21 @@ def test_cli_exports_the_work_list_and_writes_the_brief(tmp_path: Path, planted:
     assert done.returncode == 0 and pdf.read_bytes().startswith(b"%PDF") and "2025-08-25" in done.stdout
     bad = run(["brief", "--to", "2025-08-31", "--out", str(tmp_path / "brief.doc")], tmp_path, env=env)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "brief.doc").exists()
+
+
+def test_a_decision_made_meanwhile_is_a_conflict_and_notes_are_cleaned(planted: tuple[CaseStore, Truth]) -> None:
+    """Two supervisors deciding one item: the one who saw an older state gets a Conflict (the page sends what it
+    showed). A control character in a note once made the XLSX export fail for everyone until overwritten."""
+    from hotline.errors import Conflict
+
+    store, _ = planted
+    taxonomy = default_taxonomy()
+    start = END - timedelta(days=27)
+    items = worklist.build(store, start, END, taxonomy)
+    target = items[-1]
+    seen = target.state
+    worklist.set_state(store, items, target.id, "resolved", "zhang", note="已联系\x0b\x1f物业\u202e", expected=seen)
+    with pytest.raises(Conflict, match="resolved"):
+        worklist.set_state(store, items, target.id, "dismissed", "li", expected=seen)
+    assert store.work_history(target.id)[-1].note == "已联系物业"
+    assert worklist.to_xlsx(worklist.build(store, start, END, taxonomy))[:2] == b"PK"

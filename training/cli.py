@@ -96,7 +96,7 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
         use_store=not args.no_store, kind=args.kind, base_model=args.base_model, segmenter=settings.segmenter,
         holdout=args.holdout, seed=args.seed, review=args.review, epochs=args.epochs, max_length=args.max_length,
     )
-    store = None if args.no_store else open_store(settings.store)
+    store = None if args.no_store else open_store(settings.store, zone=settings.timezone)
     try:
         registry = _registry(settings)
         by = args.by or _user()

@@ -14,6 +14,7 @@ from api.intake import build_case
 from hotline.case import Case, Category, LabelKind, LabelSource, format_time
 from hotline.errors import InvalidInput, TooLarge
 from hotline.store.base import MAX_PAGE, CaseQuery
+from hotline.times import city_now
 from search.vectors import case_text
 
 router = APIRouter(tags=["cases"])
@@ -98,10 +99,15 @@ def label_case(case_id: str, body: schemas.LabelIn, principal: Agent, services: 
         raise InvalidInput("departments must not be blank")
     if departments:
         departments = services.taxonomy.checked_departments(departments)
-    source = LabelSource(LabelKind.CONFIRMED, principal.name, datetime.now().replace(microsecond=0))
+    source = LabelSource(LabelKind.CONFIRMED, principal.name, city_now(services.window.city))
+    before = services.store.get(case_id).category_source
     case = services.store.set_label(case_id, source, category=category, departments=departments)
     services.syncer.poke()
-    return _out(case, principal)
+    out = _out(case, principal)
+    if before is not None and before.kind is LabelKind.CONFIRMED and before.by != principal.name:
+        # Allowed (agents correct each other), but never silently: the console shows whose label this replaced.
+        out["replaced_confirmation"] = {"kind": before.kind.value, "by": before.by, "at": format_time(before.at)}
+    return out
 
 
 @router.get("/v1/cases/{case_id}/labels", summary="The audit log of a case's labels", operation_id="labelHistory")

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -66,7 +68,12 @@ def _element(parent: ET.Element, name: str, value: Any) -> None:
         for item in value:
             _element(child, singular.get(name, "item"), item)
     elif value is not None:
-        child.text = str(value).lower() if isinstance(value, bool) else str(value)
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        child.text = _NOT_XML.sub("", text)  # input is cleaned of these; a stored case from before may hold one
+
+
+#: Characters XML 1.0 forbids: one of them in one case made the public requests.xml invalid for its window.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
 def render(data: Any, fmt: str, root: str, item: str | None = None, status: int = 200) -> Response:
@@ -88,7 +95,12 @@ def render(data: Any, fmt: str, root: str, item: str | None = None, status: int 
 
 def error_response(request: Request, status: int, description: str) -> Response:
     """An error in the specification's form, in the format the path asks for (JSON unless it ends in .xml)."""
-    fmt = "xml" if request.url.path.endswith(".xml") else "json"
+    return error_for_path(request.url.path, status, description)
+
+
+def error_for_path(path: str, status: int, description: str) -> Response:
+    """:func:`error_response` where there is no request object yet (the body limit, before the app)."""
+    fmt = "xml" if path.endswith(".xml") else "json"
     return render([{"code": status, "description": description}], fmt, "errors", "error", status=status)
 
 
@@ -193,9 +205,12 @@ def _w3c(services: Services, value: str | None, name: str) -> datetime | None:
     if not value:
         return None
     try:
-        return to_local(datetime.fromisoformat(value.replace("Z", "+00:00")), services.window.city)
-    except ValueError:
+        moment = to_local(datetime.fromisoformat(value.replace("Z", "+00:00")), services.window.city)
+    except (ValueError, OverflowError):  # 0001-01-01T00:00:00+14:00 has no local time
         raise InvalidInput(f"{name} must be a W3C datetime such as 2025-06-01T00:00:00+08:00") from None
+    if not 1970 <= moment.year <= 2100:
+        raise InvalidInput(f"{name} {value[:40]!r} is out of range (1970 to 2100)")
+    return moment
 
 
 @router.get("/v2/requests.{fmt}", summary="Open311: service requests (cases), newest first")
@@ -240,15 +255,64 @@ def one_request(principal: Reader, services: ServicesDep, request_id: str, fmt: 
     return render([_request(services, services.store.get(request_id))], fmt, "service_requests", "request")
 
 
+#: Deeper than any request the specification describes (its fields are flat; attribute[x] at most one level).
+MAX_JSON_DEPTH = 8
+
+
+def _json_depth(raw: bytes) -> int:
+    """The deepest nesting of arrays and objects in ``raw``, in one pass (strings skipped): a body nested
+    100,000 deep made json.loads recurse until Python gave up, a 500 with a traceback per request."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def _form(raw: bytes, content_type: str) -> dict[str, Any]:
+    """A urlencoded form in the charset it declares, else UTF-8, else GB18030 (a city's older clients): raw
+    UTF-8 without a charset was read as Latin-1 and stored as mojibake."""
+    declared = re.search(r"charset=([\w-]+)", content_type, re.IGNORECASE)
+    for charset in ([declared.group(1)] if declared else ["utf-8", "gb18030"]):
+        try:
+            text = raw.decode(charset)
+            return dict(parse_qsl(text, keep_blank_values=True, encoding=charset, errors="strict",
+                                  max_num_fields=200))
+        except (UnicodeDecodeError, LookupError):
+            continue
+        except ValueError as exc:  # too many fields
+            raise InvalidInput(f"the form cannot be read: {exc}") from None
+    raise InvalidInput("the form is in neither UTF-8 nor GB18030 (or the charset it declares)")
+
+
 async def _fields(request: Request) -> dict[str, Any]:
     """The POST's fields, from a form or a JSON object; what cannot be read is a 400, never a 500."""
-    if request.headers.get("content-type", "").startswith("application/json"):
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        raw = await request.body()
+        if _json_depth(raw) > MAX_JSON_DEPTH:
+            raise InvalidInput(f"the request body is nested deeper than {MAX_JSON_DEPTH} levels")
         try:
-            fields = json.loads((await request.body()).decode("utf-8"))
+            fields = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise InvalidInput("the request body is not a JSON object in UTF-8") from None
         if not isinstance(fields, dict):
             raise InvalidInput("the request body must be a JSON object")
+    elif content_type.startswith("application/x-www-form-urlencoded") or not content_type:
+        fields = _form(await request.body(), content_type)
     else:
         try:
             form = await request.form()
@@ -287,8 +351,12 @@ def _text(fields: dict[str, Any], *names: str, limit: int = 500) -> str | None:
 
 @router.post("/v2/requests.{fmt}", status_code=201, summary="Open311: file a service request (form fields or JSON)")
 async def create_request(request: Request, services: ServicesDep, fmt: Format) -> Response:
+    # The key before the body when it comes in the header or the query: nobody without one makes us parse.
+    given = request.headers.get("X-API-Key") or request.query_params.get("api_key")
+    principal = authorise(request, given, WRITERS) if given else None
     fields = await _fields(request)
-    principal = authorise(request, request.headers.get("X-API-Key") or fields.get("api_key"), WRITERS)
+    if principal is None:
+        principal = authorise(request, fields.get("api_key"), WRITERS)
     _jurisdiction(services, _text(fields, "jurisdiction_id"))
     spec = _spec(services, str(fields.get("service_code") or ""))
     description = _text(fields, "description", limit=services.settings.max_text_chars)

@@ -40,6 +40,8 @@ def hotspots(principal: Supervisor, services: ServicesDep, start: date | None = 
 
     method = method_for(level, method)  # an unknown name is a 400 naming the registered ones
     start, end = _days(services, start, end, 7)
+    if (end - start).days >= MAX_REPORT_DAYS:  # as the other views: a cache-busting scan cost 12 s a call
+        raise InvalidInput(f"hotspots are computed over at most {MAX_REPORT_DAYS} days at a time")
 
     def compute() -> list[dict[str, Any]]:
         table = period_table(services.store, start, end, by_street=level == "street")
@@ -161,7 +163,7 @@ def worklist_state(item_id: Annotated[str, Path(max_length=40)], body: schemas.W
     start, end = _days(services, start, end, 7)
     items = _worklist(services, start, end, level)
     entry = worklist.set_state(services.store, items, item_id, body.state, principal.name, body.department,
-                               body.note, services.taxonomy)
+                               body.note, services.taxonomy, expected=body.expected)
     return entry.to_dict()
 
 

@@ -136,9 +136,9 @@ def day_range(span: tuple[datetime | None, datetime | None], start: date | None,
     if first is None or last is None:
         raise NotFound("the store holds no cases yet")
     end = min(end or last.date(), last.date())
-    start = start or end - timedelta(days=default_days - 1)
-    if end < first.date():
+    if end < first.date():  # before any arithmetic: 0001-01-01 minus a week is no date
         raise NotFound(f"no cases up to {end}")
+    start = start or end - timedelta(days=default_days - 1)
     if start > end:
         raise InvalidInput(f"start {start} is after end {end}")
     return start, end

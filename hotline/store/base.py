@@ -14,6 +14,8 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from zoneinfo import ZoneInfo
+
 from hotline.case import Case, Category, LabelSource
 from hotline.errors import InvalidInput
 from hotline.store.rules import SYSTEM, Writer
@@ -193,6 +195,8 @@ class CaseStore(Protocol):
     """What every store backend offers."""
 
     url: str
+    #: The city's zone: the times the store stamps (updated_at, audits, decisions) are the city's.
+    zone: ZoneInfo
 
     def upsert(self, cases: Iterable[Case], writer: Writer = SYSTEM) -> UpsertResult:
         """Insert or update by case id; the same case twice changes nothing.
@@ -302,9 +306,10 @@ class CaseStore(Protocol):
 
     def delete(self, case_ids: Sequence[str]) -> int: ...
 
-    def set_work_state(self, change: WorkState) -> WorkState:
+    def set_work_state(self, change: WorkState, expected: str | None = None) -> WorkState:
         """Keep a supervisor's decision on a work-list item and log it, in one transaction; returns the log
-        entry (with the state it replaced)."""
+        entry (with the state it replaced). With ``expected``, a :class:`Conflict` when the item's state is no
+        longer that one (two supervisors deciding at once: the later no longer overwrites silently)."""
         ...
 
     def work_states(self, since: date) -> list[WorkState]:

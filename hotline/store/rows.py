@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from hotline.case import Area, Case, Category, Channel, LabelKind, LabelSource, Location, Status
-from hotline.times import format_time, parse_time
+from hotline.times import city_now, format_time, parse_time
 from hotline.store.base import CaseQuery
 from hotline.store.rules import Writer, check_owner, content_changes, merge_labels
 
@@ -150,10 +150,11 @@ def field_filters(query: CaseQuery) -> list[tuple[str, list[Any]]]:
 
 
 def label_entry(before: Case, source: LabelSource, category: Category | None,
-                departments: Sequence[str] | None) -> dict[str, Any]:
-    """One entry of the label audit log: the new labels beside the ones they replace."""
+                departments: Sequence[str] | None, now: datetime) -> dict[str, Any]:
+    """One entry of the label audit log: the new labels beside the ones they replace, stamped ``now`` (the
+    store's clock: the city's)."""
     return {
-        "case_id": before.id, "at": format_time(source.at or datetime.now()), "kind": source.kind.value,
+        "case_id": before.id, "at": format_time(now), "kind": source.kind.value,
         "by": source.by, "category": category.path if category else None,
         "departments": join_departments(departments) if departments is not None else None,
         "previous_category": before.category.path if before.category else None,
@@ -180,7 +181,7 @@ def plan_upsert(batch: Sequence[Case], existing: dict[str, tuple[str, str, Case]
     labels it leaves out and an agent's confirmed label, an unchanged case is
     not written, and every change of content or label is logged.
     """
-    now = now or format_time(datetime.now())
+    now = now or format_time(city_now())
     latest: dict[str, Case] = {case.id: case for case in batch}
     plan = UpsertPlan(unchanged=len(batch) - len(latest))
     for case_id, case in latest.items():
@@ -206,18 +207,20 @@ def plan_upsert(batch: Sequence[Case], existing: dict[str, tuple[str, str, Case]
             category_changed = case.category != before.category
             source = case.category_source if category_changed else case.departments_source
             plan.label_log.append(label_entry(before, source, case.category if category_changed else None,  # type: ignore[arg-type]
-                                              case.departments if case.departments != before.departments else None))
+                                              case.departments if case.departments != before.departments else None,
+                                              datetime.fromisoformat(now)))
     for row in (*plan.inserts, *plan.updates):
         row["tokens"] = " ".join(tokenize(f"{row['title']} {row['text']}"))
     return plan
 
 
 def relabel(before: Case, source: LabelSource, category: Category | None,
-            departments: tuple[str, ...] | None) -> tuple[Case, dict[str, Any], dict[str, Any]]:
+            departments: tuple[str, ...] | None, now: datetime) -> tuple[Case, dict[str, Any], dict[str, Any]]:
     """A label change: the case after it, the :data:`LABEL_COLUMNS` (and id) to write, and its audit entry."""
     after = before.with_label(source, category=category, departments=departments)
-    fresh = case_row(after, format_time(datetime.now()))  # type: ignore[arg-type]
-    return after, {c: fresh[c] for c in (*LABEL_COLUMNS, "id")}, label_entry(before, source, category, departments)
+    fresh = case_row(after, format_time(now))  # type: ignore[arg-type]
+    return after, {c: fresh[c] for c in (*LABEL_COLUMNS, "id")}, label_entry(before, source, category, departments,
+                                                                            now)
 
 
 #: Columns of a persisted event, as the store keeps them (``state`` is the clusterer's JSON).

@@ -12,8 +12,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from zoneinfo import ZoneInfo
+
 from hotline.case import Case, Category, LabelKind, LabelSource
-from hotline.errors import InvalidInput, NotFound
+from hotline.errors import Conflict, InvalidInput, NotFound
 from hotline.store.base import (
     WORK_STATES, CaseQuery, CellCount, CellSeries, ContentChange, LabelChange, Summary, UpsertResult, WorkState,
 )
@@ -22,7 +24,7 @@ from hotline.store.rows import (
     split_departments, term_deltas,
 )
 from hotline.store.rules import SYSTEM, Writer
-from hotline.times import format_time, shifted
+from hotline.times import DEFAULT_ZONE, city_now, format_time, shifted
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,6 +64,12 @@ class SQLStore:
     joined = "group_concat({}, ',')"
 
     _tokenize: Callable[[str], list[str]] | None = None
+    #: The city's zone: every time the store stamps (updated_at, the audits, decisions) is the city's, as
+    #: ``received_at`` is, whatever the host's zone; the entry points set it from the settings.
+    zone: ZoneInfo = ZoneInfo(DEFAULT_ZONE)
+
+    def now(self) -> datetime:
+        return city_now(self.zone)
 
     @property
     def tokenize(self) -> Callable[[str], list[str]]:
@@ -123,7 +131,7 @@ class SQLStore:
         rows = db.execute(SELECT_CASES.replace("SELECT ", "SELECT c.owner, c.content_hash, c.tokens, ", 1)
                           + f" WHERE {condition} ORDER BY c.id{self.row_lock}", params).fetchall()
         existing = {row[3]: (row[0], row[1], case_from_row(row[3:])) for row in rows}
-        plan = plan_upsert(batch, existing, writer, self.tokenize)
+        plan = plan_upsert(batch, existing, writer, self.tokenize, now=format_time(self.now()))
         self._order_inserts(plan.inserts)
         stored = {row[3]: (existing[row[3]][2].received_at.date().isoformat(), row[2]) for row in rows}
         deltas = term_deltas((stored[r["id"]] for r in plan.updates),
@@ -164,7 +172,7 @@ class SQLStore:
             row = db.execute(f"{SELECT_CASES} WHERE c.id = {self.placeholder}{self.row_lock}", (case_id,)).fetchone()
             if row is None:
                 raise NotFound(f"no case with id {case_id!r}")
-            after, fields, entry = relabel(case_from_row(row), source, category, departments)
+            after, fields, entry = relabel(case_from_row(row), source, category, departments, self.now())
             db.execute(f"UPDATE cases SET {', '.join(f'{c} = {self._named(c)}' for c in LABEL_COLUMNS)} "
                        f"WHERE id = {self._named('id')}", fields)
             db.execute(self._insert_label_log, entry)
@@ -452,7 +460,7 @@ class SQLStore:
     _WORK_COLUMNS = ("item_id", "kind", "area", "category", "first_day", "last_day", "state", "department", "note",
                      '"by"', '"at"')
 
-    def set_work_state(self, change: WorkState) -> WorkState:
+    def set_work_state(self, change: WorkState, expected: str | None = None) -> WorkState:
         if change.state not in WORK_STATES:
             raise InvalidInput(f"unknown state {change.state!r}; use one of {', '.join(WORK_STATES)}")
         p = self.placeholder
@@ -466,6 +474,9 @@ class SQLStore:
         def keep(db: Any) -> WorkState:
             row = db.execute(f"SELECT state FROM work_items WHERE item_id = {p}{self.row_lock}", (change.item_id,)).fetchone()
             previous = row[0] if row else "new"
+            if expected is not None and previous != expected:  # another supervisor decided since this one looked
+                raise Conflict(f"work-list item {change.item_id} is now {previous!r}, not {expected!r}: "
+                               "another decision was made meanwhile; reload and decide again")
             db.execute(f"INSERT INTO work_items ({columns}) VALUES ({marks}) ON CONFLICT (item_id) DO UPDATE SET {updates}",
                        values)
             db.execute(f'INSERT INTO work_log (item_id, state, department, note, "by", "at", previous) '
