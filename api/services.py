@@ -298,10 +298,13 @@ class Services:
         return shown
 
     async def similar_with_texts(self, neighbours: list[Any]) -> list[dict[str, Any]]:
-        """:meth:`with_texts` off the event loop and within :data:`TEXT_BUDGET`: the store's text is decoration,
-        and routing must not wait on a database that is slow or down (it froze every agent for 15 s)."""
+        """The neighbours as agents see them. Models carry their neighbours' texts; for one saved before they
+        did, :meth:`with_texts` off the event loop and within :data:`TEXT_BUDGET`: the store's text is
+        decoration, and routing must not wait on a database that is slow or down (it froze every agent for 15 s)."""
         if not neighbours:
             return []
+        if all(n.text for n in neighbours):  # the model carries their texts: no store needed
+            return [n.to_dict() for n in neighbours]
         try:
             return await asyncio.wait_for(run_in_threadpool(self.with_texts, neighbours), TEXT_BUDGET)
         except (TimeoutError, Unavailable):

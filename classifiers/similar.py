@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from classifiers.features import (CompactTfidfVectorizer, JiebaTokens, SparseRow, check_texts, forget_stop_words,
                                   row_features)
-from hotline.case import Neighbour
+from hotline.case import Neighbour, snippet
 from hotline.errors import InvalidInput
 
 __all__ = ["Neighbour", "SimilarCases"]
@@ -63,6 +63,9 @@ class SimilarCases(BaseEstimator):
         stamps = [t.timestamp() if t else np.nan for t in (times or [None] * n)]
         self.times_ = np.asarray(stamps, dtype=np.float64)
         self.districts_ = np.asarray(districts or [""] * n, dtype=object)
+        # The start of each (masked) text, as agents see a similar case: routing then shows its similar cases
+        # from the model alone, without asking the store (which may be away: PostgreSQL killed froze routing).
+        self.snippets_ = np.asarray([snippet(t) for t in texts], dtype=object)
         return self
 
     def similar(
@@ -95,6 +98,7 @@ class SimilarCases(BaseEstimator):
         if exclude:
             candidates = candidates[self.ids_[candidates] != exclude]
         top = candidates[np.argsort(-scores[candidates], kind="stable")[:k]]
+        snippets = getattr(self, "snippets_", None)  # models saved before snippets: the service asks the store
         return [
             Neighbour(
                 case_id=str(self.ids_[i]),
@@ -103,6 +107,7 @@ class SimilarCases(BaseEstimator):
                 category=str(self.categories_[i]),
                 received_at=None if np.isnan(self.times_[i]) else datetime.fromtimestamp(self.times_[i]),
                 district=str(self.districts_[i]),
+                text=str(snippets[i]) if snippets is not None else "",
             )
             for i in top
         ]

@@ -274,6 +274,15 @@ class Case:
             raise InvalidInput(f"malformed case {data.get('id', '?')!r}: {exc}") from None
 
 
+#: Characters of a similar case's text shown to agents (the search index's and the model's neighbours alike).
+SNIPPET_CHARS = 120
+
+
+def snippet(text: str) -> str:
+    """The start of a (masked) case text, as agents see a similar case."""
+    return text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS] + "…"
+
+
 @dataclass(frozen=True, slots=True)
 class Neighbour:
     """A similar past case and what it was routed to."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from hotline.case import Case, Neighbour
+from hotline.case import Case, Neighbour, snippet
 from hotline.store.base import CaseQuery, CellCount, Page
 
 #: Words in more than this share of the cases (我, 小区, 反映) do not tell one incident from another.
@@ -171,12 +171,8 @@ def similarity(query: Mapping[str, float], doc_tokens: Iterable[str]) -> float:
     return dot / (q_norm * d_norm)
 
 
-#: Characters of a neighbour's text shown beside it.
-SNIPPET_CHARS = 120
-
-
 def neighbour(case: Case, score: float, meaning: float | None = None) -> Neighbour:
-    text = case.text if len(case.text) <= SNIPPET_CHARS else case.text[:SNIPPET_CHARS] + "…"
+    text = snippet(case.text)
     return Neighbour(
         case_id=case.id,
         similarity=score,

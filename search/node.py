@@ -15,6 +15,7 @@ root the node runs as ``nobody``.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -76,6 +77,16 @@ def distribution(version: str = VERSION) -> Path:
         return home
     zip_path = download(version)
     root.mkdir(parents=True, exist_ok=True)
+    # One unpacker at a time (three nodes starting at once each removed the live home and renamed into it:
+    # "Directory not empty" on a fresh machine); the others wait, then find it unpacked.
+    with (root / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (home / ".unpacked").exists():
+            _unpack(zip_path, root, home, version)
+    return home
+
+
+def _unpack(zip_path: Path, root: Path, home: Path, version: str) -> None:
     staging = Path(tempfile.mkdtemp(dir=root))
     with zipfile.ZipFile(zip_path) as archive:
         for info in archive.infolist():
@@ -89,7 +100,6 @@ def distribution(version: str = VERSION) -> Path:
     (home / ".unpacked").touch()
     for path in (root.parent, root, home):
         path.chmod(0o755)
-    return home
 
 
 class Node:

@@ -111,3 +111,28 @@ def test_a_node_killed_during_an_import_loses_nothing_and_rejoins(cluster: list[
     finally:
         store.close()
         index.close()
+
+
+def test_nodes_starting_at_once_unpack_the_distribution_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three nodes on a fresh machine each unpacked the zip and renamed into the live home: "Directory not
+    empty". Unpacking now happens once, under a file lock; the others wait and find it done."""
+    from search import node
+
+    monkeypatch.setattr(node.tempfile, "gettempdir", lambda: str(tmp_path))  # a fresh unpack, the cached zip
+    homes: list[Path] = []
+    errors: list[BaseException] = []
+
+    def unpack() -> None:
+        try:
+            homes.append(node.distribution())
+        except BaseException as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=unpack) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(set(homes)) == 1
+    assert (homes[0] / ".unpacked").exists() and (homes[0] / "bin" / "elasticsearch").exists()
+    assert [p.name for p in homes[0].parent.iterdir() if p.is_dir()] == [homes[0].name]  # no staging left

@@ -93,14 +93,17 @@ _BEFORE_NAME = set("是的找给和跟与请问叫位员业让被对向把说系
 # Characters that end a name: verbs, particles and place words that follow one in speech.
 _NAME_STOP = set("是在住的家今想要从来打现我你他她反就呢啊嗯吧哈了呀吗，。,.！？!?、；;：:电号身手联")
 _COMPOUND_SURNAMES = ("欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "令狐", "夏侯", "长孙")
-_COMMON_SURNAMES = frozenset(
+#: The hundred commonest surnames: where only the words before a number suggest a name (李光玉13912345678).
+_CORE_SURNAMES = frozenset(
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
-    "常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
+)
+_COMMON_SURNAMES = _CORE_SURNAMES | frozenset(
+    "常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝"
 )
 #: Characters of given names, the commonest few hundred in China's household registers: the name model
 #: reads a surname and one or two of these, so that 我老公张建国 is a name and 我老公在家 is not.
 _GIVEN_CHARS = frozenset(
-    "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀英霞平刚桂华兰梅玲燕红鹏辉飞宇浩凯鑫婷雪琳晶颖倩佳欣怡嘉子轩涵睿博文思雨晨阳俊志建国海林峰斌波"
+    "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀英霞平刚桂华兰梅玲燕红鹏辉飞宇浩凯鑫婷雪琳晶颖倩佳欣怡嘉子轩涵睿博文思雨晨阳俊志建国海林峰斌波微"
     "宁亮龙云新春玉凤金荣德庆东福生成永胜祥才发贵立利民彬松柏山川江河清泉正义忠诚信仁礼智勇武斌彪豪杰俊帆航翔鹰鹤凤丹红紫青翠"
     "兰芝莲荷菊梅竹松琴棋书画诗词歌舞秋冬夏月星辰光明亮晓旭曦昊天宇宙乾坤坚刚毅志远航帆锋锐鸣声振兴旺盛昌隆泰康安乐欢喜悦怡"
     "婉婧媛妍娇娥娟娴嫣姗姝琪琦瑶瑾瑜璐珊珍珠玲琳瑞祥祺禧福禄寿喜财宝金银铜铁钢锋锦绣彩霞露霜雪冰洁清澈淑贤惠慧敏捷聪颖秀丽"
@@ -358,10 +361,12 @@ def _names(text: str) -> Iterator[tuple[int, int]]:
         yield match.start(1), match.end(1)
     for match in _BEFORE_NUMBER.finditer(text) if _NUMBER_NEAR.search(text) else ():  # 代表：王丹叶 0523…, 敬礼周林飞电话, 李光玉13912345678
         run_start, end = match.span(1)
+        size = end - run_start
         after_digit = run_start > 0 and text[run_start - 1].isdigit()
-        if person_name(text, run_start, sure=True) == end - run_start and not (after_digit and end - run_start < 3):
-            yield run_start, end  # the run of characters is the name (not 3栋2单元1301室)
-        elif end - run_start > 3 and person_name(text, end - 3) == 3:  # a full name closing a longer run
+        if text[run_start] in _CORE_SURNAMES and person_name(text, run_start, sure=size == 3) == size and not (
+                after_digit and size < 3):
+            yield run_start, end  # the run of characters is the name (not 3栋2单元1301室, not 时间2019年)
+        elif size > 3 and text[end - 3] in _CORE_SURNAMES and person_name(text, end - 3) == 3:  # closing a longer run
             yield end - 3, end
     for match in _NAME_AFTER.finditer(text):
         start = match.start(2)
@@ -509,20 +514,20 @@ _KEEP_PATTERNS = re.compile(
 _KEEP_ALONE = re.compile(
     r"(?=[0-9A-Za-z])(?:(?P<date>(?<![0-9])(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?![0-9]))"
     r"|(?P<pdate>(?<![0-9])(?:19|20)\d\d[-./,，、。](?:1[0-2]|0?[1-9])[-./,，、。](?:3[01]|[12]\d|0?[1-9])[日号]?"
-    rf"(?:{_SPACE}?(?:[01]?\d|2[0-3])[:：][0-5]\d(?:[:：][0-5]\d)?)?)"  # 2025-06-01, 2013-02-2710:06:51
+    rf"(?:{_SPACE}?(?:[01]?\d|2[0-3])[:：][0-5]\d(?:[:：][0-5]\d)?|(?![0-9])))"  # 2025-06-01, 2013-02-2710:06:51
+    r"|(?P<ym>(?<![0-9])(?:19|20)\d\d[-./。](?:1[0-2]|0?[1-9])(?![0-9]|[./][0-9]))"  # 1999.11-2008.06
     r"|(?P<decimal>(?<![0-9.])\d{1,6}\.\d{1,4}(?![0-9]|\.[0-9]))"  # scores and measures (78.16、79.00)
     r"|(?P<service>(?<![0-9])(?:110|119|120|122|114|12345|12315|12369|12319|12320|12333|12348|12351|12366|12358"
     r"|12309|12306|12121|12580|95598|96777|10086|10010|10000)(?![0-9]))"  # 12345 and its siblings
     r"|(?P<room>(?<![0-9A-Za-z\-])[A-Za-z]?\d{1,3}(?:-\d{1,3}){0,2}-\d{1,4}(?![0-9\-])))"
 )
 _NEAR_ANY = rf"[{_JOINERS}]"
-_NEAR_NOT_LIST = "[" + _JOINERS.replace("、", "").replace(";；", "").replace("/", "") + "]"  # 1-1-1101、1-1-2001
 _CODE = re.compile(
     r"(?:订单|查询码|索引号|单号|运单|快递|物流|发票|流水|交易号|合同|工单|编号|批次|型号|序列号|条码|户号|账单|票号|案号|受理号|文号"
     rf"|房号|邮编|邮政编码|车次|航班|学号|准考证|备案号|信用代码|税号)[号码是为:：{_SPACE}]{{0,4}}"
     rf"([A-Za-z0-9][A-Za-z0-9\-_/()（）{_SPACE}]{{3,40}})"
 )
-_DIGIT_ATOM = re.compile(r"[0-9*]+")
+_DIGIT_ATOM = re.compile(r"[0-9]+|\*+")
 _NOT_DIGIT = re.compile(r"[^0-9*]+")
 _MOBILE_OR_ID = re.compile(r"1[3-9]\d{9}|\d{17}[\dX]", re.ASCII)
 
@@ -554,10 +559,9 @@ def _numbers(t: str, taken: bytearray) -> Iterator[tuple[str, list[int]]]:
     alone: set[int] = set()  # … and what stays only if no group beside it is masked
     matches = 0
     for match in _KEEP_PATTERNS.finditer(t):
+        if _spells_itself(match.group(), count=match.group("count") is not None):  # 13000-000000份: a mobile
+            continue
         if match.group("count"):
-            digits = re.sub(r"[^0-9]", "", match.group("count"))
-            if _spells_personal(digits) or _MOBILE_OR_ID.search(digits):  # 13000-000000份: a mobile
-                continue
             if match.group("unit")[0] not in "元块万亿美港人角毛" and max(
                 map(len, re.findall(r"[0-9]+", match.group("count")))
             ) > 6:  # 052386881234号: no count
@@ -565,9 +569,11 @@ def _numbers(t: str, taken: bytearray) -> Iterator[tuple[str, list[int]]]:
         matches += 1
         soft[match.start() : match.end()] = [matches] * (match.end() - match.start())
     for match in _KEEP_ALONE.finditer(t):
-        near = _NEAR_ANY if match.group("date") else _NEAR_NOT_LIST
-        if not match.group("pdate") and re.search(rf"[0-9]{near}{{1,8}}$", t[max(0, match.start() - 9) : match.start()]) or re.match(
-            rf"{near}{{1,8}}[0-9]", t[match.end() : match.end() + 9]
+        if _spells_itself(match.group()):  # 1-300-000-0000 is no room
+            continue
+        if match.group("date") and (  # 20190518 beside other digits is a part of a number, not a date
+            re.search(rf"[0-9]{_NEAR_ANY}{{1,8}}$", t[max(0, match.start() - 9) : match.start()])
+            or re.match(rf"{_NEAR_ANY}{{1,8}}[0-9]", t[match.end() : match.end() + 9])
         ):
             continue
         matches += 1
@@ -580,7 +586,7 @@ def _numbers(t: str, taken: bytearray) -> Iterator[tuple[str, list[int]]]:
     chains: list[list[tuple[int, int]]] = [[]]
     for atom in _DIGIT_ATOM.finditer(t):
         a, b = atom.span()
-        if any(hard[a:b]):
+        if any(hard[a:b]) or t[a] == "*":  # what a mask left (a name's, a number's) ends a chain too
             chains.append([])
             continue
         if chains[-1] and not _joins(t[chains[-1][-1][1] : a]):
@@ -650,6 +656,13 @@ def _tight(t: str, chain: list[tuple[int, int]], first: int, last: int) -> bool:
     return all(_TIGHT.fullmatch(gap) or (_TURN_LABEL.search(gap) and len(gap) <= _TURN_GAP) for gap in gaps)
 
 
+def _spells_itself(kept: str, count: bool = False) -> bool:
+    """Whether what a pattern would keep spells a mobile, an ID, a card or a landline (1-300-000-0000), or, for a
+    count, holds one (13912345678份; a date and its time may hold eleven digits that read as a mobile)."""
+    digits = re.sub(r"[^0-9X]", "", kept)
+    return _spells_personal(digits) or (count and bool(_MOBILE_OR_ID.search(digits)))
+
+
 def _spells_personal(digits: str) -> bool:
     n = len(digits)
     return digits.isdigit() and (
@@ -671,8 +684,6 @@ def _joins(gap: str) -> bool:
 
 def _judged(t: str, run: list[tuple[int, int]]) -> Iterator[tuple[str, list[int]]]:
     """A run of digit groups: masked when it holds seven digits or more, with the kind of what it holds."""
-    real = [i for i, (a, b) in enumerate(run) if t[a:b].strip("*")]  # masked pieces beside it are not its digits
-    run = run[real[0] : real[-1] + 1] if real else []
     positions = [i for a, b in run for i in range(a, b)]
     if len(positions) < _MIN_DIGITS:
         return
@@ -680,9 +691,6 @@ def _judged(t: str, run: list[tuple[int, int]]) -> Iterator[tuple[str, list[int]
     if t[end : end + 1] == "X" and not t[end + 1 : end + 2].isalpha():
         positions.append(end)
     digits = "".join(t[i] for i in positions)
-    if "*" in digits:  # masked before: keep what its kind leaves visible, no more
-        yield _star_kind(digits), positions
-        return
     kind = classify(digits)
     if kind != "number" or len(run) == 1:
         yield kind, positions
@@ -699,25 +707,6 @@ def _judged(t: str, run: list[tuple[int, int]]) -> Iterator[tuple[str, list[int]
         yield from zip(kinds, pieces, strict=True)
     else:
         yield "number", positions
-
-
-_STARS = re.compile(r"\*+")
-
-
-def _star_kind(digits: str) -> str:
-    """The kind of a run already masked once (stars among its digits): what its visible digits allow."""
-    n = len(digits)
-    head = len(digits) - len(digits.lstrip("0123456789X"))
-    tail = len(digits) - len(digits.rstrip("0123456789X"))
-    if n == 11 and head <= 3 and tail <= 4 and digits[:1] in ("1", "*"):
-        return "mobile"
-    if n == 13 and head <= 5 and tail <= 4:
-        return "mobile"
-    if n in (15, 18) and head <= 6 and tail <= 4:
-        return "id"
-    if 16 <= n <= 19 and head == 0 and tail <= 4:
-        return "bank_card"
-    return "number"
 
 
 # ---------------------------------------------------------------- finding
