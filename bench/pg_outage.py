@@ -23,20 +23,23 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
 import numpy as np
-from _common import report
 
-from hotline.city import City
-from hotline.demo.generator import DemoGenerator
-from hotline.ingest import CaseBuilder, ColumnMap
-from hotline.settings import Settings
-from hotline.store import open_store
-from hotline.store.pgserver import Server as PgServer
-from search.node import Node
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the search package, not bench/search.py
+
+from _common import report  # noqa: E402
+from hotline.city import City  # noqa: E402
+from hotline.demo.generator import DemoGenerator  # noqa: E402
+from hotline.ingest import CaseBuilder, ColumnMap  # noqa: E402
+from hotline.settings import Settings  # noqa: E402
+from hotline.store import open_store  # noqa: E402
+from hotline.store.pgserver import Server as PgServer  # noqa: E402
+from search.node import Node  # noqa: E402
 
 AGENT_KEY = "agent-key-bench-0123456789abcdef"
 KEYS = f"bench-agent:agent:{AGENT_KEY},bench-admin:admin:admin-key-bench-0123456789abcdef"
@@ -72,7 +75,7 @@ def main() -> None:
     try:
         url = pg.database("outage")
         city = City.from_settings(Settings())
-        rows, _ = DemoGenerator(city.gazetteer, city.taxonomy, seed=7).generate(30, date.today().replace(day=1))
+        rows, _ = DemoGenerator(city.gazetteer, city.taxonomy, seed=7).generate(30, date.today() - timedelta(days=32))
         builder = CaseBuilder(city.gazetteer, city.taxonomy, max_chars=4000, source="bench.csv")
         columns = ColumnMap().resolve(list(rows[0]))
         store = open_store(url)
@@ -97,7 +100,7 @@ def main() -> None:
                 sys.exit(f"bench: the service did not start: {(root / 'serve.log').read_text()[-2000:]}")
             time.sleep(1)
         headers = {"X-API-Key": AGENT_KEY}
-        some_id = httpx.get(f"{base}/v1/cases", params={"limit": 1}, headers=headers).json()["items"][0]["id"]
+        some_id = rows[0]["id"]
         acknowledged: list[str] = []
         phases = [Phase("before"), Phase("down"), Phase("back")]
         current = [phases[0]]

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 60.0
 #: Seconds a call waits for a pooled connection before its 503 (was 15: a database that was down froze the
 #: service); after three failures in a row the circuit answers at once (:mod:`hotline.store.circuit`).
-POOL_WAIT = 1.0
+POOL_WAIT = 0.8
 #: Attempts at a batch that lost a race (two writers inserting one new id, a deadlock).
 RETRIES = 8
 _MIGRATION_LOCK = 74_120_001

@@ -493,7 +493,6 @@ _KEEP_PATTERNS = re.compile(
         (
             # dates and times: 2025-06-01, 2013-02-2710:06:51, 2025年6月1日, 6月1日, 09:30, 2014-2015, 20250601
             r"(?<![0-9])(?:19|20)\d\d年(?:1[0-2]|0?[1-9])月(?:3[01]|[12]\d|0?[1-9])[日号]?",
-            r"(?<![0-9])(?:19|20)\d\d[-~～至到—–](?:19|20)?\d\d(?![0-9])",
             r"(?<![0-9])(?:[01]?\d|2[0-3])[:：][0-5]\d(?:[:：][0-5]\d)?(?![0-9])",
             # amounts, counts and lists of them with a unit: 1,234.50元, 3栋2单元1301室, 49、49、50栋
             rf"(?P<count>(?<![0-9.,])(?:{_AMOUNT}(?:{_SPACE}?[、,，/和及与至到~～\-—]{_SPACE}?{_AMOUNT}){{0,10}})"
@@ -515,6 +514,7 @@ _KEEP_ALONE = re.compile(
     r"(?=[0-9A-Za-z])(?:(?P<date>(?<![0-9])(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?![0-9]))"
     r"|(?P<pdate>(?<![0-9])(?:19|20)\d\d[-./,，、。](?:1[0-2]|0?[1-9])[-./,，、。](?:3[01]|[12]\d|0?[1-9])[日号]?"
     rf"(?:{_SPACE}?(?:[01]?\d|2[0-3])[:：][0-5]\d(?:[:：][0-5]\d)?|(?![0-9])))"  # 2025-06-01, 2013-02-2710:06:51
+    r"|(?P<years>(?<![0-9])(?:19|20)\d\d[-~～至到—–](?:19|20)?\d\d(?![0-9]))"  # 2014-2015
     r"|(?P<ym>(?<![0-9])(?:19|20)\d\d[-./。](?:1[0-2]|0?[1-9])(?![0-9]|[./][0-9]))"  # 1999.11-2008.06
     r"|(?P<decimal>(?<![0-9.])\d{1,6}\.\d{1,4}(?![0-9]|\.[0-9]))"  # scores and measures (78.16、79.00)
     r"|(?P<service>(?<![0-9])(?:110|119|120|122|114|12345|12315|12369|12319|12320|12333|12348|12351|12366|12358"
@@ -571,6 +571,8 @@ def _numbers(t: str, taken: bytearray) -> Iterator[tuple[str, list[int]]]:
     for match in _KEEP_ALONE.finditer(t):
         if _spells_itself(match.group()):  # 1-300-000-0000 is no room
             continue
+        if match.group("room") and not _room_like(match.group()):  # 220-718-596, 747-8478: numbers, not rooms
+            continue
         if match.group("date") and (  # 20190518 beside other digits is a part of a number, not a date
             re.search(rf"[0-9]{_NEAR_ANY}{{1,8}}$", t[max(0, match.start() - 9) : match.start()])
             or re.match(rf"{_NEAR_ANY}{{1,8}}[0-9]", t[match.end() : match.end() + 9])
@@ -610,13 +612,20 @@ def _unkeep_completing(t: str, chain: list[tuple[int, int]], kept: list[int]) ->
     """A kept group that, with whole groups beside it, spells a mobile or an ID is part of that number
     (1 3000000000份, 1300000.0000, 321202 19900307 1235): fail closed. ``kept`` holds the number of the
     match that keeps each group (0: none); a match is taken whole (1-1-1803、1-1-1703 spells no mobile), and
-    kept matches alone never complete one (1953年7月。1974年，年仅21岁 reads 19537197421), and only groups
-    with nothing but separators between them do."""
+    kept matches alone complete only a phone, and only two of them (1953年7月。1974年 reads 19537197421, and a
+    long room list holds IDs by chance), and only groups with nothing but separators between them do."""
     n = len(kept)
+    _unkeep_phone_pairs(t, chain, kept)
+    unkept = [i for i in range(n) if not kept[i]]
+    if not unkept or len(unkept) == n:  # nothing kept, or nothing to complete: most chains (and room lists)
+        return
     starts = {i for i in range(n) if not kept[i] or i == 0 or kept[i - 1] != kept[i]}
     ends = {i for i in range(n) if not kept[i] or i == n - 1 or kept[i + 1] != kept[i]}
+    near = bytearray(n)  # within a window's reach of a group that is not kept
+    for j in unkept:
+        near[max(0, j - 18) : j + 19] = b"\x01" * (min(n, j + 19) - max(0, j - 18))
     for i, is_kept in enumerate(kept):
-        if not is_kept or (i > 0 and kept[i - 1] == is_kept):
+        if not is_kept or (i > 0 and kept[i - 1] == is_kept) or not near[i]:
             continue
         for first in (f for f in range(max(0, i - 18), i + 1) if f in starts and _tight(t, chain, f, i)):
             for last in (e for e in range(i, min(n, first + 19)) if e in ends):
@@ -630,23 +639,67 @@ def _unkeep_completing(t: str, chain: list[tuple[int, int]], kept: list[int]) ->
                         kept[j] = 0
 
 
+def _unkeep_phone_pairs(t: str, chain: list[tuple[int, int]], kept: list[int]) -> None:
+    """Two kept matches side by side, separators alone between, that together spell a phone (1-300 000-0000)."""
+    spans: list[tuple[int, int, int]] = []  # (match, first group, last group)
+    for i, match in enumerate(kept):
+        if match and spans and spans[-1][0] == match:
+            spans[-1] = (match, spans[-1][1], i)
+        elif match:
+            spans.append((match, i, i))
+    for (m1, a1, b1), (m2, a2, b2) in zip(spans, spans[1:]):
+        if a2 == b1 + 1 and _tight(t, chain, b1, a2):
+            digits = "".join(t[a:b] for a, b in chain[a1 : b2 + 1])
+            if _spells_phone(digits):
+                for j in range(a1, b2 + 1):
+                    kept[j] = 0
+
+
 def _unkeep_beside_masked(t: str, chain: list[tuple[int, int]], kept: list[int], alone: set[int]) -> None:
-    """A room code, a decimal, a compact date or a service number stays only when no group that will be
-    masked stands beside it with separators alone between (05-184、055 is a number; 1-1-1101、1-1-2001 a list)."""
+    """A room code, a decimal, a date or a service number stays only when no group that is not kept stands
+    beside it with separators alone between (05-184、055 is a number; 1-1-1101、1-1-2001 a list), nor a kept
+    one behind something that is no list separator (0-41-748嗯6-9). A run of groups that are not kept takes
+    its kept neighbours in only while it is shorter than a number: a long list is not masked whole for one
+    stray group at its end, and 9-5、10-085。6 is masked."""
     members: dict[int, list[int]] = {}
     for i, match in enumerate(kept):
         members.setdefault(match, []).append(i)
-    queue = [i for i, match in enumerate(kept) if not match]
-    while queue:  # each group is queued once, when it is to be masked: linear however long the list
-        j = queue.pop()
-        for i in (j - 1, j + 1):
-            if 0 <= i < len(kept) and kept[i] in alone and _tight(t, chain, min(i, j), max(i, j)):
-                for k in members[kept[i]]:
-                    kept[k] = 0
-                    queue.append(k)
+    n = len(kept)
+
+    def take(i: int) -> None:
+        for k in members[kept[i]]:
+            kept[k] = 0
+
+    before = list(kept)
+    for j in range(n - 1):  # kept pieces of one number: no list separator between them
+        if before[j] in alone and before[j + 1] in alone and before[j] != before[j + 1] and _tight(t, chain, j, j + 1) \
+                and not _LIST_GAP.fullmatch(t[chain[j][1] : chain[j + 1][0]]):
+            for i in (j, j + 1):
+                if kept[i]:
+                    take(i)
+    changed = True
+    while changed:  # each step takes in one whole match, so this ends; runs under seven digits only
+        changed = False
+        j = 0
+        while j < n:
+            if kept[j]:
+                j += 1
+                continue
+            end = j
+            while end + 1 < n and not kept[end + 1] and _tight(t, chain, end, end + 1):
+                end += 1
+            if sum(b - a for a, b in chain[j : end + 1]) < _MIN_DIGITS:
+                for i in (j - 1, end + 1):
+                    if 0 <= i < n and kept[i] in alone and _tight(t, chain, min(i, j if i < j else end),
+                                                                 max(i, j if i < j else end)):
+                        take(i)
+                        changed = True
+                        break
+            j = end + 1
 
 
 _TIGHT = re.compile(rf"{_JOIN_WORD}*")
+_LIST_GAP = re.compile(rf"[、，,；;/{_SPACE}]+")
 
 
 def _tight(t: str, chain: list[tuple[int, int]], first: int, last: int) -> bool:
@@ -656,11 +709,25 @@ def _tight(t: str, chain: list[tuple[int, int]], first: int, last: int) -> bool:
     return all(_TIGHT.fullmatch(gap) or (_TURN_LABEL.search(gap) and len(gap) <= _TURN_GAP) for gap in gaps)
 
 
+def _room_like(code: str) -> bool:
+    """Building-unit-room (1-1-1101, 12-3-502, a36-1-501) or building-room (3-502): at most eight digits, and a
+    building of one or two digits where there are two parts (747-8478 is a local phone number)."""
+    groups = re.findall(r"[0-9]+", code)
+    digits = sum(map(len, groups))
+    return digits <= 8 and (len(groups) > 2 or (len(groups[0]) <= 2 and digits <= 6))
+
+
 def _spells_itself(kept: str, count: bool = False) -> bool:
     """Whether what a pattern would keep spells a mobile, an ID, a card or a landline (1-300-000-0000), or, for a
     count, holds one (13912345678份; a date and its time may hold eleven digits that read as a mobile)."""
     digits = re.sub(r"[^0-9X]", "", kept)
     return _spells_personal(digits) or (count and bool(_MOBILE_OR_ID.search(digits)))
+
+
+def _spells_phone(digits: str) -> bool:
+    """A mobile or a landline with its area code (what two kept pieces side by side may spell: 1-300 000-0000)."""
+    n = len(digits)
+    return (n == 11 and bool(_MOBILE.fullmatch(digits))) or (10 <= n <= 12 and digits[0] == "0" and digits[1] != "0")
 
 
 def _spells_personal(digits: str) -> bool:
@@ -692,6 +759,10 @@ def _judged(t: str, run: list[tuple[int, int]]) -> Iterator[tuple[str, list[int]
         positions.append(end)
     digits = "".join(t[i] for i in positions)
     kind = classify(digits)
+    crossed = any(re.search(r"[^\W\d_]", t[b : following[0]].replace(_SPACE, ""))
+                  for (_, b), following in zip(run, run[1:], strict=False))
+    if crossed and kind != "mobile":  # across words or turns (a read-back) an ID or a card is chance: whole
+        kind = "number"
     if kind != "number" or len(run) == 1:
         yield kind, positions
         return
