@@ -699,7 +699,7 @@ def _unkeep_beside_masked(t: str, chain: list[tuple[int, int]], kept: list[int],
 
 
 _TIGHT = re.compile(rf"{_JOIN_WORD}*")
-_LIST_GAP = re.compile(rf"[、，,；;/{_SPACE}]+")
+_LIST_GAP = re.compile(r"[、，,；;/]+")  # a space is no list separator: 1-3 0-0 000.0000 is a mobile
 
 
 def _tight(t: str, chain: list[tuple[int, int]], first: int, last: int) -> bool:
