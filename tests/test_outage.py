@@ -99,3 +99,21 @@ def test_a_killed_postgresql_leaves_routing_up_and_loses_nothing_acknowledged(
         from search.elastic import ElasticsearchIndex
 
         drop_es_index(ElasticsearchIndex(f"{es_node.url}/{alias}", timeout=30))
+
+
+def test_an_outage_is_one_log_line_and_its_end_another(caplog: pytest.LogCaptureFixture) -> None:
+    """Elasticsearch away: a full traceback every few seconds made 300 MB of log a day."""
+    import logging
+
+    from hotline.outage import OutageLog
+
+    outages = OutageLog(logging.getLogger("hotline.test.outage"))
+    with caplog.at_level(logging.WARNING, logger="hotline.test.outage"):
+        for _ in range(50):
+            outages.failed("the search index", ConnectionError("connection refused\nwith a second line"))
+        assert "the search index" in outages.away()
+        outages.succeeded("the search index")
+        outages.succeeded("the search index")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and "is away" in lines[0] and "is back" in lines[1] and "50 failed tries" in lines[1]
+    assert all(r.exc_info is None for r in caplog.records) and "\n" not in lines[0]
