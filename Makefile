@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test install bench clean es-up es-down pg-up pg-down
+.PHONY: demo test check lint install bench bench-encoder clean es-up es-down pg-up pg-down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,13 +34,24 @@ demo: install
 ## The search tests start their own Elasticsearch node on a free 127.0.0.1 port and stop it at the end;
 ## the store tests start their own PostgreSQL the same way (Debian's package, installed here when missing);
 ## the page tests drive Debian's headless Chromium (installed here when missing).
-test: $(VENV)/.installed-transformer
+test: $(VENV)/.installed-transformer lint
 	scripts/install-browser
 	scripts/install-postgresql
 	$(BIN)/python -m pytest
 
-## make bench: the benchmarks whose figures are in BENCHMARKS.md.
+## make check: lint, types and the unit tier (no server, no fine-tuning): about a minute, before each commit.
+check: $(VENV)/.installed-transformer lint
+	$(BIN)/python -m pytest -q -m unit -n auto --dist loadfile
+
+## make lint: ruff and mypy over the code (settings in pyproject.toml); make test and make check run it.
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+## make bench: the benchmarks whose figures are in BENCHMARKS.md (a few hours on two cores), and the README's
+## tour on a fresh demo store; make bench-encoder: those that fine-tune the encoder (many hours on a CPU).
 bench: install
+	$(BIN)/python bench/readme.py --fresh
 	$(BIN)/python bench/segmentation.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/store_backends.py
@@ -53,7 +64,16 @@ bench: install
 	$(BIN)/python bench/retrain.py
 	$(BIN)/python bench/long_texts.py
 	$(BIN)/python bench/soak.py
+	$(BIN)/python bench/pii.py
+	$(BIN)/python bench/pg_outage.py
+	$(BIN)/python bench/unclear.py
 	for t in transcript pii import; do $(BIN)/python bench/fuzz.py --target=$$t -max_total_time=60; done
+
+bench-encoder: $(VENV)/.installed-transformer
+	$(BIN)/python bench/encoder.py
+	$(BIN)/python bench/int8_layers.py
+	$(BIN)/python bench/neighbours.py
+	$(BIN)/python bench/pretrain.py
 
 ## make es-up / es-down: a local Elasticsearch node on 127.0.0.1:9200 (downloaded once into ~/.cache/hotline).
 es-up: install

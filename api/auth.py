@@ -10,8 +10,8 @@ from fastapi.security import APIKeyHeader
 
 from api.keys import KeyRing
 from hotline.errors import Forbidden, Unauthorized
-from hotline.store.rules import Writer
 from hotline.settings import ROLES
+from hotline.store.rules import Writer
 
 access_log = logging.getLogger("hotline.access")
 KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key; its role decides what it may do")

@@ -13,7 +13,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hotline.errors import (
-    Conflict, Forbidden, HotlineError, Implausible, InvalidInput, NotFound, ReadOnly, TooLarge, Unauthorized, Unavailable,
+    Conflict,
+    Forbidden,
+    HotlineError,
+    Implausible,
+    InvalidInput,
+    NotFound,
+    ReadOnly,
+    TooLarge,
+    Unauthorized,
+    Unavailable,
 )
 
 log = logging.getLogger("hotline.api")

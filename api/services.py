@@ -2,38 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import json
 import logging
-import os
-import subprocess
-import sys
 import threading
-import time
-import uuid
-from dataclasses import dataclass, field
-from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 
+from api.answers import AgentAnswers
 from api.keys import KeyRing, service_keys
+from api.views import ReadCache, SupervisorViews
 from classifiers.encoder import SentenceEncoder
-from hotline.errors import Conflict, HotlineError, InvalidInput, NotFound, Unavailable
+from hotline.analytics.events import EventAssigner, OpenEvents
 from hotline.city import City
-from hotline.events import EventAssigner
+from hotline.errors import InvalidInput, Unavailable
 from hotline.outage import OutageLog
 from hotline.settings import Settings
 from hotline.store import CaseStore, open_store
-from hotline.times import format_time
 from search import SearchIndex, open_index
 from search.base import CachedCount
 from search.sync import Syncer
+from training.jobs import Job, Jobs, fine_tune_in_child, gpu_present, promote_if_better
 from training.registry import Registry
 
 log = logging.getLogger("hotline.api")
@@ -41,8 +34,6 @@ log = logging.getLogger("hotline.api")
 #: Days of calls a call being taken is matched against for an ongoing event.
 #: Cases a view assigns to events itself before listing them, when the background assigner is behind.
 EVENT_CATCH_UP = 5_000
-#: Seconds routing waits for the similar cases' texts from the store before answering without them.
-TEXT_BUDGET = 0.025
 
 
 class Metrics:
@@ -137,117 +128,6 @@ class ModelHolder:
         return router
 
 
-@dataclass
-class Job:
-    id: str
-    kind: str
-    status: str = "queued"            # queued, running, succeeded, failed
-    started: str = ""
-    finished: str = ""
-    version: str | None = None
-    error: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    progress: str = ""                # the last line the work reported (a fine-tuning's progress bar)
-    promoted: bool = False            # the result won against the active model and is served now
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-class Jobs:
-    """Background training jobs; one at a time (training takes both cores)."""
-
-    def __init__(self) -> None:
-        self.jobs: dict[str, Job] = {}
-        self._lock = threading.Lock()
-
-    def start(self, kind: str, work: Callable[[Job], str | None], params: dict[str, Any]) -> Job:
-        with self._lock:
-            if any(j.status in ("queued", "running") for j in self.jobs.values()):
-                raise Conflict("a training job is already running")
-            job = Job(uuid.uuid4().hex[:12], kind, params=params)
-            self.jobs[job.id] = job
-
-        def run() -> None:
-            job.status, job.started = "running", datetime.now().isoformat(sep=" ", timespec="seconds")
-            try:
-                job.version = work(job)
-                job.status = "succeeded"
-            except HotlineError as exc:
-                job.status, job.error = "failed", str(exc)
-            except Exception as exc:  # the job reports; the service stays up
-                log.exception("training job %s failed", job.id)
-                job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
-            job.finished = datetime.now().isoformat(sep=" ", timespec="seconds")
-
-        threading.Thread(target=run, name=f"job-{job.id}", daemon=True).start()
-        return job
-
-    def get(self, job_id: str) -> Job:
-        try:
-            return self.jobs[job_id]
-        except KeyError:
-            raise NotFound(f"no job {job_id!r}") from None
-
-
-def gpu_present() -> bool:
-    """Whether torch is installed and sees a CUDA device (torch is imported only to ask)."""
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None:
-        return False
-    import torch
-
-    return bool(torch.cuda.is_available())
-
-
-def _last_lines(stream: Any, job: Job) -> None:
-    """Keep the last whole line a child wrote (tqdm redraws with carriage returns) as the job's progress."""
-    pending = ""
-    for chunk in iter(lambda: stream.read(256), ""):
-        *lines, pending = (pending + chunk).replace("\r", "\n").split("\n")
-        lines = [line.strip() for line in lines if line.strip()]
-        if lines:
-            job.progress = lines[-1][-300:]
-    if pending.strip():
-        job.progress = pending.strip()[-300:]
-
-
-class ReadCache:
-    """Supervisors' views (hotspots, forecasts) kept until the store changes, at most ``ttl`` seconds.
-
-    Each costs about half a second of fitting; a dashboard refreshed by many
-    supervisors would otherwise hold the worker that agents' routing needs.
-    A view is computed again once any process has written to the store
-    since (the store's write mark, one cheap read), but not more often than
-    every ``settle`` seconds: while calls keep coming in, a few seconds of
-    staleness is nothing next to a daily count.
-    """
-
-    def __init__(self, ttl: float = 60.0, settle: float = 5.0, size: int = 256) -> None:
-        self.ttl = ttl
-        self.settle = settle
-        self.size = size
-        self._items: dict[Any, tuple[float, Any, Any]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: Any, compute: Callable[[], Any], mark: Any = None) -> Any:
-        """The value of ``key``, computed again when older than ``ttl``, or than ``settle`` with another ``mark``."""
-        now = time.monotonic()
-        with self._lock:
-            hit = self._items.get(key)
-        if hit is not None:
-            age = now - hit[0]
-            if age < self.settle or (age < self.ttl and hit[1] == mark):
-                return hit[2]
-        value = compute()
-        with self._lock:
-            if len(self._items) >= self.size:
-                self._items.clear()
-            self._items[key] = (now, mark, value)
-        return value
-
-
 class Services:
     """Everything a request may need, opened once per process."""
 
@@ -275,103 +155,14 @@ class Services:
         self.follow_interval = 1.0
         # Small batches: on SQLite each holds the file's one writer while it runs.
         self.events = EventAssigner(self.store, tokens, self.gazetteer.landmarks, batch=250)
-        self._events: tuple[Any, float, Any] | None = None  # (day, when, clusterer) of the events open now
-        self._events_lock = threading.Lock()
+        self.supervisor_views = SupervisorViews(self.store, self.views, self.window, self.taxonomy, self.gazetteer,
+                                                self.catch_up_events)
+        self.answers = AgentAnswers(self.store, self.index, OpenEvents(self.events, self.views.ttl, self.catch_up_events),
+                                    self.metrics.routed, self.window.city)
         self._stop = threading.Event()
         self.outages = OutageLog(log)
         self._follower = threading.Thread(target=self._follow, name="model-follower", daemon=True)
         self._assigner = threading.Thread(target=self._assign_events, name="event-assigner", daemon=True)
-
-    def with_texts(self, neighbours: list[Any]) -> list[dict[str, Any]]:
-        """Routing's neighbours (from the model's own index, in memory: routing never waits on a search query)
-        as agents see them, with their text, district and event from the store (a key lookup each)."""
-        from search.base import neighbour
-
-        shown = []
-        for n in neighbours:
-            try:
-                shown.append(neighbour(self.store.get(n.case_id), n.similarity, n.meaning).to_dict())
-            except NotFound:  # a training case from a file, never stored
-                shown.append(n.to_dict())
-            except Unavailable:  # the store is away: the model's own neighbour, without the stored text
-                shown.append(n.to_dict())
-        return shown
-
-    async def similar_with_texts(self, neighbours: list[Any]) -> list[dict[str, Any]]:
-        """The neighbours as agents see them. Models carry their neighbours' texts; for one saved before they
-        did, :meth:`with_texts` off the event loop and within :data:`TEXT_BUDGET`: the store's text is
-        decoration, and routing must not wait on a database that is slow or down (it froze every agent for 15 s)."""
-        if not neighbours:
-            return []
-        if all(n.text for n in neighbours):  # the model carries their texts: no store needed
-            return [n.to_dict() for n in neighbours]
-        try:
-            return await asyncio.wait_for(run_in_threadpool(self.with_texts, neighbours), TEXT_BUDGET)
-        except (TimeoutError, Unavailable):
-            return [n.to_dict() for n in neighbours]
-
-    def similar_cases(self, text: str, k: int, exclude: str = "", district: str = "") -> list[dict[str, Any]]:
-        """What routing shows beside this text first, then the search index's other cases (today's calls, and
-        by meaning with an encoder), so a case's similar cases always include what routing found for it."""
-        from classifiers.router import NEIGHBOUR_DAYS, SHOWN_NEIGHBOURS
-
-        router = self.models.router
-        first = []
-        if router is not None and router.similar is not None:
-            since = datetime.now() - timedelta(days=NEIGHBOUR_DAYS)  # as routing asks
-            found = router.similar.similar(text, k=SHOWN_NEIGHBOURS + 1, district=district, since=since)
-            first = [n for n in found if n.case_id != exclude][:min(k, SHOWN_NEIGHBOURS)]
-        shown = self.with_texts(first)
-        seen = {n["case_id"] for n in shown}
-        try:
-            more = self.index.similar(text, k=k, exclude=exclude, district=district)
-        except Unavailable as exc:
-            log.warning("similar cases from the model's index alone: %s", exc)
-            more = []
-        shown += [n.to_dict() for n in more if n.case_id not in seen]
-        return shown[:k]
-
-    def recent_event(self, routing: Any, at: datetime | None) -> dict[str, Any] | None:
-        """The open event a call being taken would join ("属于事件 X，已有 N 位市民反映"), or None.
-
-        The events of the last days are clustered in the background at most
-        once a minute (the supervisors' clustering, over the store), so no
-        call waits for it; the call is matched against them without becoming
-        part of them.
-        """
-        from hotline.case import Case, Category, LabelKind, LabelSource
-
-        if not routing.text or not routing.category:
-            return None
-        now = at or datetime.now()
-        clusterer = self._recent_events(now)
-        if clusterer is None:
-            return None
-        call = Case(id="call", received_at=now, text=routing.text, area=routing.area,
-                    category=Category.parse(routing.category),
-                    category_source=LabelSource(LabelKind.PREDICTED, routing.model_version, now))
-        event = clusterer.match(call)
-        if event is None or event.size < 2:
-            return None
-        return {"id": event.id, "title": event.title, "size": event.size,
-                "first_seen": format_time(event.first_seen), "last_seen": format_time(event.last_seen)}
-
-    def _recent_events(self, now: datetime) -> Any:
-        """The events open at ``now`` (kept by the assigner), read again in the background when stale."""
-        held = self._events
-        fresh = held is not None and held[0] == now.date() and time.monotonic() - held[1] < self.views.ttl
-        if not fresh and self._events_lock.acquire(blocking=False):
-            def load() -> None:
-                try:
-                    self.catch_up_events()
-                    self._events = (now.date(), time.monotonic(), self.events.open_at(now))
-                except Exception:  # the next call tries again; routing goes on without events
-                    log.exception("could not read the open events")
-                finally:
-                    self._events_lock.release()
-
-            threading.Thread(target=load, name="open-events", daemon=True).start()
-        return held[2] if held is not None and held[0] == now.date() else None
 
     def catch_up_events(self, limit: int = EVENT_CATCH_UP) -> None:
         """Give the cases still waiting their events before a view lists them (what the background assigner
@@ -466,41 +257,10 @@ class Services:
         return self.settings.encoder
 
     def train_ensemble(self, job: Job, by: str, since: datetime | None = None, epochs: int | None = None) -> str:
-        """Fine-tune the encoder beside a linear model (``hotline retrain --kind ensemble``) in a child process.
-
-        Fine-tuning holds both cores for many minutes; in a process of its own
-        at a lower priority, agents' routing keeps its latency and a crash
-        cannot take the service down. The result is a candidate like any
-        other, compared on the same held-out cases, and served at once when
-        it wins (or when there is no active model).
-        """
-        command = [sys.executable, "-m", "hotline.cli", "retrain", "--kind", "ensemble",
-                   "--base-model", str(self.encoder_directory()), "--by", by]
-        if since:
-            command += ["--since", since.date().isoformat()]
-        if epochs:
-            command += ["--epochs", str(epochs)]
-        environment = {**{k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")},
-                       **self.settings.environment()}
-        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
-                                 preexec_fn=lambda: os.nice(10))  # noqa: PLW1509 (no threads in the child yet)
-        reader = threading.Thread(target=_last_lines, args=(child.stderr, job), daemon=True)
-        reader.start()
-        out = child.stdout.read() if child.stdout else ""
-        status = child.wait()
-        reader.join(timeout=5)
-        if status != 0:
-            raise HotlineError(f"the ensemble training exited with {status}: {job.progress}")
-        version = json.loads(out.strip().splitlines()[-1])["version"]
-        entry = self.registry.get(version)
-        compared = entry.manifest.get("extra", {}).get("compared_with") or {}
-        wins = compared.get("candidate_macro_f1", 0.0) > compared.get("active_macro_f1", 1.0)
-        if self.registry.active() is None or wins:
-            try:
-                self.registry.promote(version, by=by)
-            except Conflict as exc:  # another model became active during the fine-tuning: compare again first
-                log.info("ensemble %s stays a candidate: %s", version, exc)
-                return version
+        """Fine-tune the encoder beside a linear model in a child process (:func:`training.jobs.fine_tune_in_child`)
+        and serve the result at once when it wins against the active model (or when there is none)."""
+        version = fine_tune_in_child(self.settings, self.encoder_directory(), by, job, since, epochs)
+        if promote_if_better(self.registry, version, by):
             self.reload_model()
             job.promoted = True
         return version

@@ -51,7 +51,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import report  # noqa: E402
+from _common import report
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-agent-key-0123456789abcdef"
@@ -137,11 +137,12 @@ async def drive(port: int, path: str, bodies: list[dict] | None, clients: int, s
 @contextmanager
 def city_backends(work: Path) -> Iterator[dict[str, str]]:
     """A PostgreSQL server and an Elasticsearch node in ``work``: the settings of a city's deployment."""
+    from hotline.settings import Settings
     from hotline.store.pgserver import Server
     from search.node import Node
 
     server = Server(work / "pg", port=free_port()).start()
-    node = Node(work / "es", port=free_port(), heap="512m")
+    node = Node(work / "es", port=free_port(), heap="512m", cache=Settings().cache)
     try:
         node.start()
         yield {"HOTLINE_STORE": server.url, "HOTLINE_INDEX": f"{node.url}/bench"}

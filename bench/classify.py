@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import five_folds, labeled_rows, peak_rss_mib, report  # noqa: E402
+from _common import five_folds, labeled_rows, peak_rss_mib, report
 
 
 def first_sentence(text: str) -> str:
@@ -62,8 +62,8 @@ class Baseline:
 def main() -> None:
     from sklearn.metrics import f1_score
 
-    from classifiers.evaluate import dispatch_threshold
     from classifiers.dataset import prepare_text
+    from classifiers.evaluate import dispatch_threshold
     from classifiers.linear import TextClassifier
     from classifiers.model import CaseModel
     from classifiers.router import Router

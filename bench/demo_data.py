@@ -14,7 +14,7 @@ from statistics import mean
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import labeled_rows, report  # noqa: E402
+from _common import labeled_rows, report
 
 
 def cv_macro_f1(docs: list[str], labels: list[str]) -> float:

@@ -31,8 +31,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import five_folds, labeled_rows, peak_rss_mib, report  # noqa: E402
-from classify import Baseline, first_sentence  # noqa: E402
+from _common import five_folds, labeled_rows, peak_rss_mib, report
+from classify import Baseline, first_sentence
 
 
 def latencies_ms(fn, texts: list[str]) -> tuple[float, float]:

@@ -34,21 +34,21 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import labeled_rows, peak_rss_mib, report, shared_rows  # noqa: E402
+from _common import labeled_rows, peak_rss_mib, report, shared_rows
 
-from hotline import reports  # noqa: E402
-from hotline.demo.generator import DemoGenerator  # noqa: E402
-from hotline.events import EventAssigner, EventClusterer, adjusted_rand, bcubed  # noqa: E402
-from hotline.hotspots.cells import UNCATEGORISED, cell_area  # noqa: E402
-from hotline.hotspots.baseline import cusum  # noqa: E402
-from hotline.hotspots.detect import DETECTORS, NegativeBinomial, detect, eligible, scores  # noqa: E402
-from hotline.hotspots.forecast import backtest, forecast  # noqa: E402
-from hotline.hotspots.series import CountTable  # noqa: E402
-from hotline.ingest import CaseBuilder, ColumnMap, parse_time  # noqa: E402
-from hotline.places import default_gazetteer  # noqa: E402
-from hotline.store.sqlite import SQLiteStore  # noqa: E402
-from hotline.taxonomy import default_taxonomy  # noqa: E402
-from hotline.text.segment import default_segmenter  # noqa: E402
+from hotline.analytics import reports
+from hotline.analytics.events import EventAssigner, EventClusterer, adjusted_rand, bcubed
+from hotline.analytics.hotspots.baseline import cusum
+from hotline.analytics.hotspots.cells import UNCATEGORISED, cell_area
+from hotline.analytics.hotspots.detect import DETECTORS, NegativeBinomial, detect, eligible, scores
+from hotline.analytics.hotspots.forecast import backtest, forecast
+from hotline.analytics.hotspots.series import CountTable
+from hotline.demo.generator import DemoGenerator
+from hotline.ingest import CaseBuilder, ColumnMap, parse_time
+from hotline.places import default_gazetteer
+from hotline.store.sqlite import SQLiteStore
+from hotline.taxonomy import default_taxonomy
+from hotline.text.segment import default_segmenter
 
 FALSE_ALARMS = 0.01  # per cell-day
 WARMUP = 42           # days every method gets before it is scored
@@ -194,8 +194,8 @@ def evaluate_ramps(table: CountTable, outbreaks: list[tuple[int, int, int]]) -> 
     """Per method: sensitivity and median delay for bursts and for 5- and 7-day rises, every method's threshold
     set for 1 false alarm per 100 quiet cell-days (for the NB detectors, the tail tests' threshold with the
     CUSUM's alarms counted in the budget first)."""
-    from hotline.hotspots.baseline import fit
-    from hotline.hotspots.detect import MIN_COUNT
+    from hotline.analytics.hotspots.baseline import fit
+    from hotline.analytics.hotspots.detect import MIN_COUNT
 
     counts = table.counts
     quiet = np.ones_like(counts, dtype=bool)
@@ -290,8 +290,8 @@ def streets(replicates: int) -> dict[str, object]:
     what a false discovery rate of 5% promises to keep under 5%), then the realised false discovery rate and
     the sensitivity with outbreaks injected, of the usual size (as :func:`inject`) and large (5–10 standard
     deviations); per cell (nb) against across cells (nb-fdr)."""
-    from hotline.hotspots.baseline import fit
-    from hotline.hotspots.detect import FDR, MIN_COUNT
+    from hotline.analytics.hotspots.baseline import fit
+    from hotline.analytics.hotspots.detect import FDR, MIN_COUNT
 
     cells, rates = street_rates()
     figures: dict[str, object] = {"street cells": len(cells), "promised false discovery rate": FDR}
@@ -360,8 +360,8 @@ def detection(name: str, table_of: Callable[[int], CountTable], replicates: int)
 
 def episode_ranking(seeds: Sequence[int]) -> dict[str, object]:
     """Precision@10 of the episode list and of the alerts by score, and the big planted surges in the top 20."""
-    from hotline.hotspots.baseline import fit
-    from hotline.hotspots.episodes import episodes
+    from hotline.analytics.hotspots.baseline import fit
+    from hotline.analytics.hotspots.episodes import episodes
 
     gazetteer, taxonomy = default_gazetteer(), default_taxonomy()
     p10, p10_alerts, big_found, big_total, lists = [], [], 0, 0, []

@@ -15,7 +15,7 @@ with the two MatMuls that round worst left fp32 ("mixed") — and scores
 each variant on the fold's test texts, one text per run as served; latency
 likewise, on 200 texts (``--kind whole``: their first 200 characters). Also,
 per variant, what the export judges it by: its flips on the fit's validation
-texts and the agreement it is sure of there (classifiers.transformer.flip_bound).
+texts and the agreement it is sure of there (classifiers.int8.flip_bound).
 
     python bench/int8_layers.py [--kind short|whole]
 """
@@ -33,8 +33,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import five_folds, labeled_rows, report  # noqa: E402
-from classify import first_sentence  # noqa: E402
+from _common import five_folds, labeled_rows, report
+from classify import first_sentence
 
 
 def weights_only(source: Path, target: Path) -> Path:
@@ -59,10 +59,10 @@ def main() -> None:
 
     from classifiers import encoder
     from classifiers.dataset import prepare_text
-    from classifiers.encoder import quantize_blockwise, quantize_int8, quantize_mixed, quantize_smoothed
     from classifiers.fit import holdout_split
-    from classifiers.transformer import (INT8_FILE, ONNX_FILE, OnnxClassifier, TransformerClassifier, flip_bound,
-                                         token_ids)
+    from classifiers.int8 import flip_bound, quantize_blockwise, quantize_int8, quantize_mixed, quantize_smoothed
+    from classifiers.tokens import token_ids
+    from classifiers.transformer import INT8_FILE, ONNX_FILE, OnnxClassifier, TransformerClassifier
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--kind", choices=("short", "whole"), default="short")

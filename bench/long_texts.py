@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import report  # noqa: E402
-from api_load import drive, running_service  # noqa: E402
+from _common import report
+from api_load import drive, running_service
 
 
 def main() -> None:

@@ -26,17 +26,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import report  # noqa: E402
+from _common import report
 
-from classifiers.encoder import SentenceEncoder, fetch  # noqa: E402
-from hotline.demo.generator import DemoGenerator  # noqa: E402
-from hotline.events import EventClusterer  # noqa: E402
-from hotline.ingest import CaseBuilder, ColumnMap  # noqa: E402
-from hotline.places import default_gazetteer  # noqa: E402
-from hotline.store.sqlite import SQLiteStore  # noqa: E402
-from hotline.taxonomy import default_taxonomy  # noqa: E402
-from search.embedded import EmbeddedIndex  # noqa: E402
-from search.vectors import case_text  # noqa: E402
+from classifiers.encoder import SentenceEncoder, fetch
+from hotline.analytics.events import EventClusterer
+from hotline.demo.generator import DemoGenerator
+from hotline.ingest import CaseBuilder, ColumnMap
+from hotline.places import default_gazetteer
+from hotline.store.sqlite import SQLiteStore
+from hotline.taxonomy import default_taxonomy
+from search.embedded import EmbeddedIndex
+from search.vectors import case_text
 
 
 def main() -> None:
@@ -108,7 +108,7 @@ def main() -> None:
 
 class MeaningClusterer(EventClusterer):
     """The event clusterer with a bonus for a case whose sentence vector is close to its event's mean vector:
-    the trial of "vectors in event clustering" (kept out of hotline/events.py unless it helps)."""
+    the trial of "vectors in event clustering" (kept out of hotline/analytics/events.py unless it helps)."""
 
     def __init__(self, *args: object, vectors: dict[str, np.ndarray], bonus: float, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
@@ -116,7 +116,7 @@ class MeaningClusterer(EventClusterer):
         self.bonus = bonus
         self.sums: dict[str, np.ndarray] = {}
 
-    def _score(self, vec, places, case, event):  # noqa: ANN001, ANN202
+    def _score(self, vec, places, case, event):
         score = super()._score(vec, places, case, event)
         total = self.sums.get(event.id)
         if total is None or case.id not in self.vectors:
@@ -124,7 +124,7 @@ class MeaningClusterer(EventClusterer):
         meaning = float(self.vectors[case.id] @ total / max(np.linalg.norm(total), 1e-12))
         return score + self.bonus * max(0.0, (meaning - 0.7) / 0.3)
 
-    def _add(self, event, case, vec, places):  # noqa: ANN001, ANN202
+    def _add(self, event, case, vec, places):
         super()._add(event, case, vec, places)
         if case.id in self.vectors:
             self.sums[event.id] = self.sums.get(event.id, 0) + self.vectors[case.id]
@@ -132,7 +132,7 @@ class MeaningClusterer(EventClusterer):
 
 def event_clustering(cases: list, truth: object, encoder: SentenceEncoder) -> dict[str, object]:
     """B-cubed F1 of the planted events: words and places alone, and with a meaning bonus of several sizes."""
-    from hotline.events import bcubed
+    from hotline.analytics.events import bcubed
     from hotline.text.segment import default_segmenter
 
     split = len(cases) // 3

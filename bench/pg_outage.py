@@ -32,14 +32,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the search package, not bench/search.py
 
-from _common import report  # noqa: E402
-from hotline.city import City  # noqa: E402
-from hotline.demo.generator import DemoGenerator  # noqa: E402
-from hotline.ingest import CaseBuilder, ColumnMap  # noqa: E402
-from hotline.settings import Settings  # noqa: E402
-from hotline.store import open_store  # noqa: E402
-from hotline.store.pgserver import Server as PgServer  # noqa: E402
-from search.node import Node  # noqa: E402
+from _common import report
+
+from hotline.city import City
+from hotline.demo.generator import DemoGenerator
+from hotline.ingest import CaseBuilder, ColumnMap
+from hotline.settings import Settings
+from hotline.store import open_store
+from hotline.store.pgserver import Server as PgServer
+from search.node import Node
 
 AGENT_KEY = "agent-key-bench-0123456789abcdef"
 KEYS = f"bench-agent:agent:{AGENT_KEY},bench-admin:admin:admin-key-bench-0123456789abcdef"
@@ -70,7 +71,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="hotline-bench-outage-"))
     root.chmod(0o755)  # the servers run as their own users
     pg = PgServer(root / "pg", port=free_port()).start()
-    es = Node(root / "es", port=free_port(), heap="512m").start()
+    es = Node(root / "es", port=free_port(), heap="512m", cache=Settings().cache).start()
     serve = None
     try:
         url = pg.database("outage")
@@ -177,7 +178,7 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _exists(store, case_id: str) -> bool:  # noqa: ANN001
+def _exists(store, case_id: str) -> bool:
     from hotline.errors import NotFound
 
     try:

@@ -19,14 +19,14 @@ import random
 import re
 import sys
 import time
-from pathlib import Path
 
 from _common import ROOT, real_texts, report
 
 sys.path.insert(0, str(ROOT / "tests"))
 
-from hotline.text import pii  # noqa: E402
-import test_pii_variants as table  # noqa: E402
+import test_pii_variants as table
+
+from hotline.text import pii
 
 FILLERS = [" ", "-", "—", "，", "、", "。", "……", "嗯", "啊", "呃", "杠", "点", "然后", " 坐席：嗯 市民：",
            " 坐席：好的您说 市民：", "，呃，"]

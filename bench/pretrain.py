@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import OUT, labeled_rows, report, shared_rows  # noqa: E402
+from _common import OUT, labeled_rows, report, shared_rows
 
 PRETRAINING_FILE = "pretraining.json"
 #: Texts shorter than this many characters teach the masked-word task little and are left out.
@@ -66,7 +66,8 @@ def continue_pretraining(
     write the encoder to ``out``; the first ``head_share`` of the steps train the new head alone."""
     import torch
 
-    from classifiers.transformer import adamw, check_model_dir, length_batches, load_tokenizer, pad, token_ids
+    from classifiers.tokens import load_tokenizer, pad, token_ids
+    from classifiers.transformer import adamw, check_model_dir, length_batches
 
     os.environ["HF_HUB_OFFLINE"] = "1"
     from tqdm import tqdm
@@ -189,7 +190,7 @@ def held_out_loss(directory: Path, texts: list[str], max_length: int) -> tuple[f
     import torch
     from transformers import BertForMaskedLM
 
-    from classifiers.transformer import load_tokenizer, pad, token_ids
+    from classifiers.tokens import load_tokenizer, pad, token_ids
 
     tokenizer = load_tokenizer(directory)
     model = BertForMaskedLM.from_pretrained(directory, local_files_only=True).eval()

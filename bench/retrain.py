@@ -22,16 +22,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import peak_rss_mib, report  # noqa: E402
+from _common import peak_rss_mib, report
+from sklearn.metrics import f1_score
 
-from classifiers.dataset import prepare_text  # noqa: E402
-from classifiers.linear import TextClassifier  # noqa: E402
-from hotline.demo.generator import DemoGenerator, write_csv  # noqa: E402
-from hotline.places import default_gazetteer  # noqa: E402
-from hotline.taxonomy import default_taxonomy  # noqa: E402
-from sklearn.metrics import f1_score  # noqa: E402
-from training.registry import Registry  # noqa: E402
-from training.retrain import RetrainRequest, retrain  # noqa: E402
+from classifiers.dataset import prepare_text
+from classifiers.linear import TextClassifier
+from hotline.demo.generator import DemoGenerator, write_csv
+from hotline.places import default_gazetteer
+from hotline.taxonomy import default_taxonomy
+from training.registry import Registry
+from training.retrain import RetrainRequest, retrain
 
 SYNONYMS = {"停水": "断水", "噪音": "噪声", "路灯": "照明灯", "垃圾": "废弃物", "物业": "物管", "小区": "社区",
             "投诉": "反映", "工资": "薪水", "拖欠": "欠着", "电梯": "升降梯", "漏水": "渗水", "油烟": "烟气"}

@@ -23,21 +23,21 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import peak_rss_mib, report  # noqa: E402
-from elasticsearch import helpers  # noqa: E402
+from _common import peak_rss_mib, report
+from elasticsearch import helpers
 
-from classifiers.dataset import prepare_text  # noqa: E402
-from classifiers.model import CaseModel  # noqa: E402
-from classifiers.router import Router  # noqa: E402
-from hotline.demo.generator import DemoGenerator  # noqa: E402
-from hotline.ingest import CaseBuilder, ColumnMap  # noqa: E402
-from hotline.places import default_gazetteer  # noqa: E402
-from hotline.settings import get_settings  # noqa: E402
-from hotline.taxonomy import default_taxonomy  # noqa: E402
-from hotline.text.segment import default_segmenter  # noqa: E402
-from search.elastic import ElasticsearchIndex  # noqa: E402
-from search.embedded import EmbeddedIndex  # noqa: E402
-from search.node import Node  # noqa: E402
+from classifiers.dataset import prepare_text
+from classifiers.model import CaseModel
+from classifiers.router import Router
+from hotline.demo.generator import DemoGenerator
+from hotline.ingest import CaseBuilder, ColumnMap
+from hotline.places import default_gazetteer
+from hotline.settings import Settings, get_settings
+from hotline.taxonomy import default_taxonomy
+from hotline.text.segment import default_segmenter
+from search.elastic import ElasticsearchIndex
+from search.embedded import EmbeddedIndex
+from search.node import Node
 
 
 def free_port() -> int:
@@ -54,7 +54,7 @@ def query_latencies(index, texts: list[str], districts: list[str]) -> dict[str, 
     for text in texts[:30]:
         index.similar(text, k=10)
     plain, filtered = [], []
-    for text, district in zip(texts, districts):
+    for text, district in zip(texts, districts, strict=False):
         started = time.perf_counter()
         index.similar(text, k=10)
         plain.append((time.perf_counter() - started) * 1000)
@@ -84,7 +84,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="hotline-bench-search-"))
     work.chmod(0o755)
-    node = Node(work / "es", port=free_port(), heap="1g").start()
+    node = Node(work / "es", port=free_port(), heap="1g", cache=Settings().cache).start()
     try:
         embedded = EmbeddedIndex(f"sqlite:///{work}/index.db")
         started = time.perf_counter()
@@ -99,8 +99,8 @@ def main() -> None:
         prepared = [{"_id": c.id, "_source": {**{k: v for k, v in c.to_dict().items() if k not in store_only},
                                                "cell_category": "", "tokens": t,
                                                "category_l1": None, "category_l2": None, "category_l3": None}}
-                    for c, t in zip(cases, token_strings)]
-        for ok, item in helpers.streaming_bulk(raw.client, prepared, index=raw.alias, chunk_size=1000):
+                    for c, t in zip(cases, token_strings, strict=False)]
+        for _ok, _item in helpers.streaming_bulk(raw.client, prepared, index=raw.alias, chunk_size=1000):
             pass
         figures["baseline: raw streaming_bulk of tokenised documents, cases/s"] = len(cases) / (time.perf_counter() - started)
 
@@ -123,8 +123,8 @@ def main() -> None:
 
         # Routing with and without similar cases: train on the first 150 days, route the last 30.
         cut = cases[0].received_at + timedelta(days=150)
-        train = [(c, r) for c, r in zip(cases, rows) if c.received_at < cut][:30_000]
-        test = [(c, r) for c, r in zip(cases, rows) if c.received_at >= cut][:3000]
+        train = [(c, r) for c, r in zip(cases, rows, strict=False) if c.received_at < cut][:30_000]
+        test = [(c, r) for c, r in zip(cases, rows, strict=False) if c.received_at >= cut][:3000]
         offices = list(gazetteer.offices().values())
         model = CaseModel(similar=False).fit(
             [prepare_text(r["transcript"]) for _, r in train], [f"{r['category_l1']}/{r['category_l2']}" for _, r in train],

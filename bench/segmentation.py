@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import real_texts, report, timed  # noqa: E402
+from _common import real_texts, report, timed
 
 
 def main() -> None:

@@ -23,8 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import report  # noqa: E402
-from api_load import _client, _request, running_service  # noqa: E402
+from _common import report
+from api_load import _client, _request, running_service
 
 
 def rss_mib(pid: int) -> float:

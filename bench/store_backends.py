@@ -58,7 +58,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import OUT, ROOT, peak_rss_mib, report, timed  # noqa: E402
+from _common import OUT, ROOT, peak_rss_mib, report, timed
 
 BACKENDS = ("sqlite", "postgresql")
 CHART = ROOT / "bench" / "store_backends.svg"
@@ -139,7 +139,7 @@ def ingest(store: Any, cases: list[Any], index: Any = None) -> dict[str, float]:
 
 
 def reads(store: Any, cases: list[Any], last: date) -> dict[str, float]:
-    from hotline.hotspots.series import HISTORY_DAYS
+    from hotline.analytics.hotspots.series import HISTORY_DAYS
     from hotline.store.base import CaseQuery, CellCount
 
     rng = random.Random(1)
@@ -183,11 +183,11 @@ def reads(store: Any, cases: list[Any], last: date) -> dict[str, float]:
 def views(store: Any, last: date, baseline_days: tuple[int, ...]) -> dict[str, float]:
     """Every case's event assigned, then the supervisors' four views from what the store keeps; the old
     events view (clustering every case of the range and the 28 days before it) as baseline."""
-    from hotline import reports, worklist
-    from hotline.events import EventAssigner, cluster_period, kept_events
-    from hotline.hotspots import forecast as fc
-    from hotline.hotspots.detect import detect
-    from hotline.hotspots.series import period_table
+    from hotline.analytics import reports, worklist
+    from hotline.analytics.events import EventAssigner, cluster_period, kept_events
+    from hotline.analytics.hotspots import forecast as fc
+    from hotline.analytics.hotspots.detect import detect
+    from hotline.analytics.hotspots.series import period_table
     from hotline.places import default_gazetteer
     from hotline.store.base import CaseQuery
     from hotline.taxonomy import default_taxonomy
@@ -220,7 +220,7 @@ def views(store: Any, last: date, baseline_days: tuple[int, ...]) -> dict[str, f
 @contextlib.contextmanager
 def _whole_history_fit() -> Iterator[None]:
     """Views fit their own days and ``VIEW_LEAD_DAYS`` before them; inside this, every day of the table."""
-    from hotline.hotspots import baseline
+    from hotline.analytics.hotspots import baseline
 
     kept = baseline.VIEW_LEAD_DAYS
     baseline.VIEW_LEAD_DAYS = 10**6
@@ -249,8 +249,8 @@ def stored_views(url: str) -> dict[str, Any]:
 
 def street_year(store: Any, last: date) -> dict[str, float]:
     """A year of prospective detection at street × level-2 category (every day against its own past)."""
-    from hotline.hotspots.detect import detect
-    from hotline.hotspots.series import CountTable
+    from hotline.analytics.hotspots.detect import detect
+    from hotline.analytics.hotspots.series import CountTable
     from hotline.store.base import CaseQuery
 
     first = last - timedelta(days=364)
@@ -294,10 +294,11 @@ def one(n: int, backend: str, index: str, keep: Path | None = None) -> dict[str,
             size = lambda: store._read("SELECT pg_database_size(current_database())")[0][0]  # noqa: E731
             search = None
             if index == "es":
+                from hotline.settings import Settings
                 from search import open_index
                 from search.node import Node
 
-                node = Node(work / "es", port=_free_port(), heap="1g").start()
+                node = Node(work / "es", port=_free_port(), heap="1g", cache=Settings().cache).start()
                 stop.append(node.stop)
                 search = open_index(f"{node.url}/hotline", store, tokenize=tokens)
                 stop.append(search.close)

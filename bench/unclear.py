@@ -26,8 +26,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import labeled_rows, report  # noqa: E402
-from classify import first_sentence  # noqa: E402
+from _common import labeled_rows, report
+from classify import first_sentence
 
 #: Calls with nothing a department could act on yet: greetings, fillers, talk about the call itself.
 CONTENT_FREE = [
@@ -89,14 +89,14 @@ def measure(name: str, texts: list[str], labels: list[str], short: list[str] | N
     for kind, calls in held.items():
         flagged = is_unclear(model, calls)
         figures[f"{name}: {kind} held out, flagged unclear"] = f"{flagged.mean():.1%} ({flagged.sum()}/{len(calls)})"
-        figures[f"{name}: {kind} held out, missed"] = [c for c, f in zip(calls, flagged) if not f]
+        figures[f"{name}: {kind} held out, missed"] = [c for c, f in zip(calls, flagged, strict=False) if not f]
     wrong = {}
     for kind, calls in real.items():
         flagged = is_unclear(model, calls)
         wrong[kind] = flagged.mean()
         figures[f"{name}: {kind} of the held-out 20%, flagged unclear"] = f"{flagged.mean():.2%} ({flagged.sum()}/{len(calls)})"
         figures[f"{name}: {kind} of the held-out 20%, the flagged (first 20)"] = \
-            [c[:30] for c, f in zip(calls, flagged) if f][:20]  # read them: a salutation alone is rightly unclear
+            [c[:30] for c, f in zip(calls, flagged, strict=False) if f][:20]  # read them: a salutation alone is rightly unclear
     calibrate = real.get("first sentences", real["whole texts"])
     rate = max(wrong.get("first sentences", wrong["whole texts"]), 0.01)
     threshold = float(np.quantile(max_proba(model, calibrate), rate))

@@ -71,18 +71,19 @@ class Stacker(ClassifierMixin, BaseEstimator):
 
         return log_softmax(np.einsum("rmk,m->rk", logs, weights) + bias, axis=1)
 
-    def fit(self, probas: Sequence[np.ndarray], member_classes: Sequence[Sequence[Any]], y: Sequence[Any]) -> Stacker:
+    def fit(self, probas: Sequence[np.ndarray], member_classes: Sequence[Sequence[Any]],
+            y: Sequence[Any] | np.ndarray) -> Stacker:
         if len(probas) != len(member_classes) or not probas:
             raise InvalidInput("the stacker needs each member's probabilities and classes")
         self.classes_ = np.unique(np.concatenate([np.asarray(c, dtype=object) for c in member_classes]))
         logs = self._logs(probas, member_classes)
-        y = np.asarray(y, dtype=object)
+        labels = np.asarray(y, dtype=object)
         if self.per_class:
             from sklearn.linear_model import LogisticRegression
 
-            self.model_ = LogisticRegression(C=self.C, max_iter=2000).fit(logs.reshape(len(logs), -1), y)
+            self.model_ = LogisticRegression(C=self.C, max_iter=2000).fit(logs.reshape(len(logs), -1), labels)
         else:
-            self.weights_, self.bias_ = self._fit_shared(logs, y)
+            self.weights_, self.bias_ = self._fit_shared(logs, labels)
         return self
 
     def _fit_shared(self, logs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

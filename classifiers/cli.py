@@ -28,6 +28,33 @@ def default_model_dir(settings: Settings) -> Path:
     return Path(settings.models) / DEFAULT_MODEL
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model's kind and fitting options, shared by ``train`` (from a file) and ``retrain`` (into the registry)
+    so that the two cannot drift."""
+    parser.add_argument("--kind", default="linear", choices=list(KINDS), help="model kind")
+    parser.add_argument("--model", dest="kind", choices=list(KINDS), action=Renamed, now="--kind",
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--base-model", metavar="PATH", help="local pretrained encoder directory (transformer, ensemble)")
+    parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (transformer, ensemble)")
+    parser.add_argument("--batch-size", type=int, default=16, help="fine-tuning batch size (transformer, ensemble)")
+    parser.add_argument("--learning-rate", type=float, default=5e-5,
+                        help="fine-tuning learning rate (transformer, ensemble)")
+    parser.add_argument("--max-length", type=int, default=256,
+                        help="tokens read per text, head and tail (transformer, ensemble)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="fine-tuning arithmetic: bf16 where native (auto), or as given (transformer, ensemble)")
+    parser.add_argument("--C", type=float, default=0.5, help="SVM regularisation (linear, ensemble)")
+    parser.add_argument("--holdout", type=float, default=0.1, help="share held out for metrics and the threshold")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What :func:`add_model_arguments` parsed, as the keyword arguments of fitting."""
+    return {"base_model": args.base_model, "epochs": args.epochs, "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate, "max_length": args.max_length, "precision": args.precision,
+            "C": args.C, "holdout": args.holdout, "seed": args.seed}
+
+
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from classifiers import persist
     from classifiers.dataset import load_examples
@@ -37,10 +64,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     data = load_examples(Path(args.data), args.text_col, args.label_col, args.department_col, here.gazetteer)
     train, test = holdout_split(data.labels, args.holdout, args.seed)
     model, parts, manifest = fit_model(
-        data, train, test, args.kind, C=args.C, holdout=args.holdout, seed=args.seed, segmenter=settings.segmenter,
-        departments=bool(args.department_col), base_model=args.base_model, epochs=args.epochs,
-        batch_size=args.batch_size, learning_rate=args.learning_rate, max_length=args.max_length,
-        precision=args.precision,
+        data, train, test, args.kind, segmenter=settings.segmenter, departments=bool(args.department_col),
+        **model_options(args),
         source=str(args.data),
         params={"label_col": args.label_col, "department_col": args.department_col}, progress=True, city=here,
     )
@@ -106,9 +131,8 @@ def cmd_route(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_encoder_fetch(args: argparse.Namespace, settings: Settings) -> int:
     """Fetch, verify and convert the pretrained encoder; the model directory is the last line printed."""
     from classifiers import encoder
-    from hotline import maven
 
-    directory = encoder.fetch(Path(args.cache) if args.cache else maven.cache_root() / "encoder")
+    directory = encoder.fetch(Path(args.cache) if args.cache else settings.cache / "encoder")
     check = json.loads((directory / encoder.CHECK_FILE).read_text(encoding="utf-8"))
     print(f"{encoder.NAME} from {encoder.ARTIFACT.url} (sha1 {encoder.ARTIFACT.sha1[:12]}…): the rebuilt model "
           f"agrees with onnxruntime on {check['texts']} texts ({check['tokens']} tokens) within "
@@ -126,19 +150,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     train.add_argument("--label-col", required=True, metavar="C", help="label column; 'a,b' makes the path a/b")
     train.add_argument("--department-col", metavar="C", help="also learn departments and similar cases from C")
     train.add_argument("--out", required=True, metavar="DIR")
-    train.add_argument("--kind", default="linear", choices=list(KINDS), help="model kind")
-    train.add_argument("--model", dest="kind", choices=list(KINDS), action=Renamed, now="--kind",
-                       help=argparse.SUPPRESS)
-    train.add_argument("--base-model", metavar="PATH", help="local pretrained model directory (transformer, ensemble)")
-    train.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (transformer)")
-    train.add_argument("--batch-size", type=int, default=16, help="fine-tuning batch size (transformer)")
-    train.add_argument("--learning-rate", type=float, default=5e-5, help="fine-tuning learning rate (transformer)")
-    train.add_argument("--max-length", type=int, default=256, help="tokens read per text, head and tail (transformer)")
-    train.add_argument("--precision", default="auto", choices=PRECISIONS,
-                       help="fine-tuning arithmetic: bf16 where native (auto), or as given (transformer)")
-    train.add_argument("--C", type=float, default=0.5, help="SVM regularisation")
-    train.add_argument("--holdout", type=float, default=0.1, help="share held out for metrics and the threshold")
-    train.add_argument("--seed", type=int, default=0)
+    add_model_arguments(train)
     train.set_defaults(handler=cmd_train)
 
     model_on_file = argparse.ArgumentParser(add_help=False, parents=[common])

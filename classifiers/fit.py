@@ -81,7 +81,7 @@ def fit_model(data: Any, train: np.ndarray, test: np.ndarray, kind: str = "linea
     parts: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     classifier = model.category_ if model is not None else None
-    if model_kind.transformer:
+    if model_kind.transformer and base_model:  # (checked above: a transformer kind without one is refused)
         from classifiers.transformer import TransformerClassifier
 
         transformer = TransformerClassifier(
@@ -101,7 +101,7 @@ def fit_model(data: Any, train: np.ndarray, test: np.ndarray, kind: str = "linea
             classifier.first = model.category_
     metrics: dict[str, Any] = {}
     threshold = 0.9
-    if len(test):
+    if len(test) and classifier is not None:
         texts = [data.texts[i] for i in test]
         proba = classifier.predict_proba(texts)
         report = evaluation([data.labels[i] for i in test], proba, classifier.classes_)
@@ -109,7 +109,7 @@ def fit_model(data: Any, train: np.ndarray, test: np.ndarray, kind: str = "linea
         correct = classifier.classes_[proba.argmax(axis=1)] == np.asarray([data.labels[i] for i in test], dtype=object)
         threshold, coverage = dispatch_threshold(correct, proba.max(axis=1))
         metrics.update(category_threshold_98=threshold, category_coverage_98=coverage)
-        if "cascade_threshold" in extra:
+        if model is not None and "cascade_threshold" in extra:
             first = model.category_.predict_proba(texts)
             metrics["encoder_share"] = float(np.mean(classifier.unsure(first)))
             metrics["linear_macro_f1"] = evaluation([data.labels[i] for i in test], first, model.classes_)["macro_f1"]

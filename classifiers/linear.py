@@ -13,6 +13,7 @@ competing with unrelated first-level ones.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -22,8 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from classifiers.features import (SparseRow, check_labels, check_texts, forget_stop_words, row_features,
-                                  text_features)
+from classifiers.features import SparseRow, check_labels, check_texts, forget_stop_words, row_features, text_features
 from hotline.errors import InvalidInput
 
 SEPARATOR = "/"
@@ -285,7 +285,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if self.hierarchical and not all(isinstance(label, str) for label in labels):
             raise InvalidInput("a hierarchical model needs labels as '一级/二级' paths")
         min_df = self.min_df if len(texts) >= 50 else 1
-        self.features_ = text_features(tuple(self.word_ngrams), tuple(self.char_ngrams), min_df, backend=self.segmenter)
+        self.features_ = text_features(_pair(self.word_ngrams), _pair(self.char_ngrams), min_df, backend=self.segmenter)
         matrix = self.features_.fit_transform(texts)
         forget_stop_words(self.features_)
         base = calibrated_svm(self.C, self.calibration_folds, self.class_weight)
@@ -415,7 +415,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     def _linear_parts(self, label: str) -> list[tuple[BaseEstimator, str]]:
         if isinstance(self.model_, HierarchicalClassifier):
             parent = label.split(self.model_.separator, 1)[0]
-            return [(self.model_.top_, parent), (self.model_.children_.get(parent), label)]  # type: ignore[list-item]
+            return [(self.model_.top_, parent), (self.model_.children_.get(parent), label)]
         return [(self.model_, label)]
 
     def _terms(self) -> tuple[np.ndarray, np.ndarray]:
@@ -443,3 +443,9 @@ def _class_weights(model: BaseEstimator | None, cls: str) -> np.ndarray | float:
     if not isinstance(model, CalibratedSVM) or cls not in model.classes_:
         return 0.0
     return model.class_weights(cls)
+
+
+def _pair(ngrams: Sequence[int]) -> tuple[int, int]:
+    """An n-gram range as given (a list after a JSON round trip) as the (low, high) pair the features take."""
+    low, high = ngrams
+    return low, high

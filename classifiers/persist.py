@@ -144,7 +144,7 @@ def load_skops(path: Path) -> Any:
 
     try:
         untrusted = skops.io.get_untrusted_types(file=path)
-    except Exception as exc:  # a corrupt or foreign file
+    except Exception as exc:  # noqa: BLE001 (a corrupt or foreign file)
         raise InvalidInput(f"model file {path} is unreadable: {exc}") from None
     refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
     if refused:

@@ -41,10 +41,9 @@ from hotline.case import Area
 from hotline.datafiles import toml_data
 from hotline.errors import InvalidInput
 from hotline.places import Gazetteer
+from hotline.taxonomy import Taxonomy
 from hotline.text import transcript
 from hotline.text.transcript import Speaker
-from hotline.taxonomy import Taxonomy
-
 
 #: Similar cases a routing answer shows (the rest of the ten that vote stay inside).
 SHOWN_NEIGHBOURS = 5
@@ -336,10 +335,10 @@ class Router:
                       reasons: dict[str, list[str]]) -> dict[str, float]:
         if department_proba is not None:
             departments, proba = department_proba
-            scores = {str(d): float(p) for d, p in zip(departments, proba, strict=True)}
-            for d, p in sorted(scores.items(), key=lambda kv: -kv[1])[:3]:
+            given = {str(d): float(p) for d, p in zip(departments, proba, strict=True)}
+            for d, p in sorted(given.items(), key=lambda kv: -kv[1])[:3]:
                 reasons[d].append(f"模型 {p:.0%}")
-            return scores
+            return given
         scores: dict[str, float] = defaultdict(float)
         for label, p in zip(classes, category_proba, strict=True):
             l2 = str(label).split("/")[-1]
@@ -372,6 +371,15 @@ class Router:
 
     def _resolve_local(self, department: str, area: Area) -> str:
         return self.offices.get(area.district, UNKNOWN_OFFICE) if department == LOCAL else department
+
+    def shown_neighbours(self, text: str, k: int = SHOWN_NEIGHBOURS, district: str = "", exclude: str = "",
+                         at: datetime | None = None) -> list[Neighbour]:
+        """The past cases routing shows beside ``text`` (a case's page asks for the same, less the case itself)."""
+        if self.similar is None:
+            return []
+        since = (at or datetime.now()) - timedelta(days=NEIGHBOUR_DAYS)
+        found = self.similar.similar(text, k=SHOWN_NEIGHBOURS + 1, district=district, since=since)
+        return [n for n in found if n.case_id != exclude][:min(k, SHOWN_NEIGHBOURS)]
 
     def _neighbours(self, text: str, at: datetime) -> list[Neighbour]:
         if self.similar is None or self.similar_weight <= 0:

@@ -16,8 +16,14 @@ from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from classifiers.features import (CompactTfidfVectorizer, JiebaTokens, SparseRow, check_texts, forget_stop_words,
-                                  row_features)
+from classifiers.features import (
+    CompactTfidfVectorizer,
+    JiebaTokens,
+    SparseRow,
+    check_texts,
+    forget_stop_words,
+    row_features,
+)
 from hotline.case import Neighbour, snippet
 from hotline.errors import InvalidInput
 

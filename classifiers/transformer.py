@@ -38,6 +38,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from classifiers.features import check_labels, check_texts
+from classifiers.int8 import CALIBRATION_TEXTS, INT8_GRAPHS, quantize_agreeing
+from classifiers.tokens import load_tokenizer, pad, token_ids
 from hotline.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -85,50 +87,6 @@ def check_model_dir(path: str | Path) -> Path:
     return directory
 
 
-def load_tokenizer(directory: Path) -> Any:
-    """The directory's ``tokenizer.json`` as a ``tokenizers.Tokenizer`` with no truncation or padding of its own.
-
-    Read as it is: rebuilding a WordPiece tokenizer from a vocabulary file
-    under transformers 5 silently maps every Chinese character to [UNK].
-    """
-    from tokenizers import Tokenizer
-
-    path = Path(directory) / "tokenizer.json"
-    if not path.is_file():
-        raise InvalidInput(f"{directory} has no tokenizer.json")
-    tokenizer = Tokenizer.from_file(str(path))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    return tokenizer
-
-
-def token_ids(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:
-    """[CLS] text [SEP] per text; a text longer than ``max_length`` tokens keeps its head (¾) and its tail."""
-    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
-    if cls is None or sep is None:
-        raise InvalidInput("the tokenizer has no [CLS]/[SEP] tokens; a BERT-style tokenizer is needed")
-    body = max_length - 2
-    head = body * 3 // 4
-    out = []
-    for encoding in tokenizer.encode_batch([t or " " for t in texts], add_special_tokens=False):
-        ids = encoding.ids
-        if len(ids) > body:
-            ids = ids[:head] + ids[len(ids) - (body - head):]
-        out.append([cls, *ids, sep])
-    return out
-
-
-def pad(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, attention mask), padded with 0 to the longest row of this batch only."""
-    width = max(len(r) for r in rows)
-    ids = np.zeros((len(rows), width), dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for i, row in enumerate(rows):
-        ids[i, :len(row)] = row
-        mask[i, :len(row)] = 1
-    return ids, mask
-
-
 def length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random | None = None,
                    pool: int = 50) -> list[list[int]]:
     """Indices in batches of similar length: shuffled, sorted by length within pools of ``pool`` batches,
@@ -158,7 +116,7 @@ def _predict_in_batches(rows: list[list[int]], run: Any, batch_size: int = 64) -
         proba = _softmax(run(*pad([rows[i] for i in batch])).astype(np.float64))
         for i, p in zip(batch, proba, strict=True):
             out[i] = p
-    return np.vstack(out) if rows else np.zeros((0, 0))
+    return np.vstack(out) if rows else np.zeros((0, 0))  # type: ignore[arg-type]  # every row was filled above
 
 
 def layer_depth(name: str, layers: int) -> int:
@@ -372,7 +330,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         """``model.onnx`` (fp32) and ``model.int8.onnx`` (weights quantized to int8): logits from ids and mask."""
         torch = _torch()
 
-        class Logits(torch.nn.Module):
+        class Logits(torch.nn.Module):  # type: ignore[name-defined]  # torch is imported when asked for
             def __init__(self, model: Any) -> None:
                 super().__init__()
                 self.model = model
@@ -400,8 +358,6 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
                 self.int8_ = quantize_agreeing(path, Path(directory) / INT8_FILE, getattr(self, "calibration_rows_", []),
                                                getattr(self, "range_rows_", []))
             else:  # chosen at this fit's first export (served(), then save() again): the same graph
-                from classifiers.encoder import INT8_GRAPHS
-
                 INT8_GRAPHS[chosen["graph"]](path, Path(directory) / INT8_FILE, getattr(self, "range_rows_", []))
         return path
 
@@ -433,93 +389,6 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         ).to(model._device())
         model.model_.eval()
         return model
-
-
-#: The int8 graph must give the fp32 graph's answer on this share of texts at least (with 95% confidence,
-#: estimated on the calibration texts: :func:`flip_bound`).
-INT8_AGREEMENT = 0.995
-#: At most this many calibration texts (each run alone, once per graph tried).
-CALIBRATION_TEXTS = 2000
-#: The flip rate is estimated with each text's quantization error multiplied by this (:func:`flip_bound`).
-AMPLIFICATION = 8
-
-
-def flip_bound(reference: np.ndarray, quantized: np.ndarray, amplification: int = AMPLIFICATION) -> float:
-    """An upper 95% bound on the share of texts whose answer a quantized graph flips, from both graphs' logits.
-
-    Counting flips cannot show 99.5% on a few hundred texts: with none in 455
-    the bound is 0.66%. But a flip is a near-tie that the quantization error
-    crossed, and near zero the fp32 margins are spread about evenly, so the
-    share of answers flipped by the error multiplied by T grows in proportion
-    to T: the share flipped at T, divided by T, estimates the share flipped at
-    1 from T times the events (the Clopper–Pearson bound on those events,
-    divided by T). For the dynamic, smoothed and block-wise graphs of two
-    fine-tuned bge-smalls (bench/int8_layers.py), the bound from 455–505
-    validation texts was below the agreement on 1,263 test texts in all six
-    cases, by 0.06–0.8 point.
-    """
-    from scipy.stats import beta
-
-    n = len(reference)
-    moved = reference + amplification * (quantized - reference)
-    events = int(np.sum(moved.argmax(axis=1) != reference.argmax(axis=1)))
-    return 1.0 if events >= n else float(beta.ppf(0.95, events + 1, n - events)) / amplification
-
-
-def quantize_agreeing(graph: Path, target: Path, rows: Sequence[Sequence[int]], ranges: Sequence[Sequence[int]] = (),
-                      agreement: float = INT8_AGREEMENT) -> dict[str, Any]:
-    """The fastest int8 graph of ``graph`` that gives fp32's answer on ``agreement`` of texts like ``rows``
-    (token ids of texts the model did not train on, one text per run as served), with 95% confidence
-    (:func:`flip_bound`); what was chosen and measured. ``ranges``: token ids to measure activation ranges on,
-    for smoothing (``rows`` when empty).
-
-    Dynamic quantization (int8 weights per output channel, each activation
-    tensor rounded to 256 levels) is about 2× as fast as fp32, but flipped
-    0.6–0.9% of the answers of fine-tuned bge-smalls. Smoothed first
-    (:func:`classifiers.encoder.smooth`), it keeps that speed and flipped
-    0.3–0.4%; block-wise int8 (MatMulNBits: one scale per 32 weights,
-    activations quantized per block) flipped 0.2–0.3% and is only 1.1–1.2×
-    as fast as fp32. Between them, the smoothed graph with the two MatMuls
-    that round worst left fp32 (:func:`classifiers.encoder.quantize_mixed`),
-    at about 1.55× fp32's speed. So each is tried, fastest first, and the
-    first that is sure to agree is served; where none is sure, the one with
-    the highest bound. Without rows the dynamic graph is written unchecked.
-    """
-    import shutil
-    import tempfile
-
-    import onnxruntime
-
-    from classifiers.encoder import INT8_GRAPHS
-
-    if not rows:
-        fastest = next(iter(INT8_GRAPHS))
-        INT8_GRAPHS[fastest](graph, target, ranges)
-        return {"graph": fastest, "calibration_texts": 0}
-    feeds = [dict(zip(("input_ids", "attention_mask"), pad([r]), strict=True)) for r in rows]
-
-    def logits(path: Path) -> np.ndarray:
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return np.vstack([session.run(None, feed)[0] for feed in feeds])
-
-    reference = logits(graph)
-    measured: dict[str, float] = {}
-    surely: dict[str, float] = {}  # the agreement with 95% confidence
-    with tempfile.TemporaryDirectory(prefix="hotline-int8-") as tmp:
-        for name, quantize in INT8_GRAPHS.items():
-            trial = logits(quantize(graph, Path(tmp) / f"{name}.onnx", ranges or rows))
-            measured[name] = float(np.mean(trial.argmax(axis=1) == reference.argmax(axis=1)))
-            surely[name] = 1 - flip_bound(reference, trial)
-            log.info("int8 %s: agreement with fp32 %.4f on %d texts (at least %.4f)", name, measured[name],
-                     len(rows), surely[name])
-            if surely[name] >= agreement:
-                break
-        chosen = next((n for n in surely if surely[n] >= agreement), max(surely, key=surely.__getitem__))
-        partial = target.with_suffix(".partial")
-        shutil.copyfile(Path(tmp) / f"{chosen}.onnx", partial)
-        partial.rename(target)
-    return {"graph": chosen, "agreement": measured[chosen], "tried": measured, "at_least": surely,
-            "calibration_texts": len(rows), "target": agreement}
 
 
 def _classes(directory: Path) -> dict[str, Any]:

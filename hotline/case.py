@@ -206,7 +206,7 @@ class Case:
         departments: tuple[str, ...] | None = None,
     ) -> Case:
         """A copy with a new category and/or departments from ``source``."""
-        changes: dict[str, object] = {}
+        changes: dict[str, Any] = {}
         if category is not None:
             changes.update(category=category, category_source=source)
         if departments is not None:

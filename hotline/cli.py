@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,18 +24,47 @@ from pydantic import ValidationError
 
 from hotline.errors import HotlineError, InvalidInput
 from hotline.settings import Settings, get_settings
+from hotline.times import city_now, zone
 
 log = logging.getLogger("hotline")
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
-def day_argument(value: str) -> date:
-    """An argparse type for YYYY-MM-DD (shared by the commands of every package)."""
+@dataclass(frozen=True)
+class DaysAgo:
+    """A day given relative to today (``today``, ``yesterday``, ``today-7``): which day that is depends on the
+    city's zone, known only once the settings are read, so :func:`main` resolves it before the command runs."""
+
+    days: int
+
+    def on(self, today: date) -> date:
+        return today - timedelta(days=self.days)
+
+
+_DAYS_AGO = re.compile(r"today\s*-\s*(\d{1,5})")
+
+
+def day_argument(value: str) -> date | DaysAgo:
+    """An argparse type for a day: YYYY-MM-DD, ``today``, ``yesterday`` or ``today-N`` (shared by the commands
+    of every package, so that a command written down once keeps working on later days)."""
+    text = value.strip().lower()
+    if text in ("today", "yesterday"):
+        return DaysAgo(0 if text == "today" else 1)
+    relative = _DAYS_AGO.fullmatch(text)
+    if relative:
+        return DaysAgo(int(relative.group(1)))
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+        raise argparse.ArgumentTypeError(f"not a day (YYYY-MM-DD, today, yesterday or today-N): {value!r}") from None
+
+
+def resolve_days(args: argparse.Namespace, today: date) -> None:
+    """Turn every relative day of the parsed arguments into the date it names."""
+    for name, value in vars(args).items():
+        if isinstance(value, DaysAgo):
+            setattr(args, name, value.on(today))
 
 
 class Renamed(argparse.Action):
@@ -128,22 +160,25 @@ def _builder(settings: Settings, source: str) -> Any:
                        window=settings.time_window())
 
 
-def _open(settings: Settings) -> Any:
+@contextmanager
+def _opened(settings: Settings) -> Iterator[Any]:
+    """The store of ``settings``, closed when the block ends however it ends."""
     from hotline.store import open_store
 
-    return open_store(settings.store, tokenize=lambda text: city(settings).segmenter.tokens(text), zone=settings.timezone)
+    store = open_store(settings.store, tokenize=lambda text: city(settings).segmenter.tokens(text), zone=settings.timezone)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from hotline.ingest import ingest
 
     path = Path(args.file)
-    store = _open(settings)
-    try:
+    with _opened(settings) as store:
         report = ingest(path, store, _builder(settings, path.name), _column_map(args),
                         Path(args.rejects) if args.rejects else None, progress=True)
-    finally:
-        store.close()
     rate = report.accepted / report.seconds if report.seconds else 0.0
     print(f"{path.name} ({report.encoding}): {report.read} rows read, {report.accepted} accepted "
           f"({report.inserted} new, {report.updated} updated, {report.unchanged} unchanged), "
@@ -183,11 +218,8 @@ def cmd_cases_search(args: argparse.Namespace, settings: Settings) -> int:
         district=args.district or "", category=args.category or "", department=args.department or "",
         status=args.status or "", limit=args.limit, offset=args.offset,
     )
-    store = _open(settings)
-    try:
+    with _opened(settings) as store:
         page = store.search(query)
-    finally:
-        store.close()
     if args.json:
         for case in page.items:
             print(json.dumps(case.to_dict(), ensure_ascii=False))
@@ -201,13 +233,10 @@ def cmd_cases_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_cases_show(args: argparse.Namespace, settings: Settings) -> int:
-    store = _open(settings)
-    try:
+    with _opened(settings) as store:
         case = store.get(args.id)
         history = store.label_history(args.id)
         changes = store.case_history(args.id)
-    finally:
-        store.close()
     data = case.to_dict()
     data["label_history"] = [h.to_dict() for h in history]
     data["content_changes"] = [{"at": str(c.at), "by": c.by, "changes": c.changes} for c in changes]
@@ -218,11 +247,8 @@ def cmd_cases_show(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
     from hotline.store.base import redacted
 
-    store = _open(settings)
-    try:
+    with _opened(settings) as store:
         summary = store.summary()
-    finally:
-        store.close()
     print(f"store {redacted(settings.store)}: {summary.total} cases", end="")
     if summary.total:
         print(f", {summary.first:%Y-%m-%d} to {summary.last:%Y-%m-%d}; "
@@ -238,14 +264,11 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_aggregates_rebuild(args: argparse.Namespace, settings: Settings) -> int:
-    store = _open(settings)
-    try:
+    with _opened(settings) as store:
         before = sum(c.count for c in store.counts())
         rows = store.rebuild_aggregates()
         after = sum(c.count for c in store.counts())
         _assigned(store, settings)
-    finally:
-        store.close()
     note = "unchanged" if before == after else f"they had counted {before}"
     print(f"daily counts, word counts and events rebuilt: {rows} count rows, {after} cases ({note})")
     return 0
@@ -264,12 +287,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # ---------------------------------------------------------------- hotspots, forecasts, events, report
-def _cell_records(args: argparse.Namespace, settings: Settings, start: date,
-                  end: date) -> list[tuple[date, str, str, int]]:
-    """(day, area, category, count) from ``HISTORY_DAYS`` before ``start`` to ``end``: each row of ``--data``
-    (counting one), or the store's daily counts; areas are ``district·street`` with ``--level street``."""
-    from hotline.hotspots.cells import cell_area
-    from hotline.hotspots.series import HISTORY_DAYS
+def _table(args: argparse.Namespace, settings: Settings, start: date, end: date) -> Any:
+    """The daily counts per cell from ``HISTORY_DAYS`` before ``start`` to ``end``: the store's, as every view
+    reads them, or those of the rows of ``--data`` (each counting one); areas are ``district·street`` with
+    ``--level street``."""
+    from hotline.analytics.hotspots.cells import cell_area
+    from hotline.analytics.hotspots.series import HISTORY_DAYS, CountTable
+    from hotline.analytics.hotspots.surges import level_table
 
     since = start - timedelta(days=HISTORY_DAYS)
     street = args.level == "street"
@@ -298,88 +322,65 @@ def _cell_records(args: argparse.Namespace, settings: Settings, start: date,
                 found.append((day, area, category, 1))
         if skipped:
             print(f"hotline: {skipped} rows without a time, area or category were left out", file=sys.stderr)
-        return found
-    from hotline.hotspots.series import cell_rows
-    from hotline.store.base import CaseQuery
-
-    store = _open(settings)
-    try:  # the daily counts the store keeps on write, not every case of the period
-        return cell_rows(store.counts(CaseQuery.days(since, end), by_street=street), street)
-    finally:
-        store.close()
+        if not found:
+            raise InvalidInput(f"no rows of {args.data} fall between {since} and {end}")
+        return CountTable.from_counts(found, end=end)
+    with _opened(settings) as store:
+        return level_table(store, start, end, args.level)
 
 
 def _neighbours(settings: Settings) -> dict[str, list[str]]:
     """Each district's neighbours, nearest first (for the scan)."""
-    from hotline.events import distance_km
+    from hotline.analytics.events import distance_km
 
     districts = city(settings).gazetteer.districts
     return {name: sorted(d.neighbors, key=lambda n: distance_km(d.center, districts[n].center) if n in districts else 1e9)
             for name, d in districts.items()}
 
 
-def _method(args: argparse.Namespace) -> str:
-    """``--method``, else the default of ``--level``."""
-    from hotline.hotspots.detect import method_for
-
-    return method_for(args.level, getattr(args, "method", None))
-
-
 def cmd_hotspots(args: argparse.Namespace, settings: Settings) -> int:
-    from hotline.hotspots.detect import detect
-    from hotline.hotspots.series import CountTable
+    from hotline.analytics.hotspots.surges import find_surges
     from hotline.spreadsheet import SafeDictWriter
 
     if args.end < args.start:
         raise InvalidInput(f"--end {args.end} is before --start {args.start}")
-    records = _cell_records(args, settings, args.start, args.end)
-    table = CountTable.from_counts(records, end=args.end)
+    table = _table(args, settings, args.start, args.end)
     if args.start < table.start:
         raise InvalidInput(f"--start {args.start} is before the first case ({table.start})")
-    method = _method(args)
-    alerts = detect(table, args.start, args.end, method=method, alpha=args.alpha, neighbours=_neighbours(settings))
+    found = find_surges(table, args.start, args.end, args.level, getattr(args, "method", None), alpha=args.alpha,
+                        neighbours=_neighbours(settings))
     out = open(args.out, "w", encoding="utf-8", newline="") if args.out != "-" else sys.stdout
     try:
         writer = SafeDictWriter(out, fieldnames=["date", "area", "category", "observed", "expected", "score", "method"])
         writer.writeheader()
-        writer.writerows(a.row() for a in alerts)
+        writer.writerows(a.row() for a in found.alerts)
     finally:
         if out is not sys.stdout:
             out.close()
     days = (args.end - args.start).days + 1
-    print(f"{len(alerts)} alerts over {days} days × {len(table.cells)} cells ({method})", file=sys.stderr)
+    print(f"{len(found.alerts)} alerts over {days} days × {len(table.cells)} cells ({found.method})", file=sys.stderr)
     return 0
 
 
 def cmd_episodes(args: argparse.Namespace, settings: Settings) -> int:
-    from hotline.events import link_events
-    from hotline.hotspots.baseline import fit_view
-    from hotline.hotspots.detect import detect
-    from hotline.hotspots.episodes import episodes
-    from hotline.hotspots.series import CountTable
+    from hotline.analytics.events import link_events
+    from hotline.analytics.hotspots.surges import find_surges
 
     if args.end < args.start:
         raise InvalidInput(f"--end {args.end} is before --start {args.start}")
-    table = CountTable.from_counts(_cell_records(args, settings, args.start, args.end), end=args.end)
-    base = fit_view(table, args.start)
-    alerts = detect(table, max(args.start, table.start), args.end, method=_method(args), baseline=base)
-    found = episodes(alerts, min_calls=args.min_calls, table=table, expected=base.mu)[: args.top]
+    table = _table(args, settings, args.start, args.end)
+    found = find_surges(table, args.start, args.end, args.level, min_calls=args.min_calls, top=args.top).episodes
     if not args.data:  # the store keeps the events to link
-        store = _open(settings)
-        try:
+        with _opened(settings) as store:
             link_events(_assigned(store, settings), found, args.start, args.end)
-        finally:
-            store.close()
     print(json.dumps([e.to_dict() for e in found], ensure_ascii=False, indent=1))
     return 0
 
 
 def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
-    from hotline.hotspots.forecast import forecast, rising
-    from hotline.hotspots.series import CountTable
+    from hotline.analytics.hotspots.forecast import forecast, rising
 
-    table = CountTable.from_counts(_cell_records(args, settings, args.end, args.end), end=args.end)
-    found = forecast(table, horizon=args.horizon)
+    found = forecast(_table(args, settings, args.end, args.end), horizon=args.horizon)
     chosen = rising(found, top=args.top) if args.rising else found
     print(json.dumps([f.to_dict() for f in chosen], ensure_ascii=False, indent=1))
     return 0
@@ -388,7 +389,7 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
 def _assigned(store: Any, settings: Settings) -> Any:
     """The store, with every case that was waiting for its event given one (the service does this as cases
     arrive; a command run after an import does the rest first)."""
-    from hotline.events import EventAssigner
+    from hotline.analytics.events import EventAssigner
 
     here = city(settings)
     waiting = store.event_backlog()
@@ -399,30 +400,24 @@ def _assigned(store: Any, settings: Settings) -> Any:
 
 
 def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
-    from hotline.events import kept_events
+    from hotline.analytics.events import kept_events
 
-    store = _open(settings)
-    try:
+    with _opened(settings) as store:
         _assigned(store, settings)
         if not store.documents(args.start, args.end):
             raise InvalidInput(f"no cases between {args.start} and {args.end}")
         events = kept_events(store, args.start, args.end, min_size=args.min_size, top=args.top)
-    finally:
-        store.close()
     print(json.dumps([e.to_dict() for e in events], ensure_ascii=False, indent=1))
     return 0
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from hotline import reports
+    from hotline.analytics import reports
 
-    store = _open(settings)
-    try:
+    with _opened(settings) as store:
         here = city(settings)
         report = reports.build(_assigned(store, settings), args.start, args.end, here.taxonomy.level1_of,
                                centers=here.gazetteer.centers())
-    finally:
-        store.close()
     out = Path(args.out)
     _write_atomically(out, reports.render(report))
     print(f"wrote {out}: {report.total} cases, {len(report.episodes)} surges, {len(report.events)} events, "
@@ -442,17 +437,14 @@ def _write_atomically(out: Path, data: str | bytes) -> None:
 
 
 def cmd_worklist(args: argparse.Namespace, settings: Settings) -> int:
-    from hotline import worklist
+    from hotline.analytics import worklist
 
     if args.end < args.start:
         raise InvalidInput(f"--end {args.end} is before --start {args.start}")
     suffix = Path(args.out).suffix.lower().lstrip(".") if args.out != "-" else "json"
     export = worklist.exporter(suffix)[0] if suffix != "json" else None  # an unknown format fails before the work
-    store = _open(settings)
-    try:
+    with _opened(settings) as store:
         items = worklist.build(_assigned(store, settings), args.start, args.end, city(settings).taxonomy, level=args.level)
-    finally:
-        store.close()
     if export is not None:
         _write_atomically(Path(args.out), export(items))
     else:
@@ -470,17 +462,14 @@ def cmd_worklist(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_brief(args: argparse.Namespace, settings: Settings) -> int:
-    from hotline import brief, worklist
+    from hotline.analytics import brief, worklist
 
     out = Path(args.out)
     if out.suffix.lower() not in (".pdf", ".html", ".htm"):
         raise InvalidInput(f"--out {args.out}: the brief is written as .pdf or .html")
     start, end = brief.week_of(args.end)
-    store = _open(settings)
-    try:
+    with _opened(settings) as store:
         items = worklist.build(_assigned(store, settings), start, end, city(settings).taxonomy, level=args.level)
-    finally:
-        store.close()
     built = brief.build(items, end)
     _write_atomically(out, brief.render_pdf(built) if out.suffix.lower() == ".pdf" else brief.render_html(built))
     print(f"wrote {out}: the week {start} to {end}, {len(items)} items, {len(built.open)} to act on")
@@ -506,16 +495,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="store URL (default: HOTLINE_STORE or sqlite:///var/hotline.db)")
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress details")
 
-    parser = argparse.ArgumentParser(prog="hotline", description="12345 hotline intelligence engine", parents=[common])
+    parser = argparse.ArgumentParser(prog="hotline", description="12345 hotline intelligence engine", parents=[common],
+                                     epilog="A DAY is YYYY-MM-DD, today, yesterday or today-N (N days before today, "
+                                            "in the city's time zone).")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     gen = commands.add_parser("generate", parents=[common], help="write realistic demo calls and their ground truth")
     gen.add_argument("--days", type=_positive, required=True)
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--out", required=True, metavar="FILE.csv")
-    gen.add_argument("--from", "--start", dest="start", type=day_argument, metavar="YYYY-MM-DD",
+    gen.add_argument("--from", "--start", dest="start", type=day_argument, metavar="DAY",
                      help="first day (default: the days end on --to)")
-    gen.add_argument("--to", "--end", dest="end", type=day_argument, metavar="YYYY-MM-DD",
+    gen.add_argument("--to", "--end", dest="end", type=day_argument, metavar="DAY",
                      help="last day when --from is not given (default: today)")
     gen.add_argument("--rate", type=float, default=150.0, help="mean background calls per day")
     gen.set_defaults(handler=cmd_generate)
@@ -538,8 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
     case_commands = cases.add_subparsers(dest="cases_command", metavar="ACTION", required=True)
     search = case_commands.add_parser("search", parents=[common], help="search cases by words and filters")
     search.add_argument("query", nargs="*", help="words to look for (optional)")
-    search.add_argument("--from", "--start", dest="date_from", type=day_argument, metavar="YYYY-MM-DD")
-    search.add_argument("--to", "--end", dest="date_to", type=day_argument, metavar="YYYY-MM-DD")
+    search.add_argument("--from", "--start", dest="date_from", type=day_argument, metavar="DAY")
+    search.add_argument("--to", "--end", dest="date_to", type=day_argument, metavar="DAY")
     search.add_argument("--district")
     search.add_argument("--category", help="a category at any level, or a path 一级/二级")
     search.add_argument("--department")
@@ -566,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=_positive, default=400)
     demo.add_argument("--seed", type=int, default=12345)
     demo.add_argument("--rate", type=float, default=150.0)
-    demo.add_argument("--from", "--start", dest="start", type=day_argument, metavar="YYYY-MM-DD",
+    demo.add_argument("--from", "--start", dest="start", type=day_argument, metavar="DAY",
                       help="first day (default: the days end today)")
     demo.set_defaults(handler=cmd_demo)
     cells = argparse.ArgumentParser(add_help=False, parents=[common])
@@ -577,11 +568,11 @@ def build_parser() -> argparse.ArgumentParser:
     cells.add_argument("--street-col", default="street", metavar="C", help="with --data and --level street")
     _level_argument(cells)
 
-    from hotline.hotspots.detect import DETECTORS
+    from hotline.analytics.hotspots.detect import DETECTORS
 
     hot = commands.add_parser("hotspots", parents=[cells], help="surging (area, category) cells, day by day, prospectively")
-    hot.add_argument("--from", "--start", dest="start", type=day_argument, required=True, metavar="YYYY-MM-DD")
-    hot.add_argument("--to", "--end", dest="end", type=day_argument, required=True, metavar="YYYY-MM-DD")
+    hot.add_argument("--from", "--start", dest="start", type=day_argument, required=True, metavar="DAY")
+    hot.add_argument("--to", "--end", dest="end", type=day_argument, required=True, metavar="DAY")
     hot.add_argument("--out", default="-", metavar="FILE.csv", help="alerts CSV (default: stdout)")
     hot.add_argument("--method", choices=list(DETECTORS), help="default nb; at street level nb-fdr")
     hot.add_argument("--alpha", type=float, help="false-alarm level of the nb method (default 0.01: about one alert "
@@ -591,14 +582,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     ep = commands.add_parser("episodes", parents=[cells],
                              help="surges to act on: each cell's consecutive alert days, most excess calls first (JSON)")
-    ep.add_argument("--from", "--start", dest="start", type=day_argument, required=True, metavar="YYYY-MM-DD")
-    ep.add_argument("--to", "--end", dest="end", type=day_argument, required=True, metavar="YYYY-MM-DD")
+    ep.add_argument("--from", "--start", dest="start", type=day_argument, required=True, metavar="DAY")
+    ep.add_argument("--to", "--end", dest="end", type=day_argument, required=True, metavar="DAY")
     ep.add_argument("--min-calls", type=_positive, default=5, help="calls an episode needs (default 5)")
     ep.add_argument("--top", type=_positive, default=20)
     ep.set_defaults(handler=cmd_episodes)
 
     fc = commands.add_parser("forecast", parents=[cells], help="daily counts per cell for the coming days (JSON)")
-    fc.add_argument("--to", "--end", dest="end", type=day_argument, default=date.today(), metavar="YYYY-MM-DD",
+    fc.add_argument("--to", "--end", dest="end", type=day_argument, default=date.today(), metavar="DAY",
                     help="last day of history")
     fc.add_argument("--horizon", type=_positive, default=14)
     fc.add_argument("--rising", action="store_true", help="only the cells expected to rise above normal")
@@ -606,28 +597,28 @@ def build_parser() -> argparse.ArgumentParser:
     fc.set_defaults(handler=cmd_forecast)
 
     ev = commands.add_parser("events", parents=[common], help="incidents many callers report (JSON)")
-    ev.add_argument("--from", "--start", dest="start", type=day_argument, required=True, metavar="YYYY-MM-DD")
-    ev.add_argument("--to", "--end", dest="end", type=day_argument, required=True, metavar="YYYY-MM-DD")
+    ev.add_argument("--from", "--start", dest="start", type=day_argument, required=True, metavar="DAY")
+    ev.add_argument("--to", "--end", dest="end", type=day_argument, required=True, metavar="DAY")
     ev.add_argument("--min-size", type=_positive, default=3)
     ev.add_argument("--top", type=_positive, default=20)
     ev.set_defaults(handler=cmd_events)
 
     rep = commands.add_parser("report", parents=[common], help="the supervisors' hotspot report (self-contained HTML)")
-    rep.add_argument("--from", "--start", dest="start", type=day_argument, required=True, metavar="YYYY-MM-DD")
-    rep.add_argument("--to", "--end", dest="end", type=day_argument, required=True, metavar="YYYY-MM-DD")
+    rep.add_argument("--from", "--start", dest="start", type=day_argument, required=True, metavar="DAY")
+    rep.add_argument("--to", "--end", dest="end", type=day_argument, required=True, metavar="DAY")
     rep.add_argument("--out", required=True, metavar="FILE.html")
     rep.set_defaults(handler=cmd_report)
 
     wl = commands.add_parser("worklist", parents=[common],
                              help="未诉先办: surges and rising cells with departments, calls, forecast and state")
-    wl.add_argument("--from", "--start", dest="start", type=day_argument, required=True, metavar="YYYY-MM-DD")
-    wl.add_argument("--to", "--end", dest="end", type=day_argument, required=True, metavar="YYYY-MM-DD")
+    wl.add_argument("--from", "--start", dest="start", type=day_argument, required=True, metavar="DAY")
+    wl.add_argument("--to", "--end", dest="end", type=day_argument, required=True, metavar="DAY")
     _level_argument(wl)
     wl.add_argument("--out", default="-", metavar="FILE.csv|.xlsx|.json", help="default: JSON on stdout")
     wl.set_defaults(handler=cmd_worklist)
 
     br = commands.add_parser("brief", parents=[common], help="the weekly brief (周报) of the work list, PDF or HTML")
-    br.add_argument("--to", "--end", dest="end", type=day_argument, default=date.today(), metavar="YYYY-MM-DD",
+    br.add_argument("--to", "--end", dest="end", type=day_argument, default=date.today(), metavar="DAY",
                     help="last day of the week (default: today)")
     _level_argument(br)
     br.add_argument("--out", required=True, metavar="FILE.pdf|.html")
@@ -665,6 +656,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = get_settings()
         if getattr(args, "store", None):
             settings = settings.model_copy(update={"store": args.store})
+        resolve_days(args, city_now(zone(settings.timezone)).date())
         city(settings).serve()  # the city's words for every segmenter of this run
         return int(args.handler(args, settings))
     except HotlineError as exc:

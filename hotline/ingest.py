@@ -207,7 +207,7 @@ def _read_csv(path: Path, delimiter: str) -> tuple[list[str], Iterator[Record], 
                 if not any(c.strip() for c in cells):
                     continue
                 if len(cells) != len(header):
-                    yield Record(number, dict(zip(header, cells)), f"has {len(cells)} cells, the header has {len(header)}")
+                    yield Record(number, dict(zip(header, cells, strict=False)), f"has {len(cells)} cells, the header has {len(header)}")
                     continue
                 yield Record(number, dict(zip(header, cells, strict=True)))
 
@@ -253,7 +253,7 @@ def _read_xlsx(path: Path) -> tuple[list[str], Iterator[Record], str]:
 
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for a broken file
+    except Exception as exc:  # noqa: BLE001 (openpyxl raises many kinds for a broken file)
         raise InvalidInput(f"{path.name} is not a readable XLSX file: {exc}") from None
     rows = book.worksheets[0].iter_rows(values_only=True)
     try:
@@ -267,7 +267,7 @@ def _read_xlsx(path: Path) -> tuple[list[str], Iterator[Record], str]:
             for number, cells in enumerate(rows, start=2):
                 if all(c is None or str(c).strip() == "" for c in cells):
                     continue
-                yield Record(number, {h: ("" if c is None else c) for h, c in zip(header, cells)})
+                yield Record(number, {h: ("" if c is None else c) for h, c in zip(header, cells, strict=False)})
         finally:
             book.close()
 

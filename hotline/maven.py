@@ -50,9 +50,9 @@ class Artifact:
         return f"{repository}/{self.group.replace('.', '/')}/{self.artifact}/{self.version}/{self.filename}"
 
 
-def cache_root() -> Path:
-    """``$HOTLINE_CACHE`` or ``~/.cache/hotline``: downloads that outlive a clone and are shared by every clone."""
-    return Path(os.environ.get("HOTLINE_CACHE") or Path.home() / ".cache" / "hotline")
+#: Where downloads that outlive a clone are kept and shared by every clone, unless the entry point says otherwise
+#: (``Settings.cache``, ``HOTLINE_CACHE``).
+DEFAULT_CACHE = Path.home() / ".cache" / "hotline"
 
 
 def fetch(artifact: Artifact, directory: Path, quiet: bool = False, repository: str = CENTRAL) -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hotline.maven import DEFAULT_CACHE
 from hotline.times import DEFAULT_EARLIEST, DEFAULT_ZONE, TimeWindow, zone
 
 ROLES = ("agent", "supervisor", "admin")
@@ -36,6 +37,9 @@ class Settings(BaseSettings):
                     "(SQLite stores only).",
     )
     models: Path = Field(default=Path("var/models"), description="Model registry directory.")
+    cache: Path = Field(default=DEFAULT_CACHE,
+                        description="Downloads shared by every clone on this machine: the Elasticsearch zip and the "
+                                    "encoder's jar, each checked against its pinned SHA-1.")
     api_keys: str = Field(default="", description="API keys: 'name:role:key' entries (or name:role:sha256:HEX), comma separated.")
     api_keys_file: Path | None = Field(default=None, description="A file of such entries, one per line (digests keep keys out of it).")
     gazetteer: Path | None = Field(

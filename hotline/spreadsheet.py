@@ -10,9 +10,8 @@ which spreadsheets show as text; numbers stay numbers.
 
 from __future__ import annotations
 
-import re
-
 import csv
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 

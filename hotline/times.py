@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import TypeVar
+from typing import TypeVar, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hotline.errors import Implausible, InvalidInput
@@ -31,11 +31,15 @@ def shifted(moment: D, delta: timedelta) -> D:
     """``moment + delta``, held within the calendar: a year-1 row an older version let in must not overflow
     the arithmetic of whatever reads it."""
     try:
-        return moment + delta  # type: ignore[return-value]
+        return moment + delta
     except OverflowError:
-        return type(moment).max if delta > timedelta(0) else type(moment).min  # type: ignore[return-value]
+        return type(moment).max if delta > timedelta(0) else type(moment).min
 
 
+@overload
+def format_time(moment: datetime) -> str: ...
+@overload
+def format_time(moment: None) -> None: ...
 def format_time(moment: datetime | None) -> str | None:
     """``YYYY-MM-DD HH:MM:SS`` for any datetime, years under 1000 included (``strftime`` leaves them unpadded)."""
     if moment is None:

@@ -18,18 +18,18 @@ import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, TransportError
-from elasticsearch import ApiError, Elasticsearch, NotFoundError
-from elasticsearch import helpers
+from elasticsearch import ApiError, Elasticsearch, NotFoundError, helpers
 
+from hotline.analytics.hotspots.cells import cell_category
 from hotline.case import Case, Category, Neighbour, format_time
 from hotline.errors import InvalidInput, NotFound, Unavailable
-from hotline.hotspots.cells import cell_category
 from hotline.store.base import CaseQuery, CaseStore, Page, redacted
 from search.base import CachedCount, CellCount, DocFreqCache, neighbour, query_terms, similarity
 from search.vectors import MIN_MEANING, VECTOR_CANDIDATES, Embedder, case_text, fuse
@@ -164,7 +164,7 @@ class ElasticsearchIndex:
         """Install the index template and create the first versioned index behind the alias."""
         if self._ready:
             return
-        template = {
+        template: dict[str, Any] = {
             "index_patterns": [f"{self.alias}-v*"],
             "priority": 100,
             "template": {
@@ -294,7 +294,7 @@ class ElasticsearchIndex:
         actions.append({"add": {"index": new, "alias": self.alias}})
         self._call("alias switch", lambda: self.client.indices.update_aliases(actions=actions))
         for name in old:
-            self._call("drop old", lambda name=name: self.client.indices.delete(index=name))
+            self._call("drop old", partial(self.client.indices.delete, index=name))
         log.info("rebuilt %s as %s with %d cases", self.alias, new, count)
         return new
 
@@ -433,8 +433,8 @@ class ElasticsearchIndex:
         after: dict[str, Any] | None = None
         while True:
             composite: dict[str, Any] = {"sources": sources, "size": 1000, **({"after": after} if after else {})}
-            found = self._call("counts", lambda composite=composite: self.client.search(
-                index=self.alias, query=self._filters(query or CaseQuery()), size=0,
+            found = self._call("counts", partial(
+                self.client.search, index=self.alias, query=self._filters(query or CaseQuery()), size=0,
                 aggs={"cells": {"composite": composite}},
             ))
             agg = found["aggregations"]["cells"]

@@ -39,7 +39,7 @@ class EmbeddedIndex:
                  min_meaning: float = MIN_MEANING) -> None:
         self.url = url
         self.shared = isinstance(store, SQLiteStore) and same_file(store.url, url)
-        self._db = store if self.shared else SQLiteStore(url)  # type: ignore[assignment]
+        self._db: SQLiteStore = store if store is not None and self.shared else SQLiteStore(url)
         self._count_cached = CachedCount(self.count)
         self._doc_freq = DocFreqCache(self._lookup, ttl=DF_TTL)
         self.embedder = embedder

@@ -2,8 +2,8 @@
 
 The ``integ-test-zip`` distribution has no bundled JDK and no security
 setup, which suits one node on 127.0.0.1 for tests and for a single
-machine. The zip is cached outside the repository (``$HOTLINE_CACHE`` or
-``~/.cache/hotline``) and unpacked once per version; each node gets its own
+machine. The zip is cached outside the repository (the entry point's
+``Settings.cache``: ``$HOTLINE_CACHE`` or ``~/.cache/hotline``) and unpacked once per version; each node gets its own
 home (config, data, logs). Elasticsearch refuses to run as root, so under
 root the node runs as ``nobody``.
 
@@ -31,6 +31,7 @@ import zipfile
 from pathlib import Path
 
 from hotline import maven
+from hotline.settings import Settings
 
 VERSION = "8.19.21"
 #: The integ-test zip of each version this project runs, by SHA-1.
@@ -40,10 +41,6 @@ NOBODY = 65534
 
 class NodeError(RuntimeError):
     """The node could not be downloaded, started or stopped."""
-
-
-def cache_dir() -> Path:
-    return maven.cache_root() / "elasticsearch"
 
 
 def java_home() -> str:
@@ -57,25 +54,25 @@ def java_home() -> str:
     return str(Path(java).resolve().parents[1])
 
 
-def download(version: str = VERSION) -> Path:
-    """The distribution zip, fetched once and checked against its pinned SHA-1."""
+def download(version: str = VERSION, cache: Path = maven.DEFAULT_CACHE) -> Path:
+    """The distribution zip, fetched once into ``cache`` and checked against its pinned SHA-1."""
     if version not in SHA1:
         raise NodeError(f"Elasticsearch {version} is not pinned here; add its SHA-1 to search.node.SHA1")
     artifact = maven.Artifact("org.elasticsearch.distribution.integ-test-zip", "elasticsearch", version,
                               SHA1[version], extension="zip")
     try:
-        return maven.fetch(artifact, cache_dir())
+        return maven.fetch(artifact, Path(cache) / "elasticsearch")
     except maven.DownloadError as exc:
         raise NodeError(str(exc)) from None
 
 
-def distribution(version: str = VERSION) -> Path:
+def distribution(version: str = VERSION, cache: Path = maven.DEFAULT_CACHE) -> Path:
     """The unpacked distribution, shared by every node; outside $HOME so that ``nobody`` can read it."""
     root = Path(tempfile.gettempdir()) / "hotline-elasticsearch" / version
     home = root / f"elasticsearch-{version}"
     if (home / ".unpacked").exists():
         return home
-    zip_path = download(version)
+    zip_path = download(version, cache)
     root.mkdir(parents=True, exist_ok=True)
     # One unpacker at a time (three nodes starting at once each removed the live home and renamed into it:
     # "Directory not empty" on a fresh machine); the others wait, then find it unpacked.
@@ -112,8 +109,10 @@ class Node:
 
     def __init__(self, home: Path, port: int = 9200, heap: str = "512m", version: str = VERSION,
                  name: str = "hotline-node", transport_port: int = 0,
-                 cluster: tuple[str, list[tuple[str, int]]] | None = None) -> None:
+                 cluster: tuple[str, list[tuple[str, int]]] | None = None,
+                 cache: Path = maven.DEFAULT_CACHE) -> None:
         self.home = Path(home).resolve()
+        self.cache = Path(cache)
         self.port = port
         self.heap = heap
         self.version = version
@@ -130,7 +129,7 @@ class Node:
         return self.home / "elasticsearch.pid"
 
     def _configure(self) -> dict[str, str]:
-        dist = distribution(self.version)
+        dist = distribution(self.version, self.cache)
         config = self.home / "config"
         if config.exists():
             shutil.rmtree(config)
@@ -236,11 +235,12 @@ class Node:
 
 
 def start_cluster(root: Path, http_ports: list[int], transport_ports: list[int], heap: str = "256m",
-                  name: str = "hotline-cluster", timeout: float = 180.0) -> list[Node]:
+                  name: str = "hotline-cluster", timeout: float = 180.0,
+                  cache: Path = maven.DEFAULT_CACHE) -> list[Node]:
     """Start one node per port pair under ``root`` as one cluster, and wait until all have joined it."""
     members = [(f"{name}-{i}", port) for i, port in enumerate(transport_ports)]
     nodes = [Node(Path(root) / member, port=http, heap=heap, name=member, transport_port=transport,
-                  cluster=(name, members)) for (member, transport), http in zip(members, http_ports, strict=True)]
+                  cluster=(name, members), cache=cache) for (member, transport), http in zip(members, http_ports, strict=True)]
     errors: list[BaseException] = []
 
     def start(node: Node) -> None:
@@ -287,10 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=9200)
     parser.add_argument("--heap", default="512m")
     args = parser.parse_args(argv)
-    node = Node(args.home, port=args.port, heap=args.heap)
+    cache = Settings().cache  # the entry point: HOTLINE_CACHE, or ~/.cache/hotline
+    node = Node(args.home, port=args.port, heap=args.heap, cache=cache)
     try:
         if args.action == "download":
-            print(download())
+            print(download(cache=cache))
         elif args.action == "up":
             node.start()
             print(f"Elasticsearch {VERSION} is up at {node.url} (home {node.home})")

@@ -116,7 +116,10 @@ class VectorMatrix:
         if not rows:
             return
         with self._lock:
-            fresh_ids, fresh_vectors, fresh_districts, fresh_times = [], [], [], []
+            fresh_ids: list[str] = []
+            fresh_vectors: list[np.ndarray] = []
+            fresh_districts: list[str] = []
+            fresh_times: list[float] = []
             for seq, case_id, district, received_at, blob in rows:
                 vector = np.frombuffer(blob, dtype=np.float32)
                 if vector.shape[0] != self.dimension:

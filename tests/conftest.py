@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -20,11 +19,13 @@ from hotline.case import Case  # noqa: E402
 from hotline.demo.generator import DemoGenerator, Truth  # noqa: E402
 from hotline.ingest import CaseBuilder, ColumnMap  # noqa: E402
 from hotline.places import Gazetteer, default_gazetteer  # noqa: E402
+from hotline.settings import Settings  # noqa: E402
 from hotline.store.pgserver import Server as PgServer  # noqa: E402
 from hotline.store.pgserver import ServerError  # noqa: E402
 from hotline.store.sqlite import SQLiteStore  # noqa: E402
 from hotline.taxonomy import Taxonomy, default_taxonomy  # noqa: E402
 from search.node import Node, NodeError  # noqa: E402
+from tests.servers import free_port  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -70,7 +71,7 @@ def demo_cases(demo: tuple[list[dict[str, Any]], Truth], gazetteer: Gazetteer, t
 def demo_store(demo_cases: list[Case], gazetteer: Gazetteer, tmp_path_factory: pytest.TempPathFactory
                ) -> Iterator[SQLiteStore]:
     """The demo calls in a store, each with its event kept (as the service keeps them while calls arrive)."""
-    from hotline.events import EventAssigner
+    from hotline.analytics.events import EventAssigner
     from hotline.text.segment import default_segmenter
 
     tokens = default_segmenter().tokens
@@ -79,12 +80,6 @@ def demo_store(demo_cases: list[Case], gazetteer: Gazetteer, tmp_path_factory: p
     EventAssigner(s, tokens, gazetteer.landmarks).run()
     yield s
     s.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -109,20 +104,12 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
     pg_server.drop(name)
 
 
-def drop_es_index(index: Any) -> None:
-    """Remove a test's Elasticsearch index (every version behind its alias) and its template."""
-    for name in index.versions():
-        index.client.indices.delete(index=name)
-    index.client.indices.delete_index_template(name=f"{index.alias}-template")
-    index.close()
-
-
 @pytest.fixture(scope="session")
 def es_node() -> Iterator[Node]:
     """A real Elasticsearch node on 127.0.0.1 for the whole run (downloaded once into the cache)."""
     home = Path(tempfile.mkdtemp(prefix="hotline-es-test-"))
     home.chmod(0o755)
-    node = Node(home, port=free_port(), heap="512m")
+    node = Node(home, port=free_port(), heap="512m", cache=Settings().cache)
     try:
         node.start()
     except NodeError as exc:
@@ -131,3 +118,34 @@ def es_node() -> Iterator[Node]:
     yield node
     node.stop()
     shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory, demo_cases: list[Case]) -> Iterator[Any]:
+    """The API's services over 3,000 generated calls with a trained, active linear model, for the whole run."""
+    from tests.api_support import make_services
+
+    services = make_services(tmp_path_factory.mktemp("api"), demo_cases[:3000])
+    yield services
+    services.close()
+
+
+# ---------------------------------------------------------------- tiers
+#: Fixtures that start a server (PostgreSQL, Elasticsearch, the app on a port for Chromium or a real client).
+SERVER_FIXTURES = frozenset({"pg_server", "pg_url", "es_node", "live", "public", "cluster", "own_pg"})
+#: Parameters of the backend conformance suites that stand for a real server.
+SERVER_PARAMS = frozenset({"postgresql", "elasticsearch"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test gets one tier: ``slow`` (marked by hand: fine-tuning, long runs), ``server`` (it starts
+    PostgreSQL, Elasticsearch or a browser: found from its fixtures and parameters, or marked by hand where a
+    test starts one itself) or else ``unit``, which ``make check`` runs."""
+    for item in items:
+        if item.get_closest_marker("slow") or item.get_closest_marker("server"):
+            continue
+        params = set(map(str, getattr(getattr(item, "callspec", None), "params", {}).values()))
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())) or SERVER_PARAMS & params:
+            item.add_marker(pytest.mark.server)
+        else:
+            item.add_marker(pytest.mark.unit)

@@ -11,13 +11,13 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.services import Services
-from tests.api_fixtures import ADMIN, AGENT, SUPERVISOR, service  # noqa: F401 (fixture)
+from tests.api_support import ADMIN, AGENT, SUPERVISOR
 
 TRANSCRIPT = "坐席：您好，12345热线。市民：喂，我们海陵区城东街道梅兰新村停水两天了，一点水都没得，我手机13912345678。"
 
 
 @pytest.fixture(scope="module")
-def client(service: Services) -> Iterator[TestClient]:  # noqa: F811
+def client(service: Services) -> Iterator[TestClient]:
     with TestClient(create_app(service.settings, service)) as c:
         yield c
 
@@ -52,7 +52,7 @@ def test_errors_are_problem_json(client: TestClient) -> None:
     assert problem(client.get("/v1/nothing-here", headers=AGENT))["status"] == 404
 
 
-def test_route_and_similar_find_the_same_cases_with_their_text(client: TestClient, service: Services) -> None:  # noqa: F811
+def test_route_and_similar_find_the_same_cases_with_their_text(client: TestClient, service: Services) -> None:
     """What /v1/route shows beside a call is what /v1/cases/{id}/similar finds for it: the store's cases."""
     from hotline.store.base import CaseQuery
 
@@ -65,7 +65,7 @@ def test_route_and_similar_find_the_same_cases_with_their_text(client: TestClien
     assert first["text"] and first["received_at"] and first["departments"] and first["meaning"] is None
 
 
-def test_a_call_about_an_ongoing_incident_names_its_event(client: TestClient, service: Services) -> None:  # noqa: F811
+def test_a_call_about_an_ongoing_incident_names_its_event(client: TestClient, service: Services) -> None:
     from datetime import datetime, timedelta
 
     now = datetime.now().replace(microsecond=0)
@@ -74,7 +74,7 @@ def test_a_call_about_an_ongoing_incident_names_its_event(client: TestClient, se
     cases = [{"id": f"EV-{i}", "received_at": (now - timedelta(hours=3 - i)).isoformat(), "text": text,
               "district": "姜堰区", "category": "城乡建设/供水"} for i, text in enumerate(texts[:3])]
     assert client.post("/v1/cases", json=cases, headers=AGENT).status_code == 200
-    service._events = None  # cluster again now rather than within the minute
+    service.answers.open_events.expire()  # cluster again now rather than within the minute
     deadline = time.monotonic() + 60
     while True:
         event = client.post("/v1/route", json={"text": texts[3]}, headers=AGENT).json()["event"]
@@ -86,7 +86,7 @@ def test_a_call_about_an_ongoing_incident_names_its_event(client: TestClient, se
     assert quiet["event"] is None
 
 
-def test_cases_are_idempotent_searchable_and_labels_audited(client: TestClient, service: Services) -> None:  # noqa: F811
+def test_cases_are_idempotent_searchable_and_labels_audited(client: TestClient, service: Services) -> None:
     case = {"id": "API-1", "received_at": "2025-06-03T10:00:00", "text": "高港区口岸街道永安路路灯坏了一个礼拜",
             "caller": "13912345678", "district": "高港区"}
     first = client.post("/v1/cases", json=case, headers=AGENT).json()
@@ -165,7 +165,8 @@ def test_work_list_states_exports_and_weekly_brief(client: TestClient) -> None:
     assert client.get("/v1/worklist", headers=AGENT).status_code == 403
 
 
-def test_models_train_promote_rollback(client: TestClient, service: Services) -> None:  # noqa: F811
+@pytest.mark.slow
+def test_models_train_promote_rollback(client: TestClient, service: Services) -> None:
     import time
 
     models = client.get("/v1/models", headers=SUPERVISOR).json()
@@ -201,7 +202,7 @@ def test_models_train_promote_rollback(client: TestClient, service: Services) ->
     assert actions[-2:] == ["promote", "rollback"]
 
 
-def test_promotion_under_load_fails_no_request(client: TestClient, service: Services) -> None:  # noqa: F811
+def test_promotion_under_load_fails_no_request(client: TestClient, service: Services) -> None:
     versions = [m["version"] for m in client.get("/v1/models", headers=ADMIN).json()]
     failures: list[int] = []
     done = threading.Event()
@@ -249,7 +250,7 @@ def test_health_and_metrics(client: TestClient) -> None:
     assert 'hotline_encoder_calls_total{outcome="busy"} 0.0' in text  # a linear model never asks the encoder
 
 
-def test_shared_things_arrive_through_dependencies_a_test_can_override(service: Services) -> None:  # noqa: F811
+def test_shared_things_arrive_through_dependencies_a_test_can_override(service: Services) -> None:
     """A route reaches the model only through ``api.deps``, so a test swaps it without monkey-patching."""
     from api import deps
     from hotline.errors import Unavailable
@@ -267,7 +268,7 @@ def test_shared_things_arrive_through_dependencies_a_test_can_override(service: 
 
 def test_a_cached_view_is_computed_again_once_the_store_changed() -> None:
     """Within ``settle`` seconds a view is reused; after it, only while no process has written."""
-    from api.services import ReadCache
+    from api.views import ReadCache
 
     cache, calls = ReadCache(ttl=60.0, settle=0.0), []
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.services import Services
-from tests.api_fixtures import KEYS, service  # noqa: F401 (fixture)
+from tests.api_support import KEYS
 
 ALL = {"agent", "supervisor", "admin"}
 ENDPOINTS = [
@@ -36,7 +36,7 @@ ENDPOINTS = [
 
 
 @pytest.fixture(scope="module")
-def client(service: Services) -> Iterator[TestClient]:  # noqa: F811
+def client(service: Services) -> Iterator[TestClient]:
     with TestClient(create_app(service.settings, service)) as c:
         c.post("/v1/cases", json={"id": "ACCESS-1", "text": "小区门口垃圾没人清"}, headers={"X-API-Key": "admin-key-1-0123456789abcdef"})
         yield c

@@ -8,15 +8,15 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from api.app import create_app
 from api.services import Services
-from tests.api_fixtures import service  # noqa: F401 (fixture)
 
 
 @pytest.fixture(scope="module")
-def api_schema(service: Services):  # noqa: ANN201, F811
+def api_schema(service: Services):
     return schemathesis.openapi.from_asgi("/openapi.json", create_app(service.settings, service))
 
 
-def test_no_input_gives_a_server_error(api_schema) -> None:  # noqa: ANN001
+@pytest.mark.slow
+def test_no_input_gives_a_server_error(api_schema) -> None:
     """Every operation, a dozen generated requests each, with an admin and an agent key."""
     from schemathesis.checks import not_a_server_error
 
@@ -33,7 +33,7 @@ def test_no_input_gives_a_server_error(api_schema) -> None:  # noqa: ANN001
         check()
 
 
-def test_the_schema_lists_every_endpoint(service: Services) -> None:  # noqa: F811
+def test_the_schema_lists_every_endpoint(service: Services) -> None:
     paths = create_app(service.settings, service).openapi()["paths"]
     for path in ("/v1/route", "/v1/cases", "/v1/cases/{case_id}", "/v1/cases/{case_id}/similar",
                  "/v1/cases/{case_id}/label", "/v1/hotspots", "/v1/episodes", "/v1/events", "/v1/forecast", "/v1/reports/hotspots",
@@ -44,13 +44,13 @@ def test_the_schema_lists_every_endpoint(service: Services) -> None:  # noqa: F8
         assert path in paths, path
 
 
-def test_stateful_runs_create_label_get_find_no_server_error(api_schema) -> None:  # noqa: ANN001
+def test_stateful_runs_create_label_get_find_no_server_error(api_schema) -> None:
     """Sequences that follow the schema's links (create → label → get, history, changes, similar) with
     schemathesis' generated (often hostile) bodies: no 5xx anywhere. As an admin, so that every link is
     followable (the roles have their own matrix in test_api_access)."""
     from schemathesis.checks import not_a_server_error
 
-    from tests.api_fixtures import ADMIN_KEY
+    from tests.api_support import ADMIN_KEY
 
     calls: list[str] = []
 
@@ -59,7 +59,7 @@ def test_stateful_runs_create_label_get_find_no_server_error(api_schema) -> None
             calls.append(f"{case.method} {case.path}")
             return {"headers": {"X-API-Key": ADMIN_KEY}}
 
-        def validate_response(self, response, case, additional_checks=None, **kwargs) -> None:  # noqa: ANN001
+        def validate_response(self, response, case, additional_checks=None, **kwargs) -> None:
             case.validate_response(response, checks=[not_a_server_error], transport_kwargs=kwargs)
 
     # Generation only: the service's state changes with every call, so replaying a sequence to shrink it

@@ -11,7 +11,7 @@ from api.services import Services
 from hotline.city import City
 from hotline.errors import Conflict
 from hotline.settings import Settings
-from tests.api_fixtures import KEYS_SETTING, service  # noqa: F401 (fixture)
+from tests.api_support import KEYS_SETTING
 
 YANGZHOU = """
 city = "扬州市"
@@ -60,7 +60,7 @@ def test_another_city_is_a_gazetteer_file_and_the_settings_that_name_it(tmp_path
         City.bundled().serve()
 
 
-def test_a_model_is_refused_under_another_city_context(service: Services, yangzhou: Path) -> None:  # noqa: F811
+def test_a_model_is_refused_under_another_city_context(service: Services, yangzhou: Path) -> None:
     from classifiers.kinds import make_router
 
     current = service.registry.current

@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-
 from test_cli import run
+
+pytestmark = pytest.mark.slow  # trains models through the command line
 
 
 @pytest.fixture(scope="module")

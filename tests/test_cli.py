@@ -32,6 +32,7 @@ def test_parse_prints_the_caller_account(tmp_path: Path) -> None:
     assert data["turns"][0]["speaker"] == "agent"
 
 
+@pytest.mark.slow
 def test_generate_ingest_search_show_summary(tmp_path: Path) -> None:
     gen = run(["generate", "--days", "10", "--seed", "1", "--out", "data/calls.csv"], tmp_path)
     assert gen.returncode == 0, gen.stderr
@@ -66,6 +67,7 @@ def test_store_flag_overrides_the_environment(tmp_path: Path) -> None:
         (["summary"], {"HOTLINE_SEGMENTER": "nope"}, 2, "HOTLINE_SEGMENTER"),
     ],
 )
+@pytest.mark.slow
 def test_errors_are_one_line_and_non_zero(tmp_path: Path, args: list[str], env: dict, code: int, message: str) -> None:
     result = run(args, tmp_path, env=env)
     assert result.returncode == code
@@ -79,6 +81,7 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and "at least 1" in result.stderr
 
 
+@pytest.mark.slow
 def test_one_spelling_for_dates_and_models_the_old_kept(tmp_path: Path) -> None:
     """--from/--to everywhere (--start/--end still work); --model names a directory, a kind is --kind."""
     assert run(["generate", "--days", "20", "--to", "2025-06-20", "--seed", "2", "--out", "calls.csv"],

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_cli import run
 
 from classifiers import encoder
 from hotline import maven
 from hotline.errors import InvalidInput
-from test_cli import run
+from hotline.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def bge(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What `hotline encoder fetch` prints last: the checked model directory."""
-    done = run(["encoder", "fetch"], tmp_path_factory.mktemp("fetch"), env={"HOTLINE_CACHE": str(maven.cache_root())})
+    done = run(["encoder", "fetch"], tmp_path_factory.mktemp("fetch"), env={"HOTLINE_CACHE": str(Settings().cache)})
     assert done.returncode == 0, done.stderr
     directory = Path(done.stdout.strip().splitlines()[-1])
     assert "agrees with onnxruntime" in done.stderr

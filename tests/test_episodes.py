@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date, datetime, timedelta
 
-from hotline.events import Event
-from hotline.hotspots.detect import Alert
-from hotline.hotspots.episodes import attach_events, episodes
+from hotline.analytics.events import Event, attach_events
+from hotline.analytics.hotspots.detect import Alert
+from hotline.analytics.hotspots.episodes import episodes
 
 DAY = date(2025, 7, 1)
 
@@ -51,7 +51,7 @@ def test_an_episode_takes_in_the_raised_days_the_detector_let_pass() -> None:
     runs that grow into each other are one."""
     import numpy as np
 
-    from hotline.hotspots.series import CountTable
+    from hotline.analytics.hotspots.series import CountTable
 
     counts = np.array([[1, 0, 1, 9, 8, 12, 9, 10, 1, 0, 1, 0, 1, 0]])
     mu = np.full(counts.shape, 1.0)

@@ -24,12 +24,13 @@ from pathlib import Path
 import pytest
 
 from hotline.case import Case
+from hotline.settings import Settings
 from hotline.store.base import CaseQuery
 from hotline.store.sqlite import SQLiteStore
 from search.elastic import ElasticsearchIndex
 from search.node import Node, NodeError, start_cluster
 from search.sync import sync
-from tests.conftest import free_port
+from tests.servers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +42,7 @@ def cluster() -> Iterator[list[Node]]:
     left = set(Path(tempfile.gettempdir()).glob("final-flags*"))  # what the launchers leave in the shared folder
     try:
         nodes = start_cluster(root, [free_port() for _ in range(3)], [free_port() for _ in range(3)], heap="256m",
-                              name=f"hotline-test-{os.getpid()}")
+                              name=f"hotline-test-{os.getpid()}", cache=Settings().cache)
     except NodeError as exc:
         shutil.rmtree(root, ignore_errors=True)
         pytest.fail(f"cannot start the Elasticsearch cluster: {exc}")
@@ -124,7 +125,7 @@ def test_nodes_starting_at_once_unpack_the_distribution_once(tmp_path: Path, mon
 
     def unpack() -> None:
         try:
-            homes.append(node.distribution())
+            homes.append(node.distribution(cache=Settings().cache))
         except BaseException as exc:  # noqa: BLE001 (reported below)
             errors.append(exc)
 

@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from hotline.analytics.events import EventClusterer, adjusted_rand, bcubed
 from hotline.case import Case
 from hotline.demo.generator import Truth
 from hotline.errors import InvalidInput
-from hotline.events import EventClusterer, adjusted_rand, bcubed
 from hotline.places import Gazetteer
 from hotline.text.segment import default_segmenter
 
@@ -75,19 +75,20 @@ def test_bcubed_and_ari_on_small_clusterings() -> None:
     truth = {"a": "1", "b": "1", "c": "2", "d": "3"}
     assert bcubed(truth, truth) == (1.0, 1.0, 1.0)
     assert adjusted_rand(truth, truth) == pytest.approx(1.0)
-    lumped = {k: "x" for k in truth}
+    lumped = dict.fromkeys(truth, "x")
     precision, recall, _ = bcubed(truth, lumped)
     assert recall == 1.0 and precision == pytest.approx((0.5 * 2 + 0.25 * 2) / 4)
     with pytest.raises(InvalidInput):
         bcubed(truth, {"z": "1"})
 
 
+@pytest.mark.slow
 def test_events_kept_as_cases_arrive_match_the_truth(demo_store, demo: tuple[list, Truth]) -> None:
     """The assigner (the store's queue, in batches, word weights from the daily term counts) finds the
     incidents as well as clustering the whole period at once, and the views read them back."""
     from datetime import date
 
-    from hotline.events import kept_events
+    from hotline.analytics.events import kept_events
 
     _, truth = demo
     found = dict(demo_store._read("SELECT case_id, event_id FROM case_events"))
@@ -105,7 +106,7 @@ def test_events_kept_as_cases_arrive_match_the_truth(demo_store, demo: tuple[lis
 
 
 def test_an_event_title_says_where_and_what_not_the_callers_frame() -> None:
-    from hotline.events import Event
+    from hotline.analytics.events import Event
 
     event = Event("E1", "高港区", "口岸街道", datetime(2025, 7, 1, 9), datetime(2025, 7, 1, 12), size=5,
                   words={"怎么": 0.9, "电梯": 0.8, "一直": 0.7, "口岸街道": 0.6, "坏": 0.6, "没人修": 0.5, "物业": 0.4})

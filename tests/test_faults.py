@@ -20,12 +20,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.keys import KeyRing
 from api.services import Services
 from hotline.case import Case
 from hotline.settings import Settings
-from api.keys import KeyRing
-from tests.api_fixtures import ADMIN, AGENT, KEYS_SETTING, SUPERVISOR, service  # noqa: F401 (fixture)
-from tests.conftest import free_port
+from tests.api_support import AGENT, KEYS_SETTING, SUPERVISOR
+from tests.servers import free_port
 
 KEY = "fault-agent-key-0123456789abcdef"
 
@@ -70,6 +70,7 @@ class Server:
             self.process.wait(timeout=20)
 
 
+@pytest.mark.server
 def test_sigkill_during_an_import_loses_no_acknowledged_case(tmp_path: Path, demo_cases: list[Case]) -> None:
     cases = demo_cases[:3000]
     batches = [cases[i : i + 100] for i in range(0, len(cases), 100)]
@@ -113,7 +114,7 @@ def test_sigkill_during_an_import_loses_no_acknowledged_case(tmp_path: Path, dem
         server.stop()
 
 
-def test_a_store_that_refuses_writes_keeps_serving_reads(service: Services) -> None:  # noqa: F811
+def test_a_store_that_refuses_writes_keeps_serving_reads(service: Services) -> None:
     with TestClient(create_app(service.settings, service)) as client:
         service.store._db.execute("PRAGMA query_only = ON")  # what a read-only file or a full disk looks like
         try:
@@ -156,7 +157,7 @@ def fill(disk: Path) -> Path:
     return filler
 
 
-def test_a_full_disk_refuses_writes_clearly_and_loses_nothing(small_disk: Path, service: Services,  # noqa: F811
+def test_a_full_disk_refuses_writes_clearly_and_loses_nothing(small_disk: Path, service: Services,
                                                               demo_cases: list[Case]) -> None:
     """The store on a filesystem that fills up: 503 problem+json for writes, reads and routing go on, and once
     space is freed every acknowledged case is there exactly once, the refused batch not at all, the file sound."""
@@ -203,6 +204,7 @@ def test_a_full_disk_refuses_writes_clearly_and_loses_nothing(small_disk: Path, 
         services.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["transcript", "pii", "import"])
 def test_a_bounded_fuzz_run_finds_nothing(target: str) -> None:
     """The full campaigns run from bench/fuzz.py (see RELIABILITY.md); here a few thousand inputs each."""
@@ -215,6 +217,7 @@ def test_a_bounded_fuzz_run_finds_nothing(target: str) -> None:
     assert set(Path(tempfile.gettempdir()).glob("hotline-fuzz-*")) <= scratch  # its scratch folder is gone
 
 
+@pytest.mark.slow
 def test_a_short_soak_of_mixed_traffic_has_no_errors() -> None:
     """Routing, ingest, search and hotspots together from a second process (bench/soak.py runs 10 minutes)."""
     root = Path(__file__).resolve().parents[1]

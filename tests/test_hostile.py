@@ -20,7 +20,9 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.services import Services
 from hotline.case import Case
-from tests.api_fixtures import ADMIN, AGENT, SUPERVISOR, make_services
+from tests.api_support import ADMIN, AGENT, SUPERVISOR, make_services
+
+pytestmark = pytest.mark.slow  # a trained service of its own, attacked end to end
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,7 @@ def client(service: Services) -> Iterator[TestClient]:
         yield c
 
 
-def problem(response, status: int) -> dict:  # noqa: ANN001
+def problem(response, status: int) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json"), response.text
     return response.json()
@@ -46,6 +48,7 @@ VIEWS = ["/v1/hotspots", "/v1/episodes", "/v1/forecast", "/v1/events", "/v1/repo
 
 
 # ---------------------------------------------------------------- 1. times
+@pytest.mark.slow
 def test_implausible_times_are_refused_with_the_reason(client: TestClient) -> None:
     for when in ("0001-01-01T00:00:00", "2040-01-01T00:00:00", "1999-12-31T23:59:59"):
         body = problem(client.post("/v1/cases", json={"id": f"T-{when[:4]}", "received_at": when, "text": "路灯不亮"},
@@ -89,7 +92,7 @@ def test_offsets_are_converted_to_the_city_time(client: TestClient) -> None:
 # ---------------------------------------------------------------- 4. keys
 def test_keys_are_known_by_name_and_no_response_or_log_shows_key_material(
         client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
-    from tests.api_fixtures import KEYS
+    from tests.api_support import KEYS
 
     client.post("/v1/cases", json={"id": "KEY-1", "received_at": "2025-06-02T09:00:00", "text": "小区路灯不亮"},
                 headers=AGENT)
@@ -107,7 +110,7 @@ def test_keys_are_known_by_name_and_no_response_or_log_shows_key_material(
 
 # ---------------------------------------------------------------- 3. ownership
 def test_a_case_belongs_to_its_source_and_changes_are_audited(client: TestClient) -> None:
-    from tests.api_fixtures import AGENT2
+    from tests.api_support import AGENT2
 
     case = {"id": "OWN-1", "received_at": "2025-06-03T10:00:00", "text": "高港区永安路路灯坏了一个礼拜"}
     assert client.post("/v1/cases", json=case, headers=AGENT).json()["inserted"] == 1
@@ -150,6 +153,7 @@ def test_labels_outside_the_taxonomy_are_refused_naming_the_closest(client: Test
     assert client.post("/v1/cases/LBL-1/label", json={"departments": ["城管局"]}, headers=AGENT).status_code == 200
 
 
+@pytest.mark.slow
 def test_retraining_leaves_out_rare_classes_with_a_warning(service: Services, caplog: pytest.LogCaptureFixture) -> None:
     from hotline.case import Category, LabelKind, LabelSource
 
@@ -173,7 +177,7 @@ OPEN311 = "/open311/v2/requests.json"
 
 
 def test_unreadable_bodies_are_4xx_in_one_log_line(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
-    from tests.api_fixtures import AGENT_KEY
+    from tests.api_support import AGENT_KEY
 
     json_type = {"content-type": "application/json"}
     form_type = {"content-type": "application/x-www-form-urlencoded"}
@@ -206,6 +210,7 @@ def test_unreadable_bodies_are_4xx_in_one_log_line(client: TestClient, caplog: p
 
 
 # ---------------------------------------------------------------- 9. traps for a careless user
+@pytest.mark.slow
 def test_the_service_follows_a_promotion_made_from_the_command_line(service: Services) -> None:
     from training.registry import Registry
 
@@ -233,6 +238,8 @@ def test_the_registry_recovers_from_a_killed_promotion_and_retrain(tmp_path: Pat
 
     from training.registry import HISTORY_LIMIT, Registry
 
+    if len(Registry(service.settings.models).entries()) < 2:  # a second version to promote, whatever ran before
+        service.train("test")
     root = tmp_path / "models"
     shutil.copytree(service.settings.models, root, symlinks=True)
     registry = Registry(root)
@@ -253,6 +260,7 @@ def test_the_registry_recovers_from_a_killed_promotion_and_retrain(tmp_path: Pat
     assert len(json.loads((root / "registry.json").read_text())["history"]) == HISTORY_LIMIT
 
 
+@pytest.mark.slow
 def test_cli_traps(tmp_path: Path, service: Services) -> None:
     import shutil
 
@@ -316,7 +324,7 @@ def test_a_client_that_stalls_its_body_gets_408() -> None:
 
     from api.problems import BodyLimit
 
-    async def never_called(scope, receive, send) -> None:  # noqa: ANN001
+    async def never_called(scope, receive, send) -> None:
         raise AssertionError("the app must not see a body that never came")
 
     async def stalled() -> dict:
@@ -353,7 +361,7 @@ def test_pages_carry_a_content_security_policy_and_the_report_frame_is_sandboxed
 
 
 def test_ids_with_control_or_path_characters_and_boolean_coordinates_are_refused(client: TestClient) -> None:
-    from tests.api_fixtures import AGENT_KEY
+    from tests.api_support import AGENT_KEY
 
     for bad in ("A\x00B", "a/b", "a b", "x" * 101):
         response = client.post("/v1/cases", json={"id": bad, "received_at": "2025-06-03T10:00:00", "text": "路灯坏了"},
@@ -366,7 +374,7 @@ def test_ids_with_control_or_path_characters_and_boolean_coordinates_are_refused
 
 # ---------------------------------------------------------------- round 3
 def test_deeply_nested_json_to_open311_is_a_400_in_its_own_form_and_needs_a_key_first(client: TestClient) -> None:
-    from tests.api_fixtures import AGENT_KEY
+    from tests.api_support import AGENT_KEY
 
     nested = ("[" * 100_000 + "]" * 100_000).encode()
     refused = client.post("/open311/v2/requests.json", content=nested, headers={"Content-Type": "application/json"})
@@ -407,7 +415,7 @@ def test_hotspots_over_a_long_range_are_refused_like_the_other_views(client: Tes
 
 
 def test_a_form_in_raw_utf8_without_a_charset_is_read_as_utf8(client: TestClient) -> None:
-    from tests.api_fixtures import AGENT_KEY
+    from tests.api_support import AGENT_KEY
 
     services = client.get("/open311/v2/services.json", headers=AGENT).json()
     form = f"service_code={services[0]['service_code']}&description=小区门口路灯坏了&api_key={AGENT_KEY}".encode()
@@ -439,7 +447,7 @@ def test_an_oversize_text_is_413_and_a_huge_open311_body_gets_open311s_error_for
 
 
 def test_three_reports_with_the_same_words_from_three_addresses_are_three_cases(client: TestClient) -> None:
-    from tests.api_fixtures import AGENT_KEY
+    from tests.api_support import AGENT_KEY
 
     code = client.get("/open311/v2/services.json", headers=AGENT).json()[0]["service_code"]
     ids = set()
@@ -453,7 +461,7 @@ def test_three_reports_with_the_same_words_from_three_addresses_are_three_cases(
     assert addresses == {"凤凰路1号", "凤凰路2号", "凤凰路3号"}
 
 
-def test_every_stored_time_is_the_citys_on_a_host_in_another_zone(client: TestClient, monkeypatch) -> None:  # noqa: ANN001
+def test_every_stored_time_is_the_citys_on_a_host_in_another_zone(client: TestClient, monkeypatch) -> None:
     """On a UTC (or New York) host, Open311's updated_datetime came 8 hours before requested_datetime."""
     monkeypatch.setenv("TZ", "America/New_York")
     time.tzset()
@@ -475,7 +483,7 @@ def test_every_stored_time_is_the_citys_on_a_host_in_another_zone(client: TestCl
 
 
 def test_an_agent_overwriting_anothers_confirmed_label_is_told_whose_it_was(client: TestClient) -> None:
-    from tests.api_fixtures import AGENT2
+    from tests.api_support import AGENT2
 
     client.post("/v1/cases", json={"id": "OVR-1", "text": "楼下垃圾没人清理"}, headers=AGENT)
     first = client.post("/v1/cases/OVR-1/label", json={"category": "城乡建设/供水", "departments": ["住建局"]}, headers=AGENT)

@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hotline.analytics.hotspots import baseline
+from hotline.analytics.hotspots.detect import detect
+from hotline.analytics.hotspots.ears import MIN_SD, ears
+from hotline.analytics.hotspots.forecast import backtest, forecast, rising
+from hotline.analytics.hotspots.scan import scan
+from hotline.analytics.hotspots.series import CountTable
+from hotline.analytics.hotspots.terms import TermHistory
 from hotline.demo.generator import Truth, write_csv
 from hotline.errors import InvalidInput
-from hotline.hotspots import baseline
-from hotline.hotspots.detect import detect
-from hotline.hotspots.ears import MIN_SD, ears
-from hotline.hotspots.forecast import backtest, forecast, rising
-from hotline.hotspots.scan import scan
-from hotline.hotspots.series import CountTable
-from hotline.hotspots.terms import TermHistory
 from tests.test_cli import run
 
 START = date(2025, 3, 3)  # a Monday
@@ -72,7 +72,7 @@ def test_pure_noise_gives_about_one_false_alarm_per_hundred_cell_days_or_less() 
 
 
 def test_benjamini_hochberg_rejects_by_rank_each_day() -> None:
-    from hotline.hotspots.detect import benjamini_hochberg
+    from hotline.analytics.hotspots.detect import benjamini_hochberg
 
     p = np.array([[0.001, 0.5], [0.008, np.nan], [0.039, 0.02], [0.041, 0.9], [0.9, 0.01]])
     # day 0: 5 tests at q=0.05, bounds 0.01, 0.02, 0.03, 0.04, 0.05: the largest passing rank is 2 (0.008 <= 0.02);
@@ -186,7 +186,7 @@ def test_forecasts_beat_seasonal_naive_with_calibrated_intervals(demo: tuple[lis
 def test_a_fit_of_the_last_days_is_the_full_fit_there(demo: tuple[list, Truth]) -> None:
     """What a forecast reads of the baseline (the last day's dispersion) is the same from a fit of its last
     days as from the full fit, and the report's shared fit gives the same forecasts as their own."""
-    from hotline.hotspots.baseline import DISPERSION_DAYS, fit
+    from hotline.analytics.hotspots.baseline import DISPERSION_DAYS, fit
 
     rows, _ = demo
     table = CountTable.from_records((date.fromisoformat(r["received_at"][:10]), r["district"] or "未知", r["category_l1"])
@@ -205,7 +205,7 @@ def test_a_fit_of_the_last_days_is_the_full_fit_there(demo: tuple[list, Truth]) 
 def test_a_views_fit_covers_its_days_and_the_lead_before_them_only() -> None:
     """A view fits its own days and VIEW_LEAD_DAYS before them, whatever the history: the same alerts as the
     full fit (bursts and a slow rise the CUSUM finds), and the same forecast."""
-    from hotline.hotspots.baseline import VIEW_LEAD_DAYS, fit, fit_view
+    from hotline.analytics.hotspots.baseline import VIEW_LEAD_DAYS, fit, fit_view
 
     table = poisson_table(np.array([2.0, 5.0, 8.0, 0.5] * 5), days=500, seed=3)
     counts = table.counts.copy()
@@ -241,6 +241,7 @@ def test_last_years_season_raises_the_forecast() -> None:
         forecast(table, horizon=0)
 
 
+@pytest.mark.slow
 def test_hotspots_cli_writes_the_prospective_alert_file(tmp_path: Path, demo: tuple[list, Truth]) -> None:
     rows, _ = demo
     data = tmp_path / "calls.csv"
@@ -272,7 +273,7 @@ def test_hotspots_cli_writes_the_prospective_alert_file(tmp_path: Path, demo: tu
 
 def test_a_new_detector_is_one_registered_object(demo: tuple[list, Truth]) -> None:
     """Registering a detector is all it takes: ``detect``, the CLI's choices and the API's check read the registry."""
-    from hotline.hotspots import detect as detectors
+    from hotline.analytics.hotspots import detect as detectors
 
     class EveryBusyDay(detectors.CellDetector):
         name = "busy-days"

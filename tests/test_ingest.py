@@ -15,10 +15,11 @@ from hotline.ingest import CaseBuilder, ColumnMap, ingest, parse_time
 from hotline.store import CaseQuery
 from hotline.store.sqlite import SQLiteStore
 
+
 def _id() -> str:
     body = "32120219900307123"
     weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights)) % 11]
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=False)) % 11]
 
 
 def read_rejects(path: Path) -> list[dict[str, str]]:

@@ -14,19 +14,19 @@ from georeport import GeoReport
 
 from api.services import Services
 from hotline.store.base import CaseQuery
-from tests.api_fixtures import AGENT_KEY, SUPERVISOR_KEY, LiveServer, service  # noqa: F401 (fixture)
+from tests.api_support import AGENT_KEY, SUPERVISOR_KEY, LiveServer
 
 DEMO_WINDOW = {"start_date": "2025-06-01T00:00:00+08:00", "end_date": "2025-06-30T23:59:59+08:00"}
 
 
 @pytest.fixture(scope="module")
-def live(service: Services) -> Iterator[str]:  # noqa: F811
+def live(service: Services) -> Iterator[str]:
     with LiveServer(service) as server:
         yield server.url + "/open311/v2"
 
 
 @pytest.fixture()
-def public(service: Services) -> Iterator[None]:  # noqa: F811
+def public(service: Services) -> Iterator[None]:
     """HOTLINE_OPEN311_PUBLIC=1 for one test: the library reads without a key, as it was written to."""
     settings = service.settings
     service.settings = settings.model_copy(update={"open311_public": True})
@@ -52,7 +52,7 @@ def _file(base: str, fmt: str, **extra: str) -> str:
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
-def test_a_real_client_reads_every_endpoint(live: str, public: None, service: Services, fmt: str) -> None:  # noqa: F811
+def test_a_real_client_reads_every_endpoint(live: str, public: None, service: Services, fmt: str) -> None:
     case_id = _file(live, fmt)
     client = GeoReport(live, jurisdiction="taizhou", output_format=fmt)
     listed = client.get_service_list()
@@ -77,7 +77,7 @@ def test_a_real_client_reads_every_endpoint(live: str, public: None, service: Se
     assert case_id in {r["service_request_id"] for r in recent}
 
 
-def test_filters_run_in_the_query_not_after_a_page(live: str, public: None, service: Services) -> None:  # noqa: F811
+def test_filters_run_in_the_query_not_after_a_page(live: str, public: None, service: Services) -> None:
     client = GeoReport(live)
     closed = client.get_service_requests(status="closed", **DEMO_WINDOW)
     start, end = (datetime.fromisoformat(DEMO_WINDOW[k]).replace(tzinfo=None) for k in ("start_date", "end_date"))
@@ -90,7 +90,7 @@ def test_filters_run_in_the_query_not_after_a_page(live: str, public: None, serv
     assert too_long.status_code == 400 and "90 days" in too_long.json()[0]["description"]
 
 
-def test_errors_keys_and_discovery_follow_the_specification(live: str, service: Services) -> None:  # noqa: F811
+def test_errors_keys_and_discovery_follow_the_specification(live: str, service: Services) -> None:
     missing = requests.get(f"{live}/services/nope.json", headers={"X-API-Key": AGENT_KEY}, timeout=10)
     assert missing.status_code == 404 and missing.json()[0]["code"] == 404 and missing.json()[0]["description"]
     as_xml = requests.get(f"{live}/services/nope.xml", timeout=10)

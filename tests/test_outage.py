@@ -25,8 +25,8 @@ from api.services import Services
 from hotline.case import Case
 from hotline.settings import Settings
 from hotline.store.pgserver import Server as PgServer
-from tests.api_fixtures import AGENT, KEYS_SETTING, LiveServer
-from tests.conftest import drop_es_index, free_port
+from tests.api_support import AGENT, KEYS_SETTING, LiveServer
+from tests.servers import drop_es_index, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +53,7 @@ def _kill(server: PgServer) -> None:
 
 
 def test_a_killed_postgresql_leaves_routing_up_and_loses_nothing_acknowledged(
-        own_pg: PgServer, es_node, demo_cases: list[Case], tmp_path: Path) -> None:  # noqa: ANN001
+        own_pg: PgServer, es_node, demo_cases: list[Case], tmp_path: Path) -> None:
     url = own_pg.database("outage")
     alias = f"test-{uuid.uuid4().hex[:10]}"
     settings = Settings(store=url, index=f"{es_node.url}/{alias}", models=tmp_path / "models", api_keys=KEYS_SETTING)

@@ -8,25 +8,25 @@ from pathlib import Path
 import pytest
 
 from api.services import Services
-from tests.api_fixtures import LiveServer, service  # noqa: F401 (fixture)
+from tests.api_support import LiveServer
 from tests.browser import chromium
 
 TRANSCRIPT = "坐席：您好，12345热线。市民：我们姜堰区罗塘街道天目山路上的路灯晚上一直不亮，走路很危险。"
 
 
 @pytest.fixture(scope="module")
-def live(service: Services):  # noqa: ANN201, F811
+def live(service: Services):
     with LiveServer(service) as server:
         yield server
 
 
-def _key(driver, url: str, key: str) -> None:  # noqa: ANN001
+def _key(driver, url: str, key: str) -> None:
     driver.get(url)
     driver.execute_script("sessionStorage.setItem('hotline-key', arguments[0])", key)
     driver.get(url)
 
 
-def test_agent_types_sees_suggestions_and_confirms(live: LiveServer, service: Services) -> None:  # noqa: F811
+def test_agent_types_sees_suggestions_and_confirms(live: LiveServer, service: Services) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait

@@ -15,7 +15,7 @@ DIGIT_VIEW = str.maketrans("零〇一二三四五六七八九幺两０１２３�
 
 
 def make_id(body17: str) -> str:
-    total = sum(int(d) * w for d, w in zip(body17, WEIGHTS))
+    total = sum(int(d) * w for d, w in zip(body17, WEIGHTS, strict=False))
     return body17 + "10X98765432"[total % 11]
 
 

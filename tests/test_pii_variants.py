@@ -19,7 +19,7 @@ WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
 
 def make_id(body17: str) -> str:
-    total = sum(int(d) * w for d, w in zip(body17, WEIGHTS))
+    total = sum(int(d) * w for d, w in zip(body17, WEIGHTS, strict=False))
     return body17 + "10X98765432"[total % 11]
 
 
@@ -164,7 +164,7 @@ NOISE = st.text(alphabet=st.sampled_from(list("我的电话是号码身份证住
 def spoken(draw: st.DrawFn, digits: str) -> str:
     """``digits`` split into random groups, joined by random separators, in a random digit form, with invisibles."""
     cuts = sorted(draw(st.sets(st.integers(1, len(digits) - 1), max_size=len(digits) - 1)))
-    groups = [digits[a:b] for a, b in zip([0, *cuts], [*cuts, len(digits)])]
+    groups = [digits[a:b] for a, b in zip([0, *cuts], [*cuts, len(digits)], strict=False)]
     form = draw(st.sampled_from(FORMS))
     parts = []
     for i, group in enumerate(groups):
@@ -203,7 +203,7 @@ def test_mobiles_split_across_turns_never_survive(number: str, reply: str, cut: 
     assert number not in digits_of(pii.mask(text))
 
 
-def test_every_stored_field_and_the_index_tokens_are_masked(builder, store) -> None:  # noqa: ANN001
+def test_every_stored_field_and_the_index_tokens_are_masked(builder, store) -> None:
     """A case whose every field carries a secret in another shape: none survives in any column of the store."""
     from hotline.ingest import ColumnMap
 
@@ -303,7 +303,7 @@ def test_masking_before_clean_up_keeps_what_the_clean_up_would_break() -> None:
     assert "12345678" not in digits_of(stored) and '"bg": 3200' in stored  # the times stay numbers
 
 
-def test_mask_command_masks_the_whole_input_not_line_by_line(tmp_path) -> None:  # noqa: ANN001
+def test_mask_command_masks_the_whole_input_not_line_by_line(tmp_path) -> None:
     import subprocess
     import sys
 

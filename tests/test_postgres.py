@@ -31,7 +31,9 @@ from hotline.store.postgres import MIGRATIONS, PostgreSQLStore
 from search import open_index
 from search.elastic import ElasticsearchIndex
 from search.sync import sync
-from tests.conftest import drop_es_index, free_port
+from tests.servers import drop_es_index, free_port
+
+pytestmark = pytest.mark.server  # every test here talks to a real PostgreSQL (and some to Elasticsearch)
 
 
 def case(n: int, text: str = "小区停水了三天") -> Case:
@@ -110,7 +112,7 @@ def test_concurrent_writers_and_assigners_keep_word_counts_and_events_whole(pg_u
     from collections import Counter
     from datetime import date
 
-    from hotline.events import EventAssigner
+    from hotline.analytics.events import EventAssigner
 
     stores = [PostgreSQLStore(pg_url) for _ in range(3)]
     texts = ["幸福路自来水管爆裂了", "小区门口路灯不亮", "楼上装修噪音太大", "充电桩收费太贵"]
@@ -157,7 +159,7 @@ def test_concurrent_writers_and_assigners_keep_word_counts_and_events_whole(pg_u
             s.close()
 
 
-def test_several_workers_drain_the_outbox_into_elasticsearch_without_double_work(pg_url: str, es_node) -> None:  # noqa: ANN001
+def test_several_workers_drain_the_outbox_into_elasticsearch_without_double_work(pg_url: str, es_node) -> None:
     index = ElasticsearchIndex(f"{es_node.url}/test-{uuid.uuid4().hex[:10]}", timeout=30)
     writer = PostgreSQLStore(pg_url)
     writer.upsert(case(i, f"第{i}号小区停水了") for i in range(1500))
@@ -286,10 +288,10 @@ def _eventually(check: Callable[[], bool], timeout: float = 30.0) -> bool:
 
 @pytest.mark.slow
 def test_two_service_processes_share_one_postgresql_elasticsearch_and_registry(
-        pg_url: str, es_node, demo_cases: list[Case], tmp_path: Path) -> None:  # noqa: ANN001
+        pg_url: str, es_node, demo_cases: list[Case], tmp_path: Path) -> None:
     """A case written through one process is read, searched and relabelled through the other; a model
     promoted from the command line is served by both within seconds."""
-    from tests.api_fixtures import ADMIN, AGENT, KEYS_SETTING, SUPERVISOR
+    from tests.api_support import ADMIN, AGENT, KEYS_SETTING, SUPERVISOR
 
     alias = f"test-{uuid.uuid4().hex[:10]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
@@ -337,7 +339,7 @@ def test_two_service_processes_share_one_postgresql_elasticsearch_and_registry(
         drop_es_index(index)
 
 
-def test_backup_and_restore_of_the_store_and_the_index(pg_server, pg_url: str, es_node, demo_cases: list[Case],  # noqa: ANN001
+def test_backup_and_restore_of_the_store_and_the_index(pg_server, pg_url: str, es_node, demo_cases: list[Case],
                                                       tmp_path: Path) -> None:
     """What README's "Running for a city" prescribes, done once: pg_dump and pg_restore give back every case,
     label and audit entry (and the outbox); an Elasticsearch snapshot gives back the index."""

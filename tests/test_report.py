@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hotline import reports
+from hotline.analytics import reports
 from hotline.errors import InvalidInput
 from hotline.store.sqlite import SQLiteStore
 from hotline.taxonomy import Taxonomy
@@ -67,6 +67,7 @@ def test_the_report_is_self_contained(page: tuple[reports.Report, str]) -> None:
                 and digits[i : i + 18].isdigit() and not digits[i - 1 : i].isdigit()]
 
 
+@pytest.mark.server
 def test_charts_render_in_headless_chromium(page: tuple[reports.Report, str], tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
@@ -89,6 +90,7 @@ def test_charts_render_in_headless_chromium(page: tuple[reports.Report, str], tm
     assert set(Path(tempfile.gettempdir()).glob("org.chromium.Chromium.*")) <= left  # its socket folder went too
 
 
+@pytest.mark.slow
 def test_report_cli_writes_the_page_from_the_store(tmp_path: Path) -> None:
     assert run(["generate", "--days", "45", "--start", "2025-06-01", "--seed", "3", "--out", "calls.csv"], tmp_path).returncode == 0
     assert run(["ingest", "calls.csv"], tmp_path).returncode == 0

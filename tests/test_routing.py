@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from classifiers import persist
-from classifiers.evaluate import dispatch_threshold, evaluation
 from classifiers.dataset import prepare_text
+from classifiers.evaluate import dispatch_threshold, evaluation
 from classifiers.model import LOCAL, CaseModel
 from classifiers.router import Router, RoutingRules
 from hotline.case import Area
@@ -41,6 +41,7 @@ def router(trained: CaseModel, taxonomy: Taxonomy, gazetteer: Gazetteer) -> Rout
     return Router(trained, taxonomy, gazetteer, model_version="test-1", threshold=0.6)
 
 
+@pytest.mark.slow
 def test_district_offices_are_learned_as_jurisdiction(trained: CaseModel) -> None:
     assert LOCAL in trained.departments_.classes_
     assert not any(str(c).endswith(("区政府", "市政府")) for c in trained.departments_.classes_)
@@ -143,7 +144,7 @@ def test_evaluation_report_has_what_maintainers_compare() -> None:
     assert report["confusion_matrix"]["matrix"][2] == [1, 0, 0]
 
 
-def test_the_router_needs_only_the_routing_model_protocol(taxonomy, gazetteer) -> None:  # noqa: ANN001
+def test_the_router_needs_only_the_routing_model_protocol(taxonomy, gazetteer) -> None:
     """Any model with features, category and department scores, explanations and leads can route (a transformer
     or an ensemble tomorrow); this one knows two categories and no departments, so the taxonomy's defaults lead."""
     from classifiers.router import Router, RoutingModel
@@ -190,7 +191,7 @@ def test_the_router_needs_only_the_routing_model_protocol(taxonomy, gazetteer) -
     assert unclear.unclear and unclear.category == "" and not unclear.departments and not unclear.auto_dispatch
 
 
-def test_a_new_model_kind_is_one_row_of_the_kinds_table(demo_cases, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_new_model_kind_is_one_row_of_the_kinds_table(demo_cases, tmp_path: Path) -> None:
     """A kind says which parts a model holds; fitting, saving, loading and routing read the table, nothing else."""
     from classifiers.dataset import Examples
     from classifiers.fit import fit_model, holdout_split

@@ -23,7 +23,7 @@ from search.embedded import EmbeddedIndex
 from search.node import Node
 from search.sync import sync
 from search.vectors import MIN_MEANING, case_text, fuse
-from tests.conftest import drop_es_index
+from tests.servers import drop_es_index
 
 N_CASES = 4000
 
@@ -201,7 +201,7 @@ def test_bad_urls_and_queries_are_clear_errors(index: SearchIndex) -> None:
 
 
 def test_an_unreachable_node_is_unavailable_at_once(store: SQLiteStore, cases: list[Case]) -> None:
-    from tests.conftest import free_port
+    from tests.servers import free_port
 
     down = ElasticsearchIndex(f"http://127.0.0.1:{free_port()}/x", timeout=2)
     started = datetime.now()
@@ -296,7 +296,7 @@ class CharacterVectors:
         self.calls += 1
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
-            for a, b in zip(text, text[1:]):
+            for a, b in zip(text, text[1:], strict=False):
                 out[row, int(hashlib.md5((a + b).encode()).hexdigest()[:6], 16) % self.dimension] += 1.0
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 

@@ -27,7 +27,7 @@ def test_formula_cells_are_neutralised(value: str) -> None:
     assert "-1.5" in cells and "3" in cells and "普通文本" in cells
 
 
-def test_reject_files_and_alert_files_hold_no_formula(tmp_path: Path, store, builder) -> None:  # noqa: ANN001
+def test_reject_files_and_alert_files_hold_no_formula(tmp_path: Path, store, builder) -> None:
     source = tmp_path / "calls.csv"
     with source.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)

@@ -19,11 +19,11 @@ AGENT = LabelSource(LabelKind.CONFIRMED, "agent-1", datetime(2025, 7, 2, 10))
 
 
 def case(n: int, text: str = "小区停水了三天", day: int = 1, **kw: object) -> Case:
-    defaults: dict[str, object] = dict(
-        id=f"C{n}", received_at=datetime(2025, 7, day, 9, n % 60), text=text, channel=Channel.PHONE,
-        area=Area("海陵区", "城东街道"), category=Category("城乡建设", "供水", "停水"), category_source=IMPORTED,
-        departments=("自来水公司",), departments_source=IMPORTED,
-    )
+    defaults: dict[str, object] = {
+        "id": f"C{n}", "received_at": datetime(2025, 7, day, 9, n % 60), "text": text, "channel": Channel.PHONE,
+        "area": Area("海陵区", "城东街道"), "category": Category("城乡建设", "供水", "停水"), "category_source": IMPORTED,
+        "departments": ("自来水公司",), "departments_source": IMPORTED,
+    }
     defaults.update(kw)
     return Case(**defaults)  # type: ignore[arg-type]
 
@@ -130,8 +130,8 @@ def test_paging_and_totals(store: CaseStore) -> None:
     assert len(list(store.iter_cases(batch=7))) == 25
 
 
-@pytest.mark.parametrize("kwargs", [dict(limit=0), dict(limit=100_000), dict(offset=-1),
-                                    dict(start=datetime(2025, 2, 1), end=datetime(2025, 1, 1))])
+@pytest.mark.parametrize("kwargs", [{"limit": 0}, {"limit": 100_000}, {"offset": -1},
+                                    {"start": datetime(2025, 2, 1), "end": datetime(2025, 1, 1)}])
 def test_bad_queries_are_clear_errors(kwargs: dict) -> None:
     with pytest.raises(InvalidInput):
         CaseQuery(**kwargs)
@@ -339,7 +339,7 @@ def test_term_counts_follow_every_write_and_can_be_rebuilt(store: CaseStore) -> 
 def test_events_are_kept_as_cases_arrive(store: CaseStore) -> None:
     """Calls about one burst main become one kept event, a late call joins it, other calls stay apart, and a
     second assigner finds nothing left to do; deletes shrink the event."""
-    from hotline.events import EventAssigner, kept_events
+    from hotline.analytics.events import EventAssigner, kept_events
 
     burst = [case(i, text=f"幸福路{i}号门口自来水管爆裂，水漫到马路上了", day=3, area=Area("海陵区", "城东街道"))
              for i in range(5)]

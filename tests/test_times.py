@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -41,19 +41,19 @@ def test_the_window_refuses_the_ancient_and_the_future_with_the_reason() -> None
 
 def test_offsets_are_converted_into_the_city_zone() -> None:
     window = TimeWindow()
-    assert window.check(datetime(2025, 7, 1, 8, tzinfo=timezone.utc), now=NOW) == datetime(2025, 7, 1, 16)
+    assert window.check(datetime(2025, 7, 1, 8, tzinfo=UTC), now=NOW) == datetime(2025, 7, 1, 16)
     assert window.check(datetime(2025, 7, 1, 8, tzinfo=ZoneInfo("Asia/Shanghai")), now=NOW) == datetime(2025, 7, 1, 8)
     assert window.check(datetime(2025, 7, 1, 8), now=NOW) == datetime(2025, 7, 1, 8)
 
 
-def test_a_case_dated_year_1_round_trips_through_the_store(store) -> None:  # noqa: ANN001
+def test_a_case_dated_year_1_round_trips_through_the_store(store) -> None:
     """Older versions stored it unpadded and every read of it failed; a store may still hold such a row."""
     store.upsert([Case(id="OLD-1", received_at=datetime(1, 1, 1), text="很久以前的留言")])
     assert store.get("OLD-1").received_at == datetime(1, 1, 1)
     assert store.summary().first == datetime(1, 1, 1)
 
 
-def test_import_sends_implausible_times_to_the_reject_file(tmp_path: Path, store, builder) -> None:  # noqa: ANN001
+def test_import_sends_implausible_times_to_the_reject_file(tmp_path: Path, store, builder) -> None:
     path = tmp_path / "calls.csv"
     path.write_text("id,received_at,text\n"
                     "A,0001-01-01 00:00:00,路灯不亮\n"

@@ -27,6 +27,7 @@ def labeled_store(tmp_path_factory: pytest.TempPathFactory, demo_cases: list[Cas
     return store
 
 
+@pytest.mark.slow
 def test_retrain_registers_compares_and_promotion_refuses_worse(tmp_path: Path, labeled_store: SQLiteStore) -> None:
     registry = Registry(tmp_path / "models")
     first = retrain(registry, RetrainRequest(), labeled_store, by="test")
@@ -77,6 +78,7 @@ def test_suspect_labels_and_drift() -> None:
     assert {w["word"] for w in report["rising_words"][:3]} & {"充电桩", "充电", "桩", "收费"}
 
 
+@pytest.mark.slow
 def test_models_and_retrain_commands(tmp_path: Path, demo: tuple[list, object]) -> None:
     rows, _ = demo
     write_csv(rows[:1500], tmp_path / "calls.csv")

@@ -6,14 +6,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import torch  # make test installs the transformer extra; a missing torch must fail, not skip
 import transformers
 
-from classifiers.linear import TextClassifier
 from classifiers.cascade import Cascade, Stacker
-from classifiers.transformer import OnnxClassifier, TransformerClassifier, adamw, length_batches, token_ids
+from classifiers.linear import TextClassifier
+from classifiers.tokens import token_ids
+from classifiers.transformer import OnnxClassifier, TransformerClassifier, adamw, length_batches
 from hotline.errors import InvalidInput
+
+pytestmark = pytest.mark.slow  # fine-tunes a tiny BERT
+
 
 TEXTS = {
     "供水": ["小区停水了", "家里没有水", "自来水发黄", "水管爆了到处是水", "水压太低用不上水", "停水也不通知"],
@@ -122,7 +125,8 @@ def test_the_int8_export_is_the_fastest_graph_that_agrees_with_fp32(fitted: Tran
 
     import onnx
 
-    from classifiers.transformer import INT8_FILE, ONNX_FILE, quantize_agreeing
+    from classifiers.int8 import quantize_agreeing
+    from classifiers.transformer import INT8_FILE, ONNX_FILE
 
     directory = fitted.save(tmp_path / "model")
     chosen = json.loads((directory / "classes.json").read_text(encoding="utf-8"))["int8"]
@@ -140,7 +144,7 @@ def test_the_int8_export_is_the_fastest_graph_that_agrees_with_fp32(fitted: Tran
     assert list(best["tried"]) == ["dynamic", "smoothed", "mixed", "block-wise"]
     assert best["at_least"][best["graph"]] == max(best["at_least"].values())
     assert quantize_agreeing(graph, tmp_path / "unchecked.onnx", [])["graph"] == "dynamic"
-    from classifiers.encoder import quantize_blockwise
+    from classifiers.int8 import quantize_blockwise
 
     blockwise = tmp_path / "blockwise"
     blockwise.mkdir()
@@ -159,8 +163,9 @@ def test_smoothing_keeps_the_function_and_moves_the_spread_into_the_weights(fitt
     import onnx
     import onnxruntime
 
-    from classifiers.encoder import quantize_smoothed, smooth
-    from classifiers.transformer import ONNX_FILE, pad
+    from classifiers.int8 import quantize_smoothed, smooth
+    from classifiers.tokens import pad
+    from classifiers.transformer import ONNX_FILE
 
     graph = fitted.save(tmp_path / "model") / ONNX_FILE
     rows = fitted.range_rows_
@@ -183,7 +188,7 @@ def test_the_matmuls_that_round_worst_are_left_fp32(fitted: TransformerClassifie
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from classifiers.encoder import MIXED_FP32, quantize_mixed, worst_rounded
+    from classifiers.int8 import MIXED_FP32, quantize_mixed, worst_rounded
     from classifiers.transformer import ONNX_FILE
 
     rng = np.random.default_rng(0)
@@ -222,7 +227,7 @@ def test_the_matmuls_that_round_worst_are_left_fp32(fitted: TransformerClassifie
 def test_the_flip_bound_covers_the_flip_rate_and_can_pass_where_counting_cannot() -> None:
     from scipy.stats import beta
 
-    from classifiers.transformer import INT8_AGREEMENT, flip_bound
+    from classifiers.int8 import INT8_AGREEMENT, flip_bound
 
     rng = np.random.default_rng(0)
     logits = lambda n: rng.normal(size=(n, 7)) * 3  # noqa: E731
@@ -354,7 +359,7 @@ def test_train_evaluate_predict_through_the_command_line(tmp_path: Path, kind: s
     assert manifest["kind"] == kind and list((tmp_path / "m" / "transformer").glob("*.safetensors"))
     assert (tmp_path / "m" / "transformer" / "model.int8.onnx").is_file()
     assert manifest["extra"]["transformer"]["base_model"] == "bert"
-    from classifiers.encoder import INT8_GRAPHS
+    from classifiers.int8 import INT8_GRAPHS
 
     assert manifest["extra"]["transformer"]["int8"]["graph"] in INT8_GRAPHS  # the maintainer sees which
     if kind == "ensemble":  # the manifest records both parts and the cascade between them
@@ -413,7 +418,7 @@ def test_an_admin_fine_tunes_an_ensemble_in_the_background(tmp_path: Path, demo_
     from api.app import create_app
     from api.services import Services
     from hotline.settings import Settings
-    from tests.api_fixtures import ADMIN, KEYS_SETTING
+    from tests.api_support import ADMIN, KEYS_SETTING
 
     settings = Settings(store=f"sqlite:///{tmp_path}/store.db", models=tmp_path / "models", api_keys=KEYS_SETTING,
                         encoder=tiny_encoder(tmp_path / "encoder"), encoder_slots=tmp_path / "slots")

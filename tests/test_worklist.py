@@ -12,16 +12,19 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from hotline import brief, worklist
+from hotline.analytics import brief, worklist
+from hotline.analytics.events import EventAssigner
 from hotline.demo.generator import DemoGenerator, Truth
 from hotline.errors import Implausible, InvalidInput, NotFound
-from hotline.events import EventAssigner
 from hotline.ingest import CaseBuilder, ColumnMap
 from hotline.places import default_gazetteer
 from hotline.store import open_store
 from hotline.store.base import CaseStore, WorkState
 from hotline.taxonomy import default_taxonomy
 from hotline.text.segment import default_segmenter
+
+pytestmark = pytest.mark.slow  # 120 planted days in a store: 25 s to build
+
 
 END = date(2025, 8, 31)
 
@@ -56,7 +59,7 @@ def test_items_are_the_surges_with_what_a_supervisor_needs(planted: tuple[CaseSt
     assert any(i.events for i in surges) and any(i.terms for i in surges)
     assert not {"一下", "这边", "那边"} & {t for i in items for t in i.terms}  # words of every call are not terms
     assert [i.id for i in worklist.build(store, start, END, taxonomy)] == [i.id for i in items]  # stable ids
-    from hotline.hotspots.series import period_table
+    from hotline.analytics.hotspots.series import period_table
 
     for by_street in (False, True):  # the terms' background: the view's table counts the calls the store does
         table = period_table(store, start, END, by_street=by_street)
@@ -126,6 +129,7 @@ def test_the_weekly_brief_is_drawn_from_the_work_list(planted: tuple[CaseStore, 
         assert b"FontFile2" in pdf or b"/FontFile" in pdf
 
 
+@pytest.mark.slow
 def test_cli_exports_the_work_list_and_writes_the_brief(tmp_path: Path, planted: tuple[CaseStore, Truth]) -> None:
     from tests.test_cli import run
 

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from classifiers.cli import add_model_arguments, model_options
 from classifiers.dataset import USUAL
-from classifiers.kinds import KINDS
-from hotline.cli import Renamed, city, day_argument
+from hotline.cli import city, day_argument
 from hotline.errors import InvalidInput
 from hotline.settings import Settings
 from hotline.store.base import CaseQuery
@@ -93,8 +93,8 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     request = RetrainRequest(
         data=Path(args.data) if args.data else None, text_col=args.text_col, label_col=args.label_col,
         department_col=args.department_col or USUAL, since=CaseQuery.days(args.since).start,
-        use_store=not args.no_store, kind=args.kind, base_model=args.base_model, segmenter=settings.segmenter,
-        holdout=args.holdout, seed=args.seed, review=args.review, epochs=args.epochs, max_length=args.max_length,
+        use_store=not args.no_store, kind=args.kind, segmenter=settings.segmenter, review=args.review,
+        **model_options(args),
     )
     store = None if args.no_store else open_store(settings.store, zone=settings.timezone)
     try:
@@ -147,17 +147,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     retrain.add_argument("--text-col", default="transcript", metavar="C")
     retrain.add_argument("--label-col", default="category_l1,category_l2", metavar="C")
     retrain.add_argument("--department-col", metavar="C", help="departments column (default: the usual names, if any)")
-    retrain.add_argument("--since", type=day_argument, metavar="YYYY-MM-DD", help="only store labels from this day on")
+    retrain.add_argument("--since", type=day_argument, metavar="DAY", help="only store labels from this day on")
     retrain.add_argument("--no-store", action="store_true", help="train on the file alone")
-    retrain.add_argument("--kind", default="linear", choices=list(KINDS), help="model kind")
-    retrain.add_argument("--model", dest="kind", choices=list(KINDS), action=Renamed, now="--kind",
-                         help=argparse.SUPPRESS)
-    retrain.add_argument("--base-model", metavar="PATH", help="the encoder directory (transformer, ensemble)")
-    retrain.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (transformer, ensemble)")
-    retrain.add_argument("--max-length", type=int, default=256, help="tokens read per text (transformer, ensemble)")
+    add_model_arguments(retrain)
     retrain.add_argument("--by", metavar="NAME", help="who the registry records (default: cli:<user>)")
-    retrain.add_argument("--holdout", type=float, default=0.1)
-    retrain.add_argument("--seed", type=int, default=0)
     retrain.add_argument("--promote", action="store_true", help="activate it when no model is active yet")
     retrain.add_argument("--review", action="store_true", help="flag likely mislabeled cases (three more fits)")
     retrain.set_defaults(handler=cmd_retrain)

@@ -99,7 +99,7 @@ def _subset(data: Examples, keep: Sequence[int], report: QualityReport) -> Examp
     return out
 
 
-def leak_free(train: Sequence[int], test: Sequence[int], texts: Sequence[str], report: QualityReport) -> np.ndarray:
+def leak_free(train: Sequence[int] | np.ndarray, test: Sequence[int] | np.ndarray, texts: Sequence[str], report: QualityReport) -> np.ndarray:
     """The test indices whose skeleton does not occur in the training texts."""
     seen = {skeleton(texts[i]) for i in train}
     kept = [i for i in test if skeleton(texts[i]) not in seen]

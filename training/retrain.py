@@ -21,16 +21,22 @@ import numpy as np
 from tqdm import tqdm
 
 from classifiers import persist
+from classifiers.dataset import USUAL, Examples, load_examples
 from classifiers.evaluate import evaluation
 from classifiers.fit import fit_model, holdout_split
 from classifiers.kinds import load_category_classifier
-from classifiers.dataset import USUAL, Examples, load_examples
-from hotline.errors import InvalidInput
 from hotline.city import City
+from hotline.errors import InvalidInput
 from hotline.store.base import CaseStore
 from training.data import examples_from_store
 from training.quality import (
-    MIN_CLASS_EXAMPLES, QualityReport, deduplicate, drift, drop_rare_classes, leak_free, suspect_labels,
+    MIN_CLASS_EXAMPLES,
+    QualityReport,
+    deduplicate,
+    drift,
+    drop_rare_classes,
+    leak_free,
+    suspect_labels,
 )
 from training.registry import EVALUATION_FILE, Entry, Registry
 
@@ -49,7 +55,10 @@ class RetrainRequest:
     kind: str = "linear"
     base_model: str | None = None
     epochs: int = 3               # fine-tuning (transformer, ensemble)
+    batch_size: int = 16
+    learning_rate: float = 5e-5
     max_length: int = 256
+    precision: str = "auto"
     segmenter: str = "rjieba"
     review: bool = False          # flag suspect labels from out-of-fold probabilities (three fast fits)
     min_class_examples: int = MIN_CLASS_EXAMPLES
@@ -70,6 +79,8 @@ def gather(request: RetrainRequest, store: CaseStore | None, city: City | None =
     if not parts:
         raise InvalidInput("nothing to train on: give --data or label cases in the store")
     merged = Examples()
+    columns: tuple[list[Any], ...] = (merged.texts, merged.labels, merged.ids, merged.times, merged.districts,
+                                      merged.departments)
     seen: dict[str, int] = {}
     for part in parts:
         for i, text in enumerate(part.texts):
@@ -82,8 +93,7 @@ def gather(request: RetrainRequest, store: CaseStore | None, city: City | None =
                  merged.departments[j]) = row
                 continue
             seen[key] = len(merged.texts)
-            for target, value in zip((merged.texts, merged.labels, merged.ids, merged.times, merged.districts,
-                                      merged.departments), row, strict=True):
+            for target, value in zip(columns, row, strict=True):
                 target.append(value)
             merged.rows.append(len(merged.texts))
         merged.skipped += part.skipped
@@ -106,7 +116,8 @@ def retrain(registry: Registry, request: RetrainRequest, store: CaseStore | None
     model, parts, manifest = fit_model(
         data, train, test, request.kind, C=request.C, holdout=request.holdout, seed=request.seed,
         segmenter=request.segmenter, base_model=request.base_model, epochs=request.epochs,
-        max_length=request.max_length, source=str(request.data or "store"),
+        batch_size=request.batch_size, learning_rate=request.learning_rate, max_length=request.max_length,
+        precision=request.precision, source=str(request.data or "store"),
         params={"label_col": request.label_col, "since": request.since.isoformat() if request.since else None},
         city=city,
     )
@@ -181,8 +192,11 @@ def _drift(store: CaseStore, request: RetrainRequest) -> dict[str, Any] | None:
         everything = examples_from_store(store)
     except InvalidInput:
         return None
-    old = [i for i, t in enumerate(everything.times) if t is not None and t < request.since]
-    new = [i for i, t in enumerate(everything.times) if t is not None and t >= request.since]
+    since = request.since
+    if since is None:
+        return None
+    old = [i for i, t in enumerate(everything.times) if t is not None and t < since]
+    new = [i for i, t in enumerate(everything.times) if t is not None and t >= since]
     if not old or not new:
         return None
     pick = lambda seq, rows: [seq[i] for i in rows]  # noqa: E731

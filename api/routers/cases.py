@@ -5,11 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query
 
 from api import schemas
-from api.auth import Principal
-from api.deps import Agent, AnyRole, IndexDep, ServicesDep, StoreDep
+from api.auth import Principal, require
+from api.deps import (
+    Agent,
+    AnswersDep,
+    AnyRole,
+    IndexDep,
+    MaybeRouterDep,
+    ServicesDep,
+    StoreDep,
+    SyncerDep,
+    TaxonomyDep,
+    WindowDep,
+)
 from api.intake import build_case
 from hotline.case import Case, Category, LabelKind, LabelSource, format_time
 from hotline.errors import InvalidInput, TooLarge
@@ -17,7 +28,8 @@ from hotline.store.base import MAX_PAGE, CaseQuery
 from hotline.times import city_now
 from search.vectors import case_text
 
-router = APIRouter(tags=["cases"])
+#: Any key reads; adding and labelling take an agent's (or an admin's) key.
+router = APIRouter(prefix="/v1", tags=["cases"], dependencies=[Depends(require())])
 
 MAX_BATCH = 500
 
@@ -31,11 +43,11 @@ def _out(case: Case, principal: Principal) -> dict[str, Any]:
     return case.to_dict(caller=principal.sees_caller)
 
 
-@router.post("/v1/cases", response_model=schemas.UpsertOut, operation_id="addCases",
+@router.post("/cases", response_model=schemas.UpsertOut, operation_id="addCases",
              responses={200: {"links": _links("$response.body#/ids/0", "getCase", "labelCase", "similarCases",
                                               "labelHistory", "caseChanges")}},
              summary="Add or update cases (one or many), idempotent by id")
-def add_cases(principal: Agent, services: ServicesDep,
+def add_cases(principal: Agent, services: ServicesDep, store: StoreDep, syncer: SyncerDep,
               body: Annotated[schemas.CaseIn | list[schemas.CaseIn], Body()]) -> dict[str, Any]:
     items = body if isinstance(body, list) else [body]
     if not items:
@@ -43,13 +55,13 @@ def add_cases(principal: Agent, services: ServicesDep,
     if len(items) > MAX_BATCH:
         raise TooLarge(f"{len(items)} cases in one request; send at most {MAX_BATCH}")
     cases = [build_case(services, item, f"api:{principal.name}") for item in items]
-    result = services.store.upsert(cases, writer=principal.writer("api"))
-    services.syncer.poke()
+    result = store.upsert(cases, writer=principal.writer("api"))
+    syncer.poke()
     return {"inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged,
             "ids": [c.id for c in cases]}
 
 
-@router.get("/v1/cases", response_model=schemas.CasePage, summary="Search cases")
+@router.get("/cases", response_model=schemas.CasePage, summary="Search cases")
 def search_cases(
     principal: AnyRole,
     index: IndexDep,
@@ -73,36 +85,37 @@ def search_cases(
     return {"items": [_out(c, principal) for c in page.items], "total": page.total, "limit": limit, "offset": offset}
 
 
-@router.get("/v1/cases/{case_id}", response_model=schemas.CaseOut, summary="One case", operation_id="getCase")
+@router.get("/cases/{case_id}", response_model=schemas.CaseOut, summary="One case", operation_id="getCase")
 def get_case(case_id: str, principal: AnyRole, store: StoreDep) -> dict[str, Any]:
     return _out(store.get(case_id), principal)
 
 
-@router.get("/v1/cases/{case_id}/similar", response_model=list[schemas.Similar], operation_id="similarCases",
+@router.get("/cases/{case_id}/similar", response_model=list[schemas.Similar], operation_id="similarCases",
             summary="Past cases most like this one")
-def similar_cases(case_id: str, principal: AnyRole, services: ServicesDep,
+def similar_cases(case_id: str, store: StoreDep, answers: AnswersDep, model: MaybeRouterDep,
                   k: Annotated[int, Query(ge=1, le=50)] = 10, same_district: bool = False) -> list[dict[str, Any]]:
-    case = services.store.get(case_id)
-    return services.similar_cases(case_text(case), k, exclude=case.id,
-                                  district=case.area.district if same_district else "")
+    case = store.get(case_id)
+    return answers.similar_cases(model, case_text(case), k, exclude=case.id,
+                                 district=case.area.district if same_district else "")
 
 
-@router.post("/v1/cases/{case_id}/label", response_model=schemas.CaseOut, tags=["agents"], operation_id="labelCase",
+@router.post("/cases/{case_id}/label", response_model=schemas.CaseOut, tags=["agents"], operation_id="labelCase",
              responses={200: {"links": _links("$response.body#/id", "getCase", "labelHistory", "caseChanges")}},
              summary="An agent confirms the category and departments (a training label, audited)")
-def label_case(case_id: str, body: schemas.LabelIn, principal: Agent, services: ServicesDep) -> dict[str, Any]:
+def label_case(case_id: str, body: schemas.LabelIn, principal: Agent, store: StoreDep, taxonomy: TaxonomyDep,
+               window: WindowDep, syncer: SyncerDep) -> dict[str, Any]:
     if body.category is None and body.departments is None:
         raise InvalidInput("give a category, departments or both")
-    category = services.taxonomy.checked_category(Category.parse(body.category)) if body.category else None
+    category = taxonomy.checked_category(Category.parse(body.category)) if body.category else None
     departments = tuple(d.strip() for d in body.departments if d.strip()) if body.departments else None
     if body.departments is not None and not departments:
         raise InvalidInput("departments must not be blank")
     if departments:
-        departments = services.taxonomy.checked_departments(departments)
-    source = LabelSource(LabelKind.CONFIRMED, principal.name, city_now(services.window.city))
-    before = services.store.get(case_id).category_source
-    case = services.store.set_label(case_id, source, category=category, departments=departments)
-    services.syncer.poke()
+        departments = taxonomy.checked_departments(departments)
+    source = LabelSource(LabelKind.CONFIRMED, principal.name, city_now(window.city))
+    before = store.get(case_id).category_source
+    case = store.set_label(case_id, source, category=category, departments=departments)
+    syncer.poke()
     out = _out(case, principal)
     if before is not None and before.kind is LabelKind.CONFIRMED and before.by != principal.name:
         # Allowed (agents correct each other), but never silently: the console shows whose label this replaced.
@@ -110,13 +123,13 @@ def label_case(case_id: str, body: schemas.LabelIn, principal: Agent, services: 
     return out
 
 
-@router.get("/v1/cases/{case_id}/labels", summary="The audit log of a case's labels", operation_id="labelHistory")
-def label_history(case_id: str, principal: AnyRole, store: StoreDep) -> list[dict[str, Any]]:
+@router.get("/cases/{case_id}/labels", summary="The audit log of a case's labels", operation_id="labelHistory")
+def label_history(case_id: str, store: StoreDep) -> list[dict[str, Any]]:
     store.get(case_id)
     return [h.to_dict() for h in store.label_history(case_id)]
 
 
-@router.get("/v1/cases/{case_id}/changes", operation_id="caseChanges",
+@router.get("/cases/{case_id}/changes", operation_id="caseChanges",
             summary="The audit log of a case's content: who changed which fields, before and after")
 def content_history(case_id: str, principal: AnyRole, store: StoreDep) -> list[dict[str, Any]]:
     store.get(case_id)

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from api import schemas
-from api.deps import Admin, ServicesDep, Supervisor
+from api.auth import require
+from api.deps import Admin, RegistryDep, ServicesDep
 
-router = APIRouter(tags=["models"])
-
-
-@router.get("/v1/models", response_model=list[schemas.ModelOut], summary="Every model version")
-def models(principal: Supervisor, services: ServicesDep) -> list[dict[str, Any]]:
-    return [e.to_dict() for e in services.registry.entries()]
+#: Supervisors read the registry; training, promotion and rollback take an admin's key.
+router = APIRouter(prefix="/v1/models", dependencies=[Depends(require("supervisor", "admin"))], tags=["models"])
 
 
-@router.post("/v1/models/train", response_model=schemas.JobOut, status_code=202,
+@router.get("", response_model=list[schemas.ModelOut], summary="Every model version")
+def models(registry: RegistryDep) -> list[dict[str, Any]]:
+    return [e.to_dict() for e in registry.entries()]
+
+
+@router.post("/train", response_model=schemas.JobOut, status_code=202,
              summary="Retrain from the store's labels in the background (a candidate; the first model is activated)")
 def train(principal: Admin, services: ServicesDep, body: schemas.TrainIn | None = None) -> dict[str, Any]:
     body = body or schemas.TrainIn()
@@ -33,18 +35,18 @@ def train(principal: Admin, services: ServicesDep, body: schemas.TrainIn | None 
     return job.to_dict()
 
 
-@router.get("/v1/models/{version}/evaluation", summary="A version's evaluation: metrics beside the active model's, "
+@router.get("/{version}/evaluation", summary="A version's evaluation: metrics beside the active model's, "
             "confusion matrix, suspect labels to review, the cases whose prediction changed")
-def evaluation(version: str, principal: Supervisor, services: ServicesDep) -> dict[str, Any]:
-    return services.registry.evaluation(version)
+def evaluation(version: str, registry: RegistryDep) -> dict[str, Any]:
+    return registry.evaluation(version)
 
 
-@router.get("/v1/models/jobs/{job_id}", response_model=schemas.JobOut, summary="A training job")
+@router.get("/jobs/{job_id}", response_model=schemas.JobOut, summary="A training job")
 def job(job_id: str, principal: Admin, services: ServicesDep) -> dict[str, Any]:
     return services.jobs.get(job_id).to_dict()
 
 
-@router.post("/v1/models/{version}/promote", response_model=schemas.ModelOut,
+@router.post("/{version}/promote", response_model=schemas.ModelOut,
              summary="Activate a version (refused if it scored worse than the active one, unless forced)")
 def promote(version: str, principal: Admin, services: ServicesDep, force: bool = False) -> dict[str, Any]:
     entry = services.registry.promote(version, by=principal.name, force=force)
@@ -52,7 +54,7 @@ def promote(version: str, principal: Admin, services: ServicesDep, force: bool =
     return entry.to_dict()
 
 
-@router.post("/v1/models/rollback", response_model=schemas.ModelOut, summary="Return to the previously active version")
+@router.post("/rollback", response_model=schemas.ModelOut, summary="Return to the previously active version")
 def rollback(principal: Admin, services: ServicesDep) -> dict[str, Any]:
     entry = services.registry.rollback(by=principal.name)
     services.reload_model()

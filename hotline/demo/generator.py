@@ -160,7 +160,7 @@ class DemoGenerator:
     def _plan_surges(self, start: date, days: int) -> list[Surge]:
         n = self.np_rng.poisson(self.surges_per_month * days / 30.0)
         names = list(self.cats)
-        surges = []
+        surges: list[Surge] = []
         for i in range(n):
             first = start + timedelta(days=int(self.rng.randrange(7, max(8, days - 3))))
             length = self.rng.randint(2, 7)
@@ -220,7 +220,8 @@ class DemoGenerator:
             new_id = f"TZ{key}{run}{counters[key]:05d}"
             renamed[row["id"]] = new_id
             row["id"] = new_id
-        for item in (*events, *surges):
+        planted: list[Event | Surge] = [*events, *surges]
+        for item in planted:
             item.case_ids = sorted(renamed[c] for c in item.case_ids if c in renamed)
         return rows, Truth(events, surges)
 

@@ -11,10 +11,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any, NamedTuple, Protocol, runtime_checkable
+from zoneinfo import ZoneInfo
 
 import numpy as np
-
-from zoneinfo import ZoneInfo
 
 from hotline.case import Case, Category, LabelSource
 from hotline.errors import InvalidInput
@@ -42,7 +41,7 @@ class CaseQuery:
     district: str = ""
     street: str = ""
     category: str = ""
-    #: A cell's category: level 2, else level 1 (see :mod:`hotline.hotspots.cells`). Where ``category`` names a
+    #: A cell's category: level 2, else level 1 (see :mod:`hotline.analytics.hotspots.cells`). Where ``category`` names a
     #: level and matches it at any of the three, this names one column an index can serve: the calls under a
     #: surge or a work item are read by it, in a district of a city's year without scanning the district.
     cell_category: str = ""
@@ -79,7 +78,7 @@ class CellCount(NamedTuple):
     day: date
     district: str
     category: str
-    count: int
+    count: int  # type: ignore[assignment]  # the field hides tuple.count, which nothing here calls
     street: str = ""
 
 
@@ -197,6 +196,10 @@ class CaseStore(Protocol):
     url: str
     #: The city's zone: the times the store stamps (updated_at, audits, decisions) are the city's.
     zone: ZoneInfo
+    @property
+    def tokenize(self) -> Callable[[str], list[str]]:
+        """The words a text is searched by (the served city's segmenter): what the store indexed its cases with."""
+        ...
 
     def upsert(self, cases: Iterable[Case], writer: Writer = SYSTEM) -> UpsertResult:
         """Insert or update by case id; the same case twice changes nothing.
@@ -282,7 +285,7 @@ class CaseStore(Protocol):
     def assign_events(self, work: Callable[..., tuple[list[dict[str, Any]], dict[str, str]]],
                       limit: int = 1000) -> int:
         """Hand the oldest cases waiting for an event to ``work`` and keep what it decides, in one transaction
-        (see :class:`hotline.events.EventAssigner`); one assigner at a time. Returns the cases taken."""
+        (see :class:`hotline.analytics.events.EventAssigner`); one assigner at a time. Returns the cases taken."""
         ...
 
     def event_backlog(self) -> int:

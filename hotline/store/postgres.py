@@ -22,10 +22,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from hotline.case import Case
-from hotline.errors import InvalidInput, NotFound, ReadOnly, Unavailable
-from hotline.store.circuit import Circuit
+from hotline.errors import InvalidInput, ReadOnly, Unavailable
 from hotline.store.base import CaseQuery, Page, redacted
+from hotline.store.circuit import Circuit
 from hotline.store.rows import case_from_row, field_filters
 from hotline.store.sql import SELECT_CASES, SQLStore, T
 
@@ -332,7 +331,7 @@ class PostgreSQLStore(SQLStore):
             self._pool.wait(timeout=15.0)
         except (PoolTimeout, psycopg.Error) as exc:
             raise Unavailable(f"cannot open store {redacted(url)}: {exc}".splitlines()[0]) from None
-        except Exception as exc:  # a malformed URL is psycopg's ProgrammingError or a ValueError
+        except Exception as exc:  # noqa: BLE001 (a malformed URL is psycopg's ProgrammingError or a ValueError)
             raise InvalidInput(f"cannot open store {redacted(url)}: {exc}") from None
         self._migrate()
 
@@ -479,12 +478,6 @@ class PostgreSQLStore(SQLStore):
             conn.execute("DELETE FROM index_outbox WHERE seq = ANY(%s)", (list(seqs),))
 
     # ------------------------------------------------------------ reads
-    def get(self, case_id: str) -> Case:
-        rows = self._read(f"{_SELECT} WHERE c.id = %s", (case_id,))
-        if not rows:
-            raise NotFound(f"no case with id {case_id!r}")
-        return case_from_row(rows[0])
-
     def where(self, query: CaseQuery) -> tuple[str, str, list[Any]]:
         """(FROM clause, WHERE clause, params) for a query."""
         clauses: list[str] = []

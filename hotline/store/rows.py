@@ -18,9 +18,9 @@ from datetime import datetime
 from typing import Any
 
 from hotline.case import Area, Case, Category, Channel, LabelKind, LabelSource, Location, Status
-from hotline.times import city_now, format_time, parse_time
 from hotline.store.base import CaseQuery
 from hotline.store.rules import Writer, check_owner, content_changes, merge_labels
+from hotline.times import city_now, format_time, parse_time
 
 #: Every column a case is written to, in one order.
 CASE_COLUMNS = (
@@ -50,7 +50,7 @@ def as_time(value: str | datetime | None) -> datetime | None:
 
 
 def _source(kind: str | None, by: str | None, at: str | datetime | None) -> LabelSource | None:
-    return LabelSource(LabelKind(kind), by or "", as_time(at)) if kind else None  # type: ignore[arg-type]
+    return LabelSource(LabelKind(kind), by or "", as_time(at)) if kind else None
 
 
 def case_row(case: Case, now: str) -> dict[str, Any]:
@@ -97,7 +97,7 @@ def case_from_row(r: Sequence[Any]) -> Case:
      l1, l2, l3, c_kind, c_by, c_at, departments, d_kind, d_by, d_at, status, event_id, media_url, updated) = r
     return Case(
         id=id_,
-        received_at=as_time(received),  # type: ignore[arg-type]
+        received_at=as_time(received),  # type: ignore[arg-type]  # a NOT NULL column
         text=text,
         channel=Channel(channel),
         transcript=transcript,
@@ -142,7 +142,7 @@ def field_filters(query: CaseQuery) -> list[tuple[str, list[Any]]]:
         if len(parts) == 1:
             filters.append(("? IN (c.category_l1, c.category_l2, c.category_l3)", [parts[0]]))
         else:
-            for column, part in zip(("category_l1", "category_l2", "category_l3"), parts):
+            for column, part in zip(("category_l1", "category_l2", "category_l3"), parts, strict=False):
                 filters.append((f"c.{column} = ?", [part]))
     if query.cell_category:
         filters.append((f"{CELL_CATEGORY} = ?", [query.cell_category]))
@@ -187,26 +187,27 @@ def plan_upsert(batch: Sequence[Case], existing: dict[str, tuple[str, str, Case]
     for case_id, case in latest.items():
         old = existing.get(case_id)
         if old is None:
-            row = case_row(case, now)  # type: ignore[arg-type]
+            row = case_row(case, now)
             row["owner"] = writer.source
             plan.inserts.append(row)
             continue
         owner, stored_hash, before = old
         check_owner(case_id, owner, writer)
         case = merge_labels(case, before)
-        row = case_row(case, now)  # type: ignore[arg-type]
+        row = case_row(case, now)
         if stored_hash == row["content_hash"]:
             plan.unchanged += 1
             continue
         plan.updates.append(row)
-        changes = content_changes(case_row(before, now), row)  # type: ignore[arg-type]
+        changes = content_changes(case_row(before, now), row)
         if changes:
             plan.case_log.append({"case_id": case_id, "at": now, "by": writer.source,
                                   "changes": json.dumps(changes, ensure_ascii=False)})
         if (case.category, case.departments) != (before.category, before.departments):
             category_changed = case.category != before.category
             source = case.category_source if category_changed else case.departments_source
-            plan.label_log.append(label_entry(before, source, case.category if category_changed else None,  # type: ignore[arg-type]
+            plan.label_log.append(label_entry(before, source,  # type: ignore[arg-type]  # a changed label has its source
+                                              case.category if category_changed else None,
                                               case.departments if case.departments != before.departments else None,
                                               datetime.fromisoformat(now)))
     for row in (*plan.inserts, *plan.updates):
@@ -218,7 +219,7 @@ def relabel(before: Case, source: LabelSource, category: Category | None,
             departments: tuple[str, ...] | None, now: datetime) -> tuple[Case, dict[str, Any], dict[str, Any]]:
     """A label change: the case after it, the :data:`LABEL_COLUMNS` (and id) to write, and its audit entry."""
     after = before.with_label(source, category=category, departments=departments)
-    fresh = case_row(after, format_time(now))  # type: ignore[arg-type]
+    fresh = case_row(after, format_time(now))
     return after, {c: fresh[c] for c in (*LABEL_COLUMNS, "id")}, label_entry(before, source, category, departments,
                                                                             now)
 

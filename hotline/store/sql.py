@@ -9,19 +9,34 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import numpy as np
-
-from zoneinfo import ZoneInfo
 
 from hotline.case import Case, Category, LabelKind, LabelSource
 from hotline.errors import Conflict, InvalidInput, NotFound
 from hotline.store.base import (
-    WORK_STATES, CaseQuery, CellCount, CellSeries, ContentChange, LabelChange, Summary, UpsertResult, WorkState,
+    WORK_STATES,
+    CaseQuery,
+    CellCount,
+    CellSeries,
+    ContentChange,
+    LabelChange,
+    Summary,
+    UpsertResult,
+    WorkState,
 )
 from hotline.store.rows import (
-    CASE_COLUMNS, EVENT_COLUMNS, LABEL_COLUMNS, READ_COLUMNS, as_time, case_from_row, plan_upsert, relabel,
-    split_departments, term_deltas,
+    CASE_COLUMNS,
+    EVENT_COLUMNS,
+    LABEL_COLUMNS,
+    READ_COLUMNS,
+    as_time,
+    case_from_row,
+    plan_upsert,
+    relabel,
+    split_departments,
+    term_deltas,
 )
 from hotline.store.rules import SYSTEM, Writer
 from hotline.times import DEFAULT_ZONE, city_now, format_time, shifted
@@ -41,7 +56,7 @@ SELECT_CASES = "SELECT " + ", ".join(f"c.{col}" for col in READ_COLUMNS) + " FRO
 def day_bounds(first: date, last: date) -> tuple[str, str]:
     """The start of ``first`` and of the day after ``last``, as the stores keep times: ``>=`` and ``<``."""
     after = shifted(last, timedelta(days=1))
-    return format_time(datetime.combine(first, time())), format_time(datetime.combine(after, time()))
+    return datetime.combine(first, time()).isoformat(sep=" "), datetime.combine(after, time()).isoformat(sep=" ")
 
 
 class SQLStore:
@@ -186,6 +201,12 @@ class SQLStore:
         """(FROM clause, WHERE clause, params) for a query."""
         raise NotImplementedError
 
+    def get(self, case_id: str) -> Case:
+        rows = self._read(f"{SELECT_CASES} WHERE c.id = {self.placeholder}", (case_id,))
+        if not rows:
+            raise NotFound(f"no case with id {case_id!r}")
+        return case_from_row(rows[0])
+
     def case_history(self, case_id: str) -> list[ContentChange]:
         rows = self._read(f'SELECT case_id, "at", "by", changes FROM case_log WHERE case_id = {self.placeholder} '
                           "ORDER BY seq", (case_id,))
@@ -201,7 +222,7 @@ class SQLStore:
         return [
             LabelChange(
                 case_id=r[0],
-                source=LabelSource(LabelKind(r[1]), r[2], as_time(r[3])),  # type: ignore[arg-type]
+                source=LabelSource(LabelKind(r[1]), r[2], as_time(r[3])),
                 category=Category.parse(r[4]) if r[4] else None,
                 departments=split_departments(r[5] or ""),
                 previous_category=Category.parse(r[6]) if r[6] else None,
@@ -343,7 +364,7 @@ class SQLStore:
         """How many cases from ``start`` to ``end`` use each word (of ``terms``, or every word), from the daily
         term counts kept on write."""
         p = self.placeholder
-        clause, params = "", []
+        clause, params = "", list[Any]()
         if terms is not None:
             if not terms:
                 return {}

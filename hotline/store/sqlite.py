@@ -17,8 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hotline.case import Case
-from hotline.errors import InvalidInput, NotFound, ReadOnly, Unavailable
+from hotline.errors import InvalidInput, ReadOnly, Unavailable
 from hotline.store.base import CaseQuery, Page
 from hotline.store.rows import case_from_row, field_filters, term_deltas
 from hotline.store.sql import SELECT_CASES, SQLStore, T
@@ -414,7 +413,7 @@ class SQLiteStore(SQLStore):
 
     def _rebuild_terms(self, db: Any) -> None:
         """A day at a time, in time order, so only one day's words are held."""
-        day, tokens = "", []
+        day, tokens = "", list[str]()
         for received_at, text in db.execute("SELECT received_at, tokens FROM cases ORDER BY received_at"):
             if received_at[:10] != day:
                 self._add_terms(db, term_deltas((), ((day, t) for t in tokens)))
@@ -425,7 +424,7 @@ class SQLiteStore(SQLStore):
     # ------------------------------------------------------------ outbox
     def pending(self, limit: int = 1000) -> list[tuple[int, str, str]]:
         """The oldest ``limit`` outbox entries: (sequence, case id, 'index' or 'delete')."""
-        return [tuple(r) for r in self._read("SELECT seq, case_id, op FROM index_outbox ORDER BY seq LIMIT ?", (limit,))]  # type: ignore[misc]
+        return [(r[0], r[1], r[2]) for r in self._read("SELECT seq, case_id, op FROM index_outbox ORDER BY seq LIMIT ?", (limit,))]
 
     def release(self, seqs: Sequence[int]) -> None:
         """Nothing to give back: one process drains this file's outbox, and :meth:`pending` only reads it."""
@@ -441,12 +440,6 @@ class SQLiteStore(SQLStore):
                 db.execute(f"DELETE FROM index_outbox WHERE seq IN ({','.join('?' * len(chunk))})", chunk)
 
     # ------------------------------------------------------------ reads
-    def get(self, case_id: str) -> Case:
-        rows = self._read(f"{_SELECT} WHERE c.id = ?", (case_id,))
-        if not rows:
-            raise NotFound(f"no case with id {case_id!r}")
-        return case_from_row(rows[0])
-
     def where(self, query: CaseQuery) -> tuple[str, str, list[Any]]:
         """(FROM clause, WHERE clause, params) for a query."""
         clauses: list[str] = []

@@ -243,7 +243,7 @@ _PLAIN = "\u4e00-\u9fffA-Za-wyz0-9，。、；：？！“”‘’（）《》�
 _UNUSUAL = re.compile(f"[^{_PLAIN}]")
 
 
-class _Folding(dict):  # type: ignore[type-arg]
+class _Folding(dict[int, str]):
     """``str.translate`` table from a character to its view, filled on first sight (bounded).
 
     Characters whose view is not exactly one character (spaces and
@@ -271,7 +271,7 @@ def view(text: str) -> View:
     """The normalised copy that masking searches (see the module's docstring)."""
     if not _UNUSUAL.search(text):  # most texts: Han, ASCII and common punctuation only
         return View(text, range(len(text)))
-    normalised = text.translate(_FOLDING)
+    normalised = text.translate(_FOLDING)  # a dict whose __missing__ fills it as characters are first seen
     if _FOLDING.irregular.isdisjoint(text):
         return View(normalised, range(len(text)))
     positions: list[int] = []
@@ -586,8 +586,8 @@ def _numbers(t: str, taken: bytearray) -> Iterator[tuple[str, list[int]]]:
         hard[match.start(1) : match.end(1)] = b"\x01" * (match.end(1) - match.start(1))
     # Chains of groups that may be one number; hard-kept groups (codes after their word, ids) end a chain.
     chains: list[list[tuple[int, int]]] = [[]]
-    for atom in _DIGIT_ATOM.finditer(t):
-        a, b = atom.span()
+    for found in _DIGIT_ATOM.finditer(t):
+        a, b = found.span()
         if any(hard[a:b]) or t[a] == "*":  # what a mask left (a name's, a number's) ends a chain too
             chains.append([])
             continue
@@ -647,7 +647,7 @@ def _unkeep_phone_pairs(t: str, chain: list[tuple[int, int]], kept: list[int]) -
             spans[-1] = (match, spans[-1][1], i)
         elif match:
             spans.append((match, i, i))
-    for (m1, a1, b1), (m2, a2, b2) in zip(spans, spans[1:]):
+    for (_m1, a1, b1), (_m2, a2, b2) in zip(spans, spans[1:], strict=False):
         if a2 == b1 + 1 and _tight(t, chain, b1, a2):
             digits = "".join(t[a:b] for a, b in chain[a1 : b2 + 1])
             if _spells_phone(digits):

@@ -209,9 +209,9 @@ def _assign_roles(tags: list[Any], bodies: list[str]) -> dict[Any, Speaker]:
             roles[tag] = role
     if unknown:
         if Speaker.AGENT in roles.values():
-            roles.update({tag: Speaker.CALLER for tag in unknown})
+            roles.update(dict.fromkeys(unknown, Speaker.CALLER))
         else:
-            score = {tag: 0 for tag in unknown}
+            score = dict.fromkeys(unknown, 0)
             for tag, body in zip(tags, bodies, strict=True):
                 if tag in score:
                     score[tag] += sum(cue in body for cue in _AGENT_CUES)

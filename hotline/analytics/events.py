@@ -23,8 +23,10 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import logging
 import math
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,10 +34,14 @@ from datetime import date, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
-from hotline.case import Case, Location
+from hotline.analytics.hotspots.cells import cell_area, cell_category, stored_cell
+from hotline.analytics.hotspots.episodes import Episode
+from hotline.case import Area, Case, Category, LabelKind, LabelSource, Location
 from hotline.errors import InvalidInput, NotFound
 from hotline.text.words import is_topic
-from hotline.times import shifted
+from hotline.times import format_time, shifted
+
+log = logging.getLogger("hotline.analytics.events")
 
 #: Earth radius for the haversine distance.
 _EARTH_KM = 6371.0
@@ -97,6 +103,11 @@ class Event:
             "first_seen": self.first_seen.isoformat(sep=" "), "last_seen": self.last_seen.isoformat(sep=" "),
             "case_ids": list(self.case_ids),
         }
+
+    def brief(self) -> dict[str, Any]:
+        """What an agent taking a call is shown of the event the call would join."""
+        return {"id": self.id, "title": self.title, "size": self.size, "first_seen": format_time(self.first_seen),
+                "last_seen": format_time(self.last_seen)}
 
     def to_row(self) -> dict[str, Any]:
         """The event as the store keeps it: what the views show, and the clusterer's state to go on from."""
@@ -561,12 +572,57 @@ def kept_events(store: Any, start: date, end: date, min_size: int = 3, top: int 
     return [Event.from_row(row, case_ids) for row, case_ids in store.events(start, end, min_size, top)]
 
 
-def link_events(store: Any, found: Sequence[Any], start: date, end: date, min_size: int = 3) -> None:
-    """Link each surge (:class:`~hotline.hotspots.episodes.Episode`) to the kept events of its cell and days,
-    read by cell: a surge's events of a few calls are found however many larger ones the city has."""
-    from hotline.hotspots.cells import stored_cell
-    from hotline.hotspots.episodes import attach_events
+class OpenEvents:
+    """The events open at the moment, for the calls being taken: which one a call would join ("属于事件 X，已有 N
+    位市民反映"), answered from memory.
 
+    The open events are read from the store in the background at most once
+    per ``ttl`` seconds (the supervisors' clustering, over the store), so no
+    call waits for it; a call is matched against them without becoming part
+    of them, and until the first read a call is answered without an event.
+    """
+
+    def __init__(self, assigner: EventAssigner, ttl: float, catch_up: Callable[[], None] = lambda: None) -> None:
+        self.assigner, self.ttl, self.catch_up = assigner, ttl, catch_up
+        self._held: tuple[date, float, EventClusterer] | None = None  # (day, when read, clusterer)
+        self._lock = threading.Lock()
+
+    def match(self, text: str, area: Area, category: str, model_version: str, at: datetime) -> Event | None:
+        """The open event of two calls or more that a call of ``text`` at ``at`` would join, or None."""
+        if not text or not category:
+            return None
+        clusterer = self._clusterer(at)
+        if clusterer is None:
+            return None
+        call = Case(id="call", received_at=at, text=text, area=area, category=Category.parse(category),
+                    category_source=LabelSource(LabelKind.PREDICTED, model_version, at))
+        event = clusterer.match(call)
+        return event if event is not None and event.size >= 2 else None
+
+    def expire(self) -> None:
+        """Forget what was read, so the next call reads the open events again (after a bulk import)."""
+        self._held = None
+
+    def _clusterer(self, at: datetime) -> EventClusterer | None:
+        held = self._held
+        fresh = held is not None and held[0] == at.date() and time.monotonic() - held[1] < self.ttl
+        if not fresh and self._lock.acquire(blocking=False):
+            threading.Thread(target=self._load, args=(at,), name="open-events", daemon=True).start()
+        return held[2] if held is not None and held[0] == at.date() else None
+
+    def _load(self, at: datetime) -> None:
+        try:
+            self.catch_up()
+            self._held = (at.date(), time.monotonic(), self.assigner.open_at(at))
+        except Exception:  # the next call tries again; routing goes on without events
+            log.exception("could not read the open events")
+        finally:
+            self._lock.release()
+
+
+def link_events(store: Any, found: Sequence[Episode], start: date, end: date, min_size: int = 3) -> None:
+    """Link each surge to the kept events of its cell and days, read by cell: a surge's events of a few calls
+    are found however many larger ones the city has."""
     rows: dict[str, dict[str, Any]] = {}
     asked: set[tuple[str, str, date, date]] = set()  # a street's events are read with its district's, and matched to it by street
     for episode in found:
@@ -576,6 +632,21 @@ def link_events(store: Any, found: Sequence[Any], start: date, end: date, min_si
         for row in store.cell_events(district, category, first, last, min_size):
             rows[row["id"]] = row
     attach_events(found, [Event.from_row(row) for row in rows.values()])
+
+
+def attach_events(found: Sequence[Episode], events: Iterable[Event]) -> None:
+    """Give each surge the events of its cell (the district's, and the street's when the event has one) that
+    overlap its days."""
+    by_cell: dict[tuple[str, str], list[Event]] = defaultdict(list)
+    for event in events:
+        category = cell_category(event.category)
+        by_cell[(cell_area(event.district), category)].append(event)
+        if event.street:
+            by_cell[(cell_area(event.district, event.street), category)].append(event)
+    for episode in found:
+        for event in by_cell.get((episode.area, episode.category), []):
+            if event.first_seen.date() <= episode.end and event.last_seen.date() >= episode.start:
+                episode.events.append({"id": event.id, "title": event.title, "size": event.size})
 
 
 def bcubed(truth: dict[str, str], found: dict[str, str]) -> tuple[float, float, float]:

@@ -2,7 +2,7 @@
 
 Methods:
 
-- ``nb`` (default): the negative-binomial baseline (:mod:`hotline.hotspots.baseline`);
+- ``nb`` (default): the negative-binomial baseline (:mod:`hotline.analytics.hotspots.baseline`);
   a cell-day is flagged when the count of the day, or of the last two or
   three days together, is improbably high (upper-tail p below ``alpha``) and
   at least ``MIN_COUNT`` calls came in over it and the day before, or when the
@@ -30,11 +30,11 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from hotline.analytics.hotspots import ears as ears_module
+from hotline.analytics.hotspots.baseline import Baseline, cusum, fit, fit_view, upper_tail
+from hotline.analytics.hotspots.scan import scan
+from hotline.analytics.hotspots.series import CountTable
 from hotline.errors import InvalidInput
-from hotline.hotspots import ears as ears_module
-from hotline.hotspots.baseline import Baseline, cusum, fit, fit_view, upper_tail
-from hotline.hotspots.scan import scan
-from hotline.hotspots.series import CountTable
 
 DEFAULT_METHOD = "nb"
 #: Street-level cells number in the thousands: false alarms are controlled across them.
@@ -334,7 +334,7 @@ def detect(table: CountTable, start: date, end: date, method: str = DEFAULT_METH
            simulations: int = 99, baseline: Baseline | None = None) -> list[Alert]:
     """Alerts for each day from ``start`` to ``end``; each uses only counts up to the end of its day.
 
-    ``baseline`` is the table's :func:`~hotline.hotspots.baseline.fit` where the caller has it already (the
+    ``baseline`` is the table's :func:`~hotline.analytics.hotspots.baseline.fit` where the caller has it already (the
     report fits once for its hotspots and its forecasts)."""
     return detector(method).detect(table, table.day_index(start), table.day_index(end), alpha, neighbours or {},
                                    min_count, simulations, baseline)

@@ -1,19 +1,19 @@
-"""A service over a small store of generated calls with a trained, active model (shared by the API tests)."""
+"""What the API tests share besides fixtures: the keys of each role, a service over generated calls with a trained,
+active model (``make_services``; the ``service`` fixture in conftest.py holds one for the run), and the app on a port."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import uvicorn
 
 from api.app import create_app
 from api.services import Services
 from hotline.case import Case
 from hotline.settings import Settings
+from tests.servers import free_port
 
 #: key -> (name, role); keys are at least 24 characters.
 KEYS = {"agent-key-1-0123456789abcdef": ("agent-1", "agent"),
@@ -34,19 +34,10 @@ def make_services(root: Path, cases: list[Case]) -> Services:
     return services
 
 
-@pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory, demo_cases: list[Case]) -> Iterator[Services]:
-    services = make_services(tmp_path_factory.mktemp("api"), demo_cases[:3000])
-    yield services
-    services.close()
-
-
 class LiveServer:
     """The app on a free 127.0.0.1 port in a thread (for the browser and load tests)."""
 
     def __init__(self, services: Services) -> None:
-        from tests.conftest import free_port
-
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(create_app(services.settings, services), host="127.0.0.1", port=self.port,

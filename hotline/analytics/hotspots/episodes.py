@@ -23,9 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from hotline.hotspots.cells import cell_area, cell_category
-from hotline.hotspots.detect import Alert
-from hotline.hotspots.series import CountTable
+from hotline.analytics.hotspots.detect import Alert
+from hotline.analytics.hotspots.series import CountTable
 
 #: Alert days of one cell at most this many days apart belong to one episode.
 GAP_DAYS = 2
@@ -136,17 +135,3 @@ def _episode(area: str, category: str, run: Sequence[Alert]) -> Episode:
     return Episode(area, category, run[0].date, run[-1].date, len(run), sum(a.observed for a in run),
                    float(sum(a.expected for a in run)), peak.date, peak.score, peak.method,
                    tuple(sorted({a.method for a in run})))
-
-
-def attach_events(found: Sequence[Episode], events: Iterable[Any]) -> None:
-    """Link each episode to the kept events of its cell and days (``Event`` objects of :mod:`hotline.events`)."""
-    by_cell: dict[tuple[str, str], list[Any]] = defaultdict(list)
-    for event in events:  # under its district's cell and, when it has one, its street's
-        category = cell_category(event.category)
-        by_cell[(cell_area(event.district), category)].append(event)
-        if event.street:
-            by_cell[(cell_area(event.district, event.street), category)].append(event)
-    for episode in found:
-        for event in by_cell.get((episode.area, episode.category), []):
-            if event.first_seen.date() <= episode.end and event.last_seen.date() >= episode.start:
-                episode.events.append({"id": event.id, "title": event.title, "size": event.size})

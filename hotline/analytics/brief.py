@@ -1,6 +1,6 @@
 """The weekly brief (周报): the week's work list as a page to read and a PDF to send.
 
-Drawn from :mod:`hotline.worklist` only — the same items, states and
+Drawn from :mod:`hotline.analytics.worklist` only — the same items, states and
 forecasts a supervisor sees and exports — so the brief never says something
 the work list does not. The PDF is laid out with ReportLab; Chinese text
 needs a font the PDF can carry: a TrueType CJK font of the system (WenQuanYi,
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from hotline.worklist import KIND_NAMES, STATE_NAMES, WorkItem
+from hotline.analytics.worklist import KIND_NAMES, STATE_NAMES, WorkItem
 
 #: TrueType CJK fonts looked for, in order (a .ttc's first face). OpenType/CFF fonts cannot be embedded here.
 FONT_FILES = (
@@ -64,8 +64,8 @@ def render_html(brief: Brief) -> str:
     """The brief as one self-contained HTML page (``hotline/templates/brief.html``)."""
     from markupsafe import Markup
 
+    from hotline.analytics.reports import STYLE
     from hotline.pages import render as render_page
-    from hotline.reports import STYLE
 
     return render_page("brief.html", b=brief, style=Markup(STYLE), kinds=KIND_NAMES)
 

@@ -31,7 +31,7 @@ import numpy as np
 from scipy import stats
 
 if TYPE_CHECKING:
-    from hotline.hotspots.series import CountTable
+    from hotline.analytics.hotspots.series import CountTable
 
 #: Prior standard deviation of the daily log-trend (1%/day is a month's +35%).
 TREND_SD = 0.01

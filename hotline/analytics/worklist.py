@@ -1,7 +1,7 @@
 """The work list (未诉先办): what a supervisor acts on before the calls come, and what was decided about it.
 
 Items are recomputed from the counts the store keeps on write: every episode
-(a surge, :mod:`hotline.hotspots.episodes`) and every cell forecast to rise
+(a surge, :mod:`hotline.analytics.hotspots.episodes`) and every cell forecast to rise
 that is not already one. Each carries what a supervisor needs to hand it to
 someone: the place, the department responsible (the category's own
 departments in the taxonomy, then those the cell's calls were sent to), the
@@ -25,12 +25,12 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
+from hotline.analytics.hotspots.cells import STREET_SEPARATOR, area_district, cell_cases
 from hotline.case import Case
 from hotline.errors import InvalidInput, NotFound
-from hotline.hotspots.cells import STREET_SEPARATOR, area_district, cell_cases
 from hotline.store.base import CaseStore, WorkState
 from hotline.taxonomy import Taxonomy
 from hotline.text.clean import normalize, unencodable
@@ -129,22 +129,16 @@ def decided(found: Sequence[WorkItem], store: CaseStore) -> list[WorkItem]:
 def items(store: CaseStore, start: date, end: date, taxonomy: Taxonomy, level: str = "district",
           min_calls: int = 5, top: int = 30, rising_top: int = 10) -> list[WorkItem]:
     """The items of ``start``–``end`` without their decisions (what a view may cache until the next write)."""
-    from hotline.events import link_events
-    from hotline.hotspots import forecast as fc
-    from hotline.hotspots.baseline import fit_view
-    from hotline.hotspots.detect import detect, method_for
-    from hotline.hotspots.episodes import episodes
-    from hotline.hotspots.series import period_table
+    from hotline.analytics.events import link_events
+    from hotline.analytics.hotspots import forecast as fc
+    from hotline.analytics.hotspots.surges import find_surges, level_table
 
     if end < start:
         raise InvalidInput(f"end {end} is before start {start}")
     if (end - start).days >= MAX_DAYS:
         raise InvalidInput(f"the work list covers at most {MAX_DAYS} days at a time")
-    table = period_table(store, start, end, by_street=level == "street")
-    base = fit_view(table, start)
-    method = method_for(level)
-    surges = episodes(detect(table, max(start, table.start), end, method=method, baseline=base),
-                      min_calls=min_calls, table=table, expected=base.mu)[:top]
+    found_surges = find_surges(level_table(store, start, end, level), start, end, level, min_calls=min_calls, top=top)
+    table, base, surges = found_surges.table, found_surges.baseline, found_surges.episodes
     link_events(store, surges, start, end)
     ahead = {(f.area, f.category): f for f in fc.forecast(table, horizon=FORECAST_DAYS, baseline=base)} \
         if table.counts.shape[1] >= 14 else {}

@@ -10,11 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from hotline.analytics.hotspots.cells import cell_area, cell_category
 from hotline.calendar import day_features
 from hotline.errors import InvalidInput, NotFound
-from hotline.hotspots.cells import cell_area, cell_category
 from hotline.store.base import CaseQuery, CaseStore, CellSeries
-
 
 #: The longest span a table may cover (ten years of days).
 MAX_DAYS = 3660
@@ -56,7 +55,8 @@ class CountTable:
                 ordinal = ordinals[day] = day.toordinal()
             days.append(ordinal)
             ns.append(n)
-        return cls._laid_out(index, *(np.frombuffer(a, dtype=np.int64) for a in (cells, days, ns)), start, end)
+        cell_arr, day_arr, n_arr = (np.frombuffer(a, dtype=np.int64) for a in (cells, days, ns))
+        return cls._laid_out(index, cell_arr, day_arr, n_arr, start, end)
 
     @classmethod
     def from_series(cls, series: Iterable[CellSeries], by_street: bool = False, start: date | None = None,

@@ -13,23 +13,22 @@ from __future__ import annotations
 import html
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
+from hotline.analytics.events import Event
+from hotline.analytics.hotspots.cells import area_district, cell_cases
+from hotline.analytics.hotspots.detect import Alert
+from hotline.analytics.hotspots.episodes import Episode
+from hotline.analytics.hotspots.forecast import CellForecast, forecast, rising
+from hotline.analytics.hotspots.surges import find_surges, level_table
+from hotline.analytics.hotspots.terms import Term
 from hotline.case import Case
 from hotline.errors import InvalidInput, NotFound
-from hotline.events import Event
-from hotline.hotspots.baseline import fit_view
-from hotline.hotspots.cells import area_district, cell_cases
-from hotline.hotspots.detect import Alert, detect
-from hotline.hotspots.episodes import Episode, episodes
-from hotline.hotspots.forecast import CellForecast, forecast, rising
-from hotline.hotspots.series import period_table
-from hotline.hotspots.terms import Term
 from hotline.store.base import CaseStore
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
@@ -82,13 +81,13 @@ def build(store: CaseStore, start: date, end: date, level1: Callable[[str], str]
     for a city's year as for a demo's month. ``level1`` names the first
     level of a cell's category (from the taxonomy) for the trend chart.
     """
-    from hotline.events import kept_events, link_events
-    from hotline.hotspots.terms import emerging_in_store
+    from hotline.analytics.events import kept_events, link_events
+    from hotline.analytics.hotspots.terms import emerging_in_store
 
     if end < start:
         raise InvalidInput(f"report end {end} is before its start {start}")
     try:
-        table = period_table(store, start, end)
+        table = level_table(store, start, end, "district")
     except NotFound:
         raise InvalidInput(f"no cases between {start} and {end}") from None
     lead = max(0, (table.start - start).days)  # days of the period before the first day counted
@@ -102,10 +101,10 @@ def build(store: CaseStore, start: date, end: date, level1: Callable[[str], str]
         notes.append(f"历史数据仅 {history} 天，基线与预测的把握有限。" if history > 0
                      else "此前没有历史数据，基线与预测的把握有限。")
 
-    baseline = fit_view(table, start)  # one fit for the hotspots and the forecasts
-    every_alert = detect(table, max(start, table.start), end, baseline=baseline)
-    alerts = sorted(every_alert, key=lambda a: -a.score)[:top]
-    surges = episodes(every_alert, table=table, expected=baseline.mu)[:top]  # what the report lists: one row per surge, most excess calls first
+    found = find_surges(table, start, end, "district", top=top)  # the district level's surges, as the pages show them
+    baseline = found.baseline  # one fit for the hotspots and the forecasts
+    alerts = sorted(found.alerts, key=lambda a: -a.score)[:top]
+    surges = found.episodes  # what the report lists: one row per surge, most excess calls first
     by_cell: dict[tuple[str, str, str], list[Case]] = {}
     for day, area, category in [(e.peak_day, e.area, e.category) for e in surges]:
         key = (day.isoformat(), area, category)
@@ -139,8 +138,8 @@ def build(store: CaseStore, start: date, end: date, level1: Callable[[str], str]
         forecasts = rising(forecast(table, horizon=14, baseline=baseline), top=8)
         last = table.day_index(end)
         for f in forecasts:
-            row = table.cells.index((f.area, f.category))
-            recent[(f.area, f.category)] = table.counts[row, max(0, last - 27) : last + 1].tolist()
+            at = table.cells.index((f.area, f.category))
+            recent[(f.area, f.category)] = table.counts[at, max(0, last - 27) : last + 1].tolist()
     else:
         notes.append("数据不足 14 天，未作预测。")
 
@@ -158,7 +157,7 @@ def _esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def line_chart(days: Sequence[date], series: dict[str, Sequence[float]], width: int = 760, height: int = 260,
+def line_chart(days: Sequence[date], series: Mapping[str, Sequence[float]], width: int = 760, height: int = 260,
                title: str = "", band: tuple[Sequence[float], Sequence[float]] | None = None,
                band_days: Sequence[date] | None = None) -> str:
     """Lines over days with a legend; an optional shaded band (a forecast interval) over ``band_days``."""

@@ -19,10 +19,10 @@ from datetime import date, timedelta
 
 import numpy as np
 
+from hotline.analytics.hotspots.baseline import DISPERSION_DAYS, Baseline, calendar_factors, fit, fit_level, interval
+from hotline.analytics.hotspots.series import CountTable
 from hotline.calendar import day_features
 from hotline.errors import InvalidInput
-from hotline.hotspots.baseline import DISPERSION_DAYS, Baseline, calendar_factors, fit, fit_level, interval
-from hotline.hotspots.series import CountTable
 
 #: Each forecast day keeps this share of the trend of the day before (a trend does not run forever).
 DAMPING = 0.9
