@@ -22,7 +22,7 @@ def prepare(settings: Settings) -> None:
     _, generated = service_keys(settings)
     registry = Registry(settings.models)
     if registry.active() is None and not registry.current.exists():
-        store = open_store(settings.store, zone=settings.timezone)
+        store = open_store(settings.store, tokenize=city(settings).segmenter.tokens, zone=settings.timezone)
         try:
             labeled = store.summary().labeled
             if labeled:

@@ -11,11 +11,13 @@ from hotline.store.base import redacted
 
 
 def _open(settings: Settings, args: argparse.Namespace) -> tuple[Any, Any]:
+    from hotline.cli import city
     from hotline.store import open_store
     from search import open_index
 
-    store = open_store(settings.store, zone=settings.timezone)
-    return store, open_index(args.index or settings.index_url, store)
+    tokens = city(settings).segmenter.tokens
+    store = open_store(settings.store, tokenize=tokens, zone=settings.timezone)
+    return store, open_index(args.index or settings.index_url, store, tokenize=tokens)
 
 
 def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:

@@ -48,7 +48,6 @@ VIEWS = ["/v1/hotspots", "/v1/episodes", "/v1/forecast", "/v1/events", "/v1/repo
 
 
 # ---------------------------------------------------------------- 1. times
-@pytest.mark.slow
 def test_implausible_times_are_refused_with_the_reason(client: TestClient) -> None:
     for when in ("0001-01-01T00:00:00", "2040-01-01T00:00:00", "1999-12-31T23:59:59"):
         body = problem(client.post("/v1/cases", json={"id": f"T-{when[:4]}", "received_at": when, "text": "路灯不亮"},
@@ -153,7 +152,6 @@ def test_labels_outside_the_taxonomy_are_refused_naming_the_closest(client: Test
     assert client.post("/v1/cases/LBL-1/label", json={"departments": ["城管局"]}, headers=AGENT).status_code == 200
 
 
-@pytest.mark.slow
 def test_retraining_leaves_out_rare_classes_with_a_warning(service: Services, caplog: pytest.LogCaptureFixture) -> None:
     from hotline.case import Category, LabelKind, LabelSource
 
@@ -210,7 +208,6 @@ def test_unreadable_bodies_are_4xx_in_one_log_line(client: TestClient, caplog: p
 
 
 # ---------------------------------------------------------------- 9. traps for a careless user
-@pytest.mark.slow
 def test_the_service_follows_a_promotion_made_from_the_command_line(service: Services) -> None:
     from training.registry import Registry
 
@@ -260,7 +257,6 @@ def test_the_registry_recovers_from_a_killed_promotion_and_retrain(tmp_path: Pat
     assert len(json.loads((root / "registry.json").read_text())["history"]) == HISTORY_LIMIT
 
 
-@pytest.mark.slow
 def test_cli_traps(tmp_path: Path, service: Services) -> None:
     import shutil
 

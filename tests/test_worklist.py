@@ -129,7 +129,6 @@ def test_the_weekly_brief_is_drawn_from_the_work_list(planted: tuple[CaseStore, 
         assert b"FontFile2" in pdf or b"/FontFile" in pdf
 
 
-@pytest.mark.slow
 def test_cli_exports_the_work_list_and_writes_the_brief(tmp_path: Path, planted: tuple[CaseStore, Truth]) -> None:
     from tests.test_cli import run
 

@@ -96,7 +96,8 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
         use_store=not args.no_store, kind=args.kind, segmenter=settings.segmenter, review=args.review,
         **model_options(args),
     )
-    store = None if args.no_store else open_store(settings.store, zone=settings.timezone)
+    store = None if args.no_store else open_store(settings.store, tokenize=city(settings).segmenter.tokens,
+                                                  zone=settings.timezone)
     try:
         registry = _registry(settings)
         by = args.by or _user()

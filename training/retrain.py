@@ -127,7 +127,7 @@ def retrain(registry: Registry, request: RetrainRequest, store: CaseStore | None
         quality.suspect_labels = _review(data, request)
         steps.update()
     steps.set_postfix_str("comparing with the active model")
-    drift_report = _drift(store, request) if request.since and store is not None else None
+    drift_report = _drift(store, request, city) if request.since and store is not None else None
     staging = registry.staging()
     try:
         target = staging / manifest.version
@@ -184,10 +184,8 @@ def _review(data: Examples, request: RetrainRequest) -> list[dict[str, Any]]:
     return suspect_labels(list(labels), proba, list(classes), texts, [data.ids[i] for i in rows])
 
 
-def _drift(store: CaseStore, request: RetrainRequest) -> dict[str, Any] | None:
-    """The store's labeled cases before ``since`` against those after."""
-    from hotline.text.segment import default_segmenter
-
+def _drift(store: CaseStore, request: RetrainRequest, city: City) -> dict[str, Any] | None:
+    """The store's labeled cases before ``since`` against those after (their words by the city's segmenter)."""
     try:
         everything = examples_from_store(store)
     except InvalidInput:
@@ -201,7 +199,7 @@ def _drift(store: CaseStore, request: RetrainRequest) -> dict[str, Any] | None:
         return None
     pick = lambda seq, rows: [seq[i] for i in rows]  # noqa: E731
     return drift(pick(everything.labels, old), pick(everything.labels, new), pick(everything.texts, old),
-                 pick(everything.texts, new), default_segmenter(request.segmenter).tokens)
+                 pick(everything.texts, new), city.segmenter.tokens)
 
 
 def render_evaluation(version: str, report: dict[str, Any]) -> str:
