@@ -16,9 +16,11 @@ def prepare(settings: Settings) -> None:
     from api.keys import service_keys
     from hotline.cli import city
     from hotline.store import open_store
+    from search import check_index
     from training.registry import Registry
     from training.retrain import RetrainRequest, retrain
 
+    check_index(settings.index_url, settings.store)  # a configuration that cannot serve stops now, not after training
     _, generated = service_keys(settings)
     registry = Registry(settings.models)
     if registry.active() is None and not registry.current.exists():

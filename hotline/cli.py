@@ -8,6 +8,7 @@ refused operation, 2 for a usage mistake; never a traceback.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import re
@@ -281,8 +282,23 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         generated = argparse.Namespace(days=args.days, seed=args.seed, rate=args.rate, start=args.start, end=None,
                                        out=str(out))
         cmd_generate(generated, settings)
-    ingest_args = argparse.Namespace(file=str(out), rejects=None, **{f"{n}_col": None for n in _COLUMN_FLAGS})
-    cmd_ingest(ingest_args, settings)
+    marker = out.with_name(out.name + ".imported")  # which store holds this generated file, and how many cases
+    stamp = {"store": hashlib.sha256(settings.store.encode()).hexdigest()[:16], "size": out.stat().st_size,
+             "mtime_ns": out.stat().st_mtime_ns}
+    with _opened(settings) as store:
+        held = store.summary().total
+    try:
+        recorded = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        recorded = {}
+    if {k: recorded.get(k) for k in stamp} == stamp and held >= recorded.get("cases", 0) > 0:
+        print(f"the store already holds {out} ({recorded['cases']} cases): nothing to import "
+              f"(remove {out.parent} to generate new demo calls)", file=sys.stderr)
+    else:
+        ingest_args = argparse.Namespace(file=str(out), rejects=None, **{f"{n}_col": None for n in _COLUMN_FLAGS})
+        cmd_ingest(ingest_args, settings)
+        with _opened(settings) as store:
+            marker.write_text(json.dumps({**stamp, "cases": store.summary().total}), encoding="utf-8")
     return cmd_summary(args, settings)
 
 

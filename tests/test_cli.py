@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,26 @@ def test_errors_are_one_line_and_non_zero(tmp_path: Path, args: list[str], env: 
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_a_store_it_cannot_index_before_any_expensive_step(tmp_path: Path) -> None:
+    """A PostgreSQL store without HOTLINE_INDEX once trained a first model for five minutes, then refused."""
+    started = time.monotonic()
+    result = run(["serve", "--port", "1"], tmp_path, env={"HOTLINE_STORE": "postgresql://hotline@127.0.0.1:1/none"})
+    assert result.returncode == 2 and "HOTLINE_INDEX" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert "training" not in result.stderr and time.monotonic() - started < 30
+
+
+def test_a_second_demo_imports_nothing_the_store_holds(tmp_path: Path) -> None:
+    """A second `make demo` re-imported 66,000 unchanged rows (30 s); a store that lost them imports them again."""
+    first = run(["demo", "--days", "3"], tmp_path)
+    assert first.returncode == 0 and "accepted" in first.stdout
+    again = run(["demo", "--days", "3"], tmp_path)
+    assert again.returncode == 0 and "already holds" in again.stderr and "accepted" not in again.stdout
+    assert again.stdout in first.stdout  # the same summary of the same store
+    (tmp_path / "cli.db").unlink()
+    emptied = run(["demo", "--days", "3"], tmp_path)
+    assert emptied.returncode == 0 and "accepted" in emptied.stdout
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
