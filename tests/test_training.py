@@ -41,7 +41,8 @@ def test_retrain_registers_compares_and_promotion_refuses_worse(tmp_path: Path, 
     weak = retrain(registry, RetrainRequest(C=1e-6), labeled_store, by="test")  # so regularised it learns next to nothing
     compared = weak.manifest["extra"]["compared_with"]
     assert compared["version"] == first.version and compared["candidate_macro_f1"] < compared["active_macro_f1"]
-    with pytest.raises(Conflict):
+    assert compared["interval_95"][1] < 0 and "bootstrap" in compared["method"]  # far worse, beyond the noise
+    with pytest.raises(Conflict, match="worse beyond the noise"):
         registry.promote(weak.version, by="test")
     assert registry.promote(weak.version, by="test", force=True).state == "active"
     assert registry.get(first.version).state == "retired"
@@ -94,3 +95,52 @@ def test_models_and_retrain_commands(tmp_path: Path, demo: tuple[list, object]) 
     missing = run(["models", "promote", "no-such"], tmp_path, env=env)
     assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
     assert run(["route", "市民：我家楼下烧烤店油烟太大了"], tmp_path, env=env).returncode == 0
+    # A candidate trained while the first was active was measured beside it on its own held-out cases:
+    # compare says so and shows that pair of figures, whatever each model's own held-out set was.
+    write_csv(rows[1500:3000], tmp_path / "more.csv")
+    second = run(["retrain", "--no-store", "--data", "more.csv"], tmp_path, env=env)
+    assert second.returncode == 0, second.stderr
+    candidate = json.loads(second.stdout)["version"]
+    compared = json.loads(run(["models", "compare", version, candidate], tmp_path, env=env).stdout)
+    assert compared["same_evaluation_data"] is True
+    same = compared["on_the_same_cases"]
+    assert set(same["macro_f1"]) == {version, candidate} and len(same["interval_95"]) == 2
+
+
+def test_the_macro_f1_difference_has_a_paired_bootstrap_interval() -> None:
+    from sklearn.metrics import f1_score
+
+    from classifiers.evaluate import paired_macro_f1_interval
+
+    rng = np.random.default_rng(3)
+    truth = [str(c) for c in rng.integers(0, 7, 6664)]
+    first = [t if rng.random() < 0.93 else str(rng.integers(0, 7)) for t in truth]
+    labels = sorted(set(truth))
+    assert paired_macro_f1_interval(truth, first, first) == (0.0, 0.0, 0.0)
+    # A retrained model answers hundreds of cases differently, both ways; seven fewer right in all is within the
+    # noise of 6,664 cases (as 0.9344 against 0.9354 was).
+    nearly = list(first)
+    right = [i for i, (t, f) in enumerate(zip(truth, first, strict=True)) if t == f]
+    wrong = [i for i, (t, f) in enumerate(zip(truth, first, strict=True)) if t != f]
+    for i in right[:107]:
+        nearly[i] = str((int(truth[i]) + 1) % 7)
+    for i in wrong[:100]:
+        nearly[i] = truth[i]
+    difference, low, high = paired_macro_f1_interval(truth, first, nearly)
+    exact = (f1_score(truth, nearly, labels=labels, average="macro", zero_division=0)
+             - f1_score(truth, first, labels=labels, average="macro", zero_division=0))
+    assert abs(difference - exact) < 1e-12 and low < difference < 0 < high
+    worse = [t if rng.random() < 0.85 else "x" for t in first]
+    assert paired_macro_f1_interval(truth, first, worse)[2] < 0
+
+
+def test_promotion_is_refused_only_beyond_the_noise() -> None:
+    from training.registry import worse_beyond_noise
+
+    within = {"candidate_macro_f1": 0.9344, "active_macro_f1": 0.9354, "n": 6664, "interval_95": [-0.0041, 0.0019]}
+    beyond = {**within, "candidate_macro_f1": 0.9100, "interval_95": [-0.0310, -0.0190]}
+    assert worse_beyond_noise("b", "a", within) is None
+    assert "worse beyond the noise" in (worse_beyond_noise("b", "a", beyond) or "")
+    assert "-0.0310 to -0.0190" in (worse_beyond_noise("b", "a", beyond) or "")
+    older = {"candidate_macro_f1": 0.9344, "active_macro_f1": 0.9354}  # recorded before the interval was
+    assert worse_beyond_noise("b", "a", older) is not None

@@ -59,9 +59,20 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     a, b = registry.get(args.a), registry.get(args.b)
     keys = sorted(set(a.metrics) | set(b.metrics))
     rows = {k: {"a": a.metrics.get(k), "b": b.metrics.get(k)} for k in keys}
-    same = a.manifest.get("extra", {}).get("holdout_hash") == b.manifest.get("extra", {}).get("holdout_hash")
+    extra_a, extra_b = a.manifest.get("extra", {}), b.manifest.get("extra", {})
+    # Each model's own metrics are on its own held-out cases; a model trained while the other was active was
+    # also measured beside it on the same cases, which is the comparison that counts.
+    paired: dict[str, Any] | None = None
+    for newer, older in ((b, a), (a, b)):
+        compared = newer.manifest.get("extra", {}).get("compared_with") or {}
+        if compared.get("version") == older.version:
+            paired = {"n": compared.get("n"), "macro_f1": {older.version: compared.get("active_macro_f1"),
+                                                           newer.version: compared.get("candidate_macro_f1")},
+                      "difference": compared.get("difference"), "interval_95": compared.get("interval_95")}
+            break
+    same = paired is not None or extra_a.get("holdout_hash") == extra_b.get("holdout_hash")
     print(json.dumps({"a": a.version, "b": b.version, "same_evaluation_data": same, "metrics": rows,
-                      "b_compared_with": b.manifest.get("extra", {}).get("compared_with")}, ensure_ascii=False, indent=1))
+                      "on_the_same_cases": paired}, ensure_ascii=False, indent=1))
     return 0
 
 
@@ -134,7 +145,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     compare.set_defaults(handler=cmd_compare)
     promote = actions.add_parser("promote", parents=[common], help="make a version the active model")
     promote.add_argument("version")
-    promote.add_argument("--force", action="store_true", help="promote even if it scored worse than the active model")
+    promote.add_argument("--force", action="store_true", help="promote even if it scored worse than the active model beyond the noise")
     promote.set_defaults(handler=cmd_promote)
     add = actions.add_parser("register", parents=[common], help="add a model folder from `hotline train` as a candidate")
     add.add_argument("folder")

@@ -177,7 +177,11 @@ class Registry:
         """Make ``version`` the active model, atomically.
 
         A candidate measured worse than the active model on the same held-out
-        data is refused unless ``force``; so is one never compared with it.
+        data, beyond the noise of that comparison (the 95% paired-bootstrap
+        interval of the macro-F1 difference wholly below zero), is refused
+        unless ``force``; so is one never compared with it. A candidate
+        compared before the interval was recorded is refused when its
+        macro-F1 is lower at all, as then.
         """
         candidate = self.get(version)
         with self._locked(save=False) as state:
@@ -189,9 +193,9 @@ class Registry:
                 if compared.get("version") != active:
                     raise Conflict(f"{version} was not evaluated against the active model {active}; "
                                    "retrain to compare them or force the promotion")
-                if compared.get("candidate_macro_f1", 0.0) < compared.get("active_macro_f1", 0.0):
-                    raise Conflict(f"{version} scores macro-F1 {compared['candidate_macro_f1']:.4f}, below the active "
-                                   f"{active} ({compared['active_macro_f1']:.4f}) on the same data; force to promote anyway")
+                refusal = worse_beyond_noise(version, active, compared)
+                if refusal:
+                    raise Conflict(refusal)
             before = json.loads(json.dumps(state))
             if active:
                 state["states"][active] = RETIRED
@@ -317,3 +321,20 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def worse_beyond_noise(version: str, active: str, compared: dict[str, Any]) -> str | None:
+    """Why ``version`` may not replace ``active`` on the comparison recorded at its training, or None."""
+    candidate_f1, active_f1 = compared.get("candidate_macro_f1", 0.0), compared.get("active_macro_f1", 0.0)
+    interval = compared.get("interval_95")
+    if interval is None:  # recorded before the interval was: any drop refuses
+        if candidate_f1 < active_f1:
+            return (f"{version} scores macro-F1 {candidate_f1:.4f}, below the active {active} ({active_f1:.4f}) "
+                    "on the same data; force to promote anyway")
+        return None
+    low, high = interval
+    if high < 0:
+        return (f"{version} scores macro-F1 {candidate_f1:.4f} against the active {active}'s {active_f1:.4f} on the "
+                f"same {compared.get('n', '?')} held-out cases: worse beyond the noise (95% paired-bootstrap interval "
+                f"of the difference {low:+.4f} to {high:+.4f}); force to promote anyway")
+    return None

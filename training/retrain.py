@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from classifiers import persist
 from classifiers.dataset import USUAL, Examples, load_examples
-from classifiers.evaluate import evaluation
+from classifiers.evaluate import BOOTSTRAP_RESAMPLES, evaluation, paired_macro_f1_interval
 from classifiers.fit import fit_model, holdout_split
 from classifiers.kinds import load_category_classifier
 from hotline.city import City
@@ -233,8 +233,11 @@ def _compare(registry: Registry, candidate_dir: Path, data: Examples, test: np.n
             {"text": texts[i][:200], "label": truth[i], "active": str(a_pred[i]), "candidate": str(c_pred[i])}
             for i in np.flatnonzero(a_pred != c_pred)[:200]
         ]
+        difference, low, high = paired_macro_f1_interval(truth, [str(p) for p in a_pred], [str(p) for p in c_pred])
         report["compared_with"] = {
             "version": active, "n": len(texts),
             "active_macro_f1": report["active"]["macro_f1"], "candidate_macro_f1": report["candidate"]["macro_f1"],
+            "difference": difference, "interval_95": [low, high],
+            "method": f"paired bootstrap of the held-out cases, {BOOTSTRAP_RESAMPLES} resamples",
         }
     return report
