@@ -29,7 +29,10 @@ def test_a_week_of_alerts_is_one_episode_and_excess_ranks_first() -> None:
         ("海陵区", "供水", DAY), ("海陵区", "供水", DAY + timedelta(days=10)), ("兴化市", "路灯", DAY + timedelta(days=3))]
     top = found[0]
     assert top.alert_days == 4 and top.end == DAY + timedelta(days=4) and top.observed == 44
-    assert round(top.excess, 1) == 40.4 and "多出 40 件" in top.explanation and "10^-8.0" in top.explanation
+    assert round(top.excess, 1) == 40.4 and "多出 40 件" in top.explanation
+    # In plain terms: how many times the usual, and how rare (not "10^-8.0（分数 8.0）").
+    assert "的 12.2 倍" in top.explanation and "约 1 亿天才出现一次" in top.explanation
+    assert "10^" not in top.explanation and "分数" not in top.explanation
     assert "缓慢上升" in found[2].explanation  # the CUSUM's evidence is said in its own words
     assert episodes([alert(0, 1, 0.0, 11.2)], min_calls=1)[0].observed == 1
 

@@ -79,7 +79,8 @@ def test_supervisor_dashboard_and_models_page(live: LiveServer) -> None:
         assert "热点" in driver.find_element(By.ID, "status").text
         assert driver.find_elements(By.CSS_SELECTOR, "#events table, #events p")
         surges = driver.find_element(By.ID, "hotspots").text  # surges ranked by excess calls, explained (if any)
-        assert ("多出" in surges and "按以往同期预计" in surges) or surges == "（无）", surges
+        assert ("多出" in surges and "往常同期" in surges and "天才出现一次" in surges) or surges == "（无）", surges
+        assert "10^" not in surges and "分数" not in surges  # plain terms, not a log-probability
         driver.switch_to.frame(driver.find_element(By.ID, "report"))
         charts = driver.find_elements(By.CSS_SELECTOR, "svg.chart")
         assert charts and all(c.size["width"] > 100 for c in charts)
@@ -112,6 +113,9 @@ def test_supervisor_dashboard_and_models_page(live: LiveServer) -> None:
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#cases table"))
         assert "工单明细" in driver.find_element(By.ID, "cases-title").text
         assert "共" in driver.find_element(By.ID, "cases").text and "TZ" in driver.find_element(By.ID, "cases").text
+        listed = driver.find_element(By.ID, "cases").text  # statuses in Chinese, as a supervisor says them
+        assert any(s in listed for s in ("已受理", "已派单", "办理中", "已办结", "已归档"))
+        assert not any(s in listed.split() for s in ("received", "dispatched", "in_progress", "resolved", "closed"))
         driver.save_screenshot(str(Path(tempfile.gettempdir()) / "hotline-drilldown.png"))
         driver.find_element(By.CSS_SELECTOR, "#events button[data-drill]").click()
         wait.until(lambda d: "事件「" in d.find_element(By.ID, "cases-title").text
@@ -133,6 +137,22 @@ def test_supervisor_dashboard_and_models_page(live: LiveServer) -> None:
         driver.find_element(By.CSS_SELECTOR, "button.evaluate").click()  # a version's evaluation on the page
         wait.until(lambda d: "疑似标错" in d.find_element(By.ID, "evaluation-body").text)
         driver.save_screenshot(str(Path(tempfile.gettempdir()) / "hotline-models.png"))
+
+
+def test_a_page_without_a_key_says_where_to_find_one(live: LiveServer) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with chromium() as driver:
+        driver.get(live.url + "/supervisor")
+        wait = WebDriverWait(driver, 30)
+        wait.until(lambda d: d.find_element(By.ID, "key-hint").is_displayed())
+        assert "API Key" in driver.find_element(By.ID, "key-hint").text
+        driver.find_element(By.ID, "load").click()  # refreshed without a key: each panel says where to find one
+        wait.until(lambda d: "请先" in d.find_element(By.ID, "events").text)
+        driver.save_screenshot(str(Path(tempfile.gettempdir()) / "hotline-no-key.png"))
+        driver.find_element(By.ID, "api-key").send_keys("supervisor-key-1-0123456789ab")
+        assert not driver.find_element(By.ID, "key-hint").is_displayed()
 
 
 def test_a_chinese_font_is_installed_for_the_pages() -> None:

@@ -3,13 +3,26 @@
 const Hotline = (() => {
   const keyInput = () => document.getElementById("api-key");
   function key() { return (keyInput() && keyInput().value.trim()) || sessionStorage.getItem("hotline-key") || ""; }
+  const NO_KEY = "请先在右上角粘贴 API Key（make demo 启动时打印在终端里，也存在 var/api-keys.json）";
   function remember() {
     const input = keyInput();
     if (!input) return;
     input.value = sessionStorage.getItem("hotline-key") || "";
+    input.placeholder = "粘贴 API Key";
+    const hint = document.createElement("span");
+    hint.id = "key-hint";
+    hint.className = "key-hint";
+    hint.textContent = NO_KEY;
+    hint.hidden = Boolean(input.value.trim());
+    input.insertAdjacentElement("afterend", hint);
+    input.addEventListener("input", () => { hint.hidden = Boolean(input.value.trim()); });
     input.addEventListener("change", () => sessionStorage.setItem("hotline-key", input.value.trim()));
   }
+  // The case statuses as agents and supervisors say them (the API's values are English identifiers).
+  const STATUS_NAMES = {received: "已受理", dispatched: "已派单", in_progress: "办理中", resolved: "已办结", closed: "已归档"};
+  function statusName(status) { return STATUS_NAMES[status] || status || ""; }
   async function call(method, path, body) {
+    if (!key()) throw new Error(NO_KEY);
     const options = {method, headers: {"X-API-Key": key()}};
     if (body !== undefined) { options.headers["Content-Type"] = "application/json"; options.body = JSON.stringify(body); }
     const response = await fetch(path, options);
@@ -50,5 +63,5 @@ const Hotline = (() => {
     return `<table><tr>${head}</tr>${body}</table>`;
   }
   document.addEventListener("DOMContentLoaded", remember);
-  return {call, download, esc, pct, bar, table, key};
+  return {call, download, esc, pct, bar, table, key, statusName};
 })();

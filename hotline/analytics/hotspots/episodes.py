@@ -54,16 +54,20 @@ class Episode:
 
     @property
     def explanation(self) -> str:
-        """The ranking in a supervisor's words."""
+        """The ranking in a supervisor's words: how many times the usual, and how rare (not a log-probability:
+        "10^-7.3（分数 7.3）" told a supervisor nothing)."""
         span = f"{self.start:%m-%d}" if self.start == self.end else f"{self.start:%m-%d} 至 {self.end:%m-%d}"
-        if self.peak_method == "nb-cusum":
-            evidence = f"持续缓慢上升（累积偏离 {self.peak_score:.1f}，超过 6 即报警）"
-        elif self.peak_method == "nb":
-            evidence = f"最异常的一天偶然出现的概率约为 10^-{self.peak_score:.1f}（分数 {self.peak_score:.1f}，2 以上即报警）"
+        if self.expected >= 0.5:
+            usual = f"是往常同期（约 {self.expected:.1f} 件）的 {self.observed / self.expected:.1f} 倍"
         else:
-            evidence = f"{self.peak_method} 分数 {self.peak_score:.1f}"
-        return (f"{span} 共 {self.observed} 件，按以往同期预计约 {self.expected:.1f} 件，多出 {self.excess:.0f} 件；"
-                f"{self.alert_days} 天报警；{evidence}")
+            usual = "往常同期几乎没有"
+        if self.peak_method == "nb-cusum":
+            evidence = "持续缓慢上升：连续几天都比往常多一些，累积起来已明显超出常态"
+        elif self.peak_method == "nb":
+            evidence = f"按以往规律，最反常的一天（{self.peak_day:%m-%d}）{_once_in(self.peak_score)}"
+        else:
+            evidence = f"{self.peak_method} 检测报警（分数 {self.peak_score:.1f}）"
+        return f"{span} 共 {self.observed} 件，{usual}，多出 {self.excess:.0f} 件；{self.alert_days} 天异常；{evidence}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"area": self.area, "category": self.category, "start": self.start.isoformat(),
@@ -135,3 +139,16 @@ def _episode(area: str, category: str, run: Sequence[Alert]) -> Episode:
     return Episode(area, category, run[0].date, run[-1].date, len(run), sum(a.observed for a in run),
                    float(sum(a.expected for a in run)), peak.date, peak.score, peak.method,
                    tuple(sorted({a.method for a in run})))
+
+
+def _once_in(score: float) -> str:
+    """How rare a day of tail probability ``10^-score`` is, as "about once in N days" in Chinese units."""
+    days = 10 ** score
+    if days < 10:
+        return "并不罕见"
+    if days >= 1e12:
+        return "几乎不可能偶然出现"
+    unit, size = next((u, s) for u, s in (("亿", 1e8), ("万", 1e4), ("", 1.0)) if days >= s)
+    amount = days / size
+    step = 10 ** (len(str(int(amount))) - 1)  # one significant figure: the rarity is an order, not a count
+    return f"约 {round(amount / step) * step:.0f} {unit}天才出现一次" if unit else f"约 {round(amount / step) * step:.0f} 天才出现一次"
