@@ -44,6 +44,7 @@ from hotline.places import Gazetteer
 from hotline.taxonomy import Taxonomy
 from hotline.text import transcript
 from hotline.text.transcript import Speaker
+from hotline.text.words import reason_term
 
 #: Similar cases a routing answer shows (the rest of the ten that vote stay inside).
 SHOWN_NEIGHBOURS = 5
@@ -316,15 +317,22 @@ class Router:
         if usual and usual in scores and all(d != usual for d, _ in shown):
             shown = [*shown[: self.top_k - 1], (usual, scores[usual])]  # the category's own department is always offered
         co = self.model.co_handlers(best)
+        for d, p in shown:  # every department offered says why: at least the weight all the evidence gave it
+            if not reasons.get(d):
+                reasons[d].append(f"综合各项依据 {percent(p / total)}")
         departments = [DepartmentSuggestion(d, float(p / total), reasons.get(d, []),
                                             LEAD if i == 0 else CO_HANDLER if co.get(d, 0.0) >= CO_HANDLING_SHARE else ALTERNATIVE)
                        for i, (d, p) in enumerate(shown)]
         confident = bool(departments) and departments[0].probability >= self.threshold
         if not confident:
-            needs_person.append(f"把握不足：最高 {departments[0].probability:.0%}，阈值 {self.threshold:.0%}" if departments else "没有可选部门")
+            if departments:
+                best_shown, needed = percents(departments[0].probability, self.threshold)
+                needs_person.append(f"把握不足：最高 {best_shown}，阈值 {needed}")
+            else:
+                needs_person.append("没有可选部门")
         return Routing(
             text=text, area=area, category=best, category_probability=categories[0][1], categories=categories,
-            departments=departments, terms=self.model.explain(features, best, k=6), similar=neighbours[:SHOWN_NEIGHBOURS],
+            departments=departments, terms=readable_terms(self.model.explain(features, best, k=16)), similar=neighbours[:SHOWN_NEIGHBOURS],
             rules=[rule.name for rule, _ in hits], urgent=urgent, auto_dispatch=confident and not needs_person,
             needs_person=needs_person, model_version=self.model_version,
             chars_read=min(account_chars, self.read_chars), chars_total=account_chars,
@@ -337,7 +345,7 @@ class Router:
             departments, proba = department_proba
             given = {str(d): float(p) for d, p in zip(departments, proba, strict=True)}
             for d, p in sorted(given.items(), key=lambda kv: -kv[1])[:3]:
-                reasons[d].append(f"模型 {p:.0%}")
+                reasons[d].append(f"模型 {percent(p)}")
             return given
         scores: dict[str, float] = defaultdict(float)
         for label, p in zip(classes, category_proba, strict=True):
@@ -385,3 +393,29 @@ class Router:
         if self.similar is None or self.similar_weight <= 0:
             return []
         return self.similar.similar(text, k=10, since=at - timedelta(days=NEIGHBOUR_DAYS))
+
+
+def readable_terms(terms: Sequence[tuple[str, float]], k: int = 6) -> list[tuple[str, float]]:
+    """The model's terms an agent can use as reasons (:func:`hotline.text.words.reason_term`), at most ``k``:
+    "好像", "的好像" and "气了，" are features of a linear model, not reasons."""
+    kept: dict[str, float] = {}
+    for term, weight in terms:
+        shown = reason_term(term)
+        if shown is not None:
+            kept[shown] = kept.get(shown, 0.0) + weight
+    return sorted(kept.items(), key=lambda kv: -kv[1])[:k]
+
+
+def percent(p: float) -> str:
+    """A probability as a percentage that does not claim what it is not: "不足 1%" rather than "0%"."""
+    return "不足 1%" if 0 < p < 0.005 else f"{p:.0%}"
+
+
+def percents(a: float, b: float) -> tuple[str, str]:
+    """Two probabilities with as many decimals as it takes to tell them apart (0.9899 against 0.9913 is
+    "99.0%" against "99.1%", not "99%" against "99%")."""
+    for digits in range(3):
+        shown = f"{100 * a:.{digits}f}%", f"{100 * b:.{digits}f}%"
+        if shown[0] != shown[1] or a == b:
+            return shown
+    return f"{100 * a:.2f}%", f"{100 * b:.2f}%"

@@ -265,3 +265,21 @@ def test_a_weak_neighbour_of_another_category_barely_moves_the_departments(train
     after = {d.department: d.probability for d in nudged.departments}
     assert [d.department for d in nudged.departments][0] == [d.department for d in alone.departments][0]
     assert after.get("人社局", 0.0) <= before.get("人社局", 0.0) + 0.05
+
+
+def test_every_department_offered_has_a_reason_in_words_and_honest_figures(router: Router) -> None:
+    """Agents were shown "好像", "的好像", "气了，" as reasons, a department with no reason at all, and an
+    abstention reading "最高 99%，阈值 99%" (0.9899 against 0.9913)."""
+    from classifiers.router import percent, percents, readable_terms
+    from hotline.text.words import reason_term
+
+    assert readable_terms([("好像", 3.0), ("的好像", 2.0), ("气了，", 2.0), ("个洞，", 1.5), ("井盖", 1.0),
+                           ("的井盖", 0.5), ("水", 0.4)]) == [("井盖", 1.5), ("水", 0.4)]
+    assert percents(0.9899, 0.9913) == ("99.0%", "99.1%") and percents(0.5, 0.98) == ("50%", "98%")
+    assert percent(0.003) == "不足 1%" and percent(0.0) == "0%"
+    for text in ("市民：公司拖欠我三个月工资，老板好像一直不接电话", "市民：路上有个洞，好像井盖没了，气死了",
+                 "市民：楼下烧烤店油烟太大了"):
+        routing = router.route(text)
+        assert routing.departments and all(d.reasons for d in routing.departments), routing.departments
+        assert routing.terms and all(reason_term(t) == t for t, _ in routing.terms), routing.terms
+        assert not any("好像" in t for t, _ in routing.terms)

@@ -9,6 +9,7 @@ neither a place nor a topic.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib import resources
 
@@ -33,3 +34,24 @@ def is_topic(word: str) -> bool:
     """A word that can say what calls are about: two characters or more, not a number, not the spoken frame,
     not a place."""
     return len(word) >= 2 and not word.isdigit() and word not in stopwords() and not is_place(word)
+
+
+#: Hedges and fillers of speech that say nothing of the problem, beside the spoken frame's words.
+FILLERS = frozenset({"好像", "似乎", "估计", "大概", "反正", "其实", "本来", "突然", "总是", "老是", "经常", "一直都",
+                     "那么", "这么", "怎么样", "的话", "啊", "呢", "吧", "嗯", "哎", "呃"})
+#: Characters a term drawn from character n-grams may start or end with that belong to its neighbours
+#: ("的好像", "个洞", "气了").
+_EDGES = "的了是在个和与就也都还又把被给着过吧呢啊吗呀嘛哦嗯我你他她它这那有"
+_NOT_WORD = re.compile(r"[^0-9A-Za-z\u4e00-\u9fff]")
+
+
+def reason_term(term: str) -> str | None:
+    """A model's term as a reason an agent can read, or None: no punctuation ("气了，"), the neighbours'
+    particles trimmed ("的好像" → "好像"), and something left that is neither a filler, the spoken frame nor a
+    number (one character may be a reason: 水, 电, 洞)."""
+    if _NOT_WORD.search(term):
+        return None
+    core = term.strip(_EDGES)
+    if not core or core.isdigit() or core in stopwords() or core in FILLERS:
+        return None
+    return core
