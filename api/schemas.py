@@ -232,6 +232,14 @@ class EpisodeOut(BaseModel):
     methods: list[str]
     explanation: str = Field(description="the ranking in a supervisor's words")
     events: list[EpisodeEvent]
+    ongoing: bool = Field(False, description="still going: raised on the period's last day or the day before "
+                                            "(listed before the surges that are over)")
+
+
+class PeriodOut(BaseModel):
+    start: str
+    end: str
+    days: int
 
 
 class ForecastDay(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from hotline.analytics import brief, reports, worklist
@@ -94,12 +94,15 @@ class SupervisorViews:
         return self._cached(("hotspots", start, end, method, level), compute)
 
     def episodes(self, start: date, end: date, min_calls: int, top: int, level: str) -> list[dict[str, Any]]:
+        """The surges of the period, those still going first (raised on its last day or the day before), each
+        group by excess calls."""
         def compute() -> list[dict[str, Any]]:
             found = find_surges(level_table(self.store, start, end, level), start, end, level, min_calls=min_calls,
                                 top=top).episodes
             self.catch_up_events()
             link_events(self.store, found, start, end)
-            return [e.to_dict() for e in found]
+            rows = [{**e.to_dict(), "ongoing": e.end >= end - timedelta(days=1)} for e in found]
+            return sorted(rows, key=lambda r: not r["ongoing"])  # stable: by excess within each group
 
         return self._cached(("episodes", start, end, min_calls, top, level), compute)
 

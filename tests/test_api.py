@@ -123,7 +123,13 @@ def test_supervisor_views(client: TestClient) -> None:
     assert all(e["size"] >= 3 for e in events)
     episodes = client.get("/v1/episodes", params={"min_calls": 1}, headers=SUPERVISOR).json()
     assert episodes and all(e["observed"] >= 1 and e["explanation"] for e in episodes)
-    assert [e["excess"] for e in episodes] == sorted((e["excess"] for e in episodes), reverse=True)
+    # Those still going first (raised on the period's last day or the day before), each group by excess calls.
+    assert [e["ongoing"] for e in episodes] == sorted((e["ongoing"] for e in episodes), reverse=True)
+    for group in (True, False):
+        excess = [e["excess"] for e in episodes if e["ongoing"] is group]
+        assert excess == sorted(excess, reverse=True)
+    period = client.get("/v1/period", headers=SUPERVISOR).json()
+    assert period["days"] == 7 and period["end"] >= max(e["end"] for e in episodes)
     assert client.get("/v1/forecast", params={"rising": False, "top": 3}, headers=SUPERVISOR).json()
     page = client.get("/v1/reports/hotspots", headers=SUPERVISOR)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html") and "<svg" in page.text

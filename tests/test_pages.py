@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,11 @@ def test_supervisor_dashboard_and_models_page(live: LiveServer) -> None:
         wait = WebDriverWait(driver, 60, ignored_exceptions=(StaleElementReferenceException,))
         wait.until(lambda d: d.find_element(By.ID, "status").text not in ("", "加载中…"))
         assert "热点" in driver.find_element(By.ID, "status").text
+        # One period for the page, the last seven days the store holds, filled in and shown on every panel.
+        start, end = (driver.find_element(By.ID, i).get_attribute("value") for i in ("start", "end"))
+        assert start and end and (date.fromisoformat(end) - date.fromisoformat(start)).days == 6
+        periods = [p.text for p in driver.find_elements(By.CSS_SELECTOR, "h3 .period")]
+        assert len(periods) == 5 and sum(f"{start} 至 {end}" in p for p in periods) == 4 and end in periods[3]
         assert driver.find_elements(By.CSS_SELECTOR, "#events table, #events p")
         surges = driver.find_element(By.ID, "hotspots").text  # surges ranked by excess calls, explained (if any)
         assert ("多出" in surges and "往常同期" in surges and "天才出现一次" in surges) or surges == "（无）", surges

@@ -26,6 +26,13 @@ ItemId = Annotated[str, Path(max_length=40)]
 PAGE_HEADERS = {"Content-Security-Policy": REPORT_POLICY, **SECURITY_HEADERS}
 
 
+@router.get("/period", response_model=schemas.PeriodOut,
+            summary="The period the supervisors' page shows when none is asked: the last `days` days the store holds")
+def period(views: SupervisorViewsDep, days: Annotated[int, Query(ge=1, le=92)] = 7) -> dict[str, Any]:
+    start, end = views.period(None, None, days)
+    return {"start": start.isoformat(), "end": end.isoformat(), "days": (end - start).days + 1}
+
+
 @router.get("/hotspots", response_model=list[schemas.AlertOut],
             summary="Surging (area, category) cells per day, prospectively")
 def hotspots(views: SupervisorViewsDep, start: date | None = None, end: date | None = None,
