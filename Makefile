@@ -52,6 +52,7 @@ lint: $(VENV)/.installed
 ## tour on a fresh demo store; make bench-encoder: those that fine-tune the encoder (many hours on a CPU).
 bench: install
 	$(BIN)/python bench/readme.py --fresh
+	$(BIN)/python bench/cli_start.py
 	$(BIN)/python bench/segmentation.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/store_backends.py

@@ -12,12 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from classifiers.evaluate import evaluation
-from classifiers.fit import fit_model, holdout_split
-from classifiers.kinds import KINDS, load_category_classifier, make_router
-from classifiers.transformer import PRECISIONS
+from classifiers.kinds import KINDS, PRECISIONS
 from hotline.cli import Renamed, city
 from hotline.settings import Settings
 
@@ -55,9 +50,12 @@ def model_options(args: argparse.Namespace) -> dict[str, Any]:
             "C": args.C, "holdout": args.holdout, "seed": args.seed}
 
 
+# Each command imports what it needs when it runs: scikit-learn and the models cost a second to import, which
+# every `hotline` command (`hotline mask` included) paid when they were imported here.
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from classifiers import persist
     from classifiers.dataset import load_examples
+    from classifiers.fit import fit_model, holdout_split
 
     out = persist.writable(Path(args.out))  # before the minutes of training, not after
     here = city(settings)
@@ -76,6 +74,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from classifiers.dataset import load_examples
+    from classifiers.evaluate import evaluation
+    from classifiers.kinds import load_category_classifier
 
     classifier = load_category_classifier(Path(args.model))
     data = load_examples(Path(args.data), args.text_col, args.label_col)
@@ -85,7 +85,10 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
+    import numpy as np
+
     from classifiers.dataset import load_examples
+    from classifiers.kinds import load_category_classifier
     from hotline.spreadsheet import SafeWriter
 
     classifier = load_category_classifier(Path(args.model))
@@ -109,6 +112,7 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_route(args: argparse.Namespace, settings: Settings) -> int:
+    from classifiers.kinds import make_router
     from hotline.case import Area
 
     text = " ".join(args.text) if args.text else sys.stdin.read()

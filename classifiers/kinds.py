@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 TRANSFORMER_DIR = "transformer"
 
 
+#: How fine-tuning may compute: "auto" picks bf16 where the device does it natively, else fp32.
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
 @dataclass(frozen=True)
 class ModelKind:
     name: str

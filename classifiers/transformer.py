@@ -39,6 +39,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from classifiers.features import check_labels, check_texts
 from classifiers.int8 import CALIBRATION_TEXTS, INT8_GRAPHS, quantize_agreeing
+from classifiers.kinds import PRECISIONS
 from classifiers.tokens import load_tokenizer, pad, token_ids
 from hotline.errors import InvalidInput, NotFound
 
@@ -57,8 +58,6 @@ def _torch() -> Any:
     return torch
 
 
-#: How fine-tuning may compute: "auto" picks bf16 where the device does it natively, else fp32.
-PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def resolve_precision(precision: str, device: str) -> str:

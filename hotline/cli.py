@@ -584,13 +584,14 @@ def build_parser() -> argparse.ArgumentParser:
     cells.add_argument("--street-col", default="street", metavar="C", help="with --data and --level street")
     _level_argument(cells)
 
-    from hotline.analytics.hotspots.detect import DETECTORS
-
     hot = commands.add_parser("hotspots", parents=[cells], help="surging (area, category) cells, day by day, prospectively")
     hot.add_argument("--from", "--start", dest="start", type=day_argument, required=True, metavar="DAY")
     hot.add_argument("--to", "--end", dest="end", type=day_argument, required=True, metavar="DAY")
     hot.add_argument("--out", default="-", metavar="FILE.csv", help="alerts CSV (default: stdout)")
-    hot.add_argument("--method", choices=list(DETECTORS), help="default nb; at street level nb-fdr")
+    # Checked against the registry when the command runs (hotline.analytics.hotspots.detect.DETECTORS): reading it
+    # here would load scipy into every command, `hotline mask` included.
+    hot.add_argument("--method", metavar="NAME", help="a registered detector: nb (default), nb-fdr (default at "
+                                                      "street level), ears-c1, ears-c2, ears-c3, scan …")
     hot.add_argument("--alpha", type=float, help="false-alarm level of the nb method (default 0.01: about one alert "
                                                  "per 200 quiet cell-days); of nb-fdr, its false discovery rate "
                                                  "(default 0.05)")

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from classifiers.cli import add_model_arguments, model_options
-from classifiers.dataset import USUAL
 from hotline.cli import city, day_argument
 from hotline.errors import InvalidInput
 from hotline.settings import Settings
@@ -96,6 +95,7 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
+    from classifiers.dataset import USUAL
     from hotline.store import open_store
     from training.retrain import RetrainRequest, retrain
 
