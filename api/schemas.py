@@ -323,6 +323,8 @@ class ModelOut(BaseModel):
     data_hash: str | None
     metrics: dict[str, Any]
     compared_with: dict[str, Any] | None
+    train_seconds: float | None = Field(None, description="how long its training took (the whole retraining "
+                                                         "where it was retrained): what the next one will take")
     params: dict[str, Any]
     libraries: dict[str, str]
 

@@ -139,7 +139,11 @@ def test_supervisor_dashboard_and_models_page(live: LiveServer) -> None:
         _key(driver, live.url + "/models", "admin-key-1-0123456789abcdef")
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#models table"))
         text = driver.find_element(By.ID, "models").text
-        assert "active" in text and "macro-F1" in text
+        assert "在用" in text and "macro-F1" in text
+        # What a linear retraining takes, from the last one's time (not "几十秒"); the heading no longer claims
+        # that each version's own metrics were measured on the same cases.
+        assert "上次用时约" in driver.find_element(By.CSS_SELECTOR, "#kind option[value=linear]").text
+        assert "各自的留出工单" in driver.find_element(By.TAG_NAME, "main").text
         driver.find_element(By.CSS_SELECTOR, "button.evaluate").click()  # a version's evaluation on the page
         wait.until(lambda d: "疑似标错" in d.find_element(By.ID, "evaluation-body").text)
         driver.save_screenshot(str(Path(tempfile.gettempdir()) / "hotline-models.png"))

@@ -57,6 +57,8 @@ class Entry:
                 "created": self.manifest.get("created"), "data_size": self.manifest.get("data_size"),
                 "data_hash": self.manifest.get("data_hash"), "metrics": self.metrics,
                 "compared_with": self.manifest.get("extra", {}).get("compared_with"),
+                "train_seconds": (self.manifest.get("extra", {}).get("retrain_seconds")
+                                  or self.manifest.get("extra", {}).get("train_seconds")),
                 "params": self.manifest.get("params", {}), "libraries": self.manifest.get("libraries", {})}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -103,6 +104,7 @@ def gather(request: RetrainRequest, store: CaseStore | None, city: City | None =
 def retrain(registry: Registry, request: RetrainRequest, store: CaseStore | None = None, by: str = "system",
             progress: bool = False, city: City | None = None) -> Entry:
     """Train a candidate, compare it with the active model on the same held-out data, register it."""
+    started = time.perf_counter()
     steps = tqdm(total=5 if request.review else 4, desc="retrain", unit="step", disable=not progress)
     steps.set_postfix_str("reading labeled data")
     quality = QualityReport()
@@ -133,10 +135,13 @@ def retrain(registry: Registry, request: RetrainRequest, store: CaseStore | None
         target = staging / manifest.version
         persist.save(target, model, manifest, parts)
         report = _compare(registry, target, data, test)
+        saved = persist.read_manifest(target)
         if report.get("compared_with"):
-            saved = persist.read_manifest(target)
             saved.extra["compared_with"] = report["compared_with"]
-            persist.write_manifest(target, saved)
+        # The whole retraining (reading, de-duplicating, fitting, comparing): what the next one will take, which
+        # the models page says before it starts (the fit alone is a third of it).
+        saved.extra["retrain_seconds"] = round(time.perf_counter() - started, 1)
+        persist.write_manifest(target, saved)
         report["data_quality"] = quality.to_dict()
         if drift_report is not None:
             report["drift"] = drift_report
