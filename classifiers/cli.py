@@ -112,24 +112,57 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_route(args: argparse.Namespace, settings: Settings) -> int:
-    from classifiers.kinds import make_router
-    from hotline.case import Area
-
     text = " ".join(args.text) if args.text else sys.stdin.read()
-    router = make_router(Path(args.model) if args.model else default_model_dir(settings), city(settings))
-    routing = router.route(text, area=Area(args.area) if args.area else None)
+    if args.url:  # a running service answers at once, its model already loaded
+        answer = _route_remotely(args.url, args.key or settings.client_key, text, args.area)
+    else:
+        from classifiers.kinds import make_router
+        from hotline.case import Area
+
+        router = make_router(Path(args.model) if args.model else default_model_dir(settings), city(settings))
+        answer = router.route(text, area=Area(args.area) if args.area else None).to_dict()
     if args.json:
-        print(json.dumps(routing.to_dict(), ensure_ascii=False))
+        print(json.dumps(answer, ensure_ascii=False))
         return 0
-    print(f"类别: {routing.category} ({routing.category_probability:.0%})  区域: {routing.area or '未识别'}")
-    for d in routing.departments:
-        print(f"  {d.department:<12} {d.probability:6.1%}  {'；'.join(d.reasons)}")
-    if routing.terms:
-        print("依据: " + "、".join(t for t, _ in routing.terms))
-    if routing.similar:
-        print("相似工单: " + "、".join(f"{n.case_id}({n.similarity:.2f})" for n in routing.similar))
-    print("自动派单" if routing.auto_dispatch else "需人工确认: " + "；".join(routing.needs_person))
+    area = "".join((answer["area"]["district"], answer["area"]["street"])) or "未识别"
+    print(f"类别: {answer['category']} ({answer['category_probability']:.0%})  区域: {area}")
+    for d in answer["departments"]:
+        print(f"  {d['department']:<12} {d['probability']:6.1%}  {'；'.join(d['reasons'])}")
+    if answer["terms"]:
+        print("依据: " + "、".join(t["term"] for t in answer["terms"]))
+    if answer["similar"]:
+        print("相似工单: " + "、".join(f"{n['case_id']}({n['similarity']:.2f})" for n in answer["similar"]))
+    if answer.get("event"):
+        print(f"属于事件「{answer['event']['title']}」，已有 {answer['event']['size']} 位市民反映")
+    print("自动派单" if answer["auto_dispatch"] else "需人工确认: " + "；".join(answer["needs_person"]))
     return 0
+
+
+def _route_remotely(url: str, key: str, text: str, area: str | None) -> dict[str, Any]:
+    """``POST {url}/v1/route`` with an agent's key: the service's answer, or a one-line error."""
+    import urllib.error
+    import urllib.request
+
+    from hotline.errors import InvalidInput, NotFound, Unavailable
+
+    if not key:
+        raise InvalidInput("routing through a service needs an agent's key: --key KEY or HOTLINE_CLIENT_KEY")
+    body = json.dumps({"text": text, **({"district": area} if area else {})}, ensure_ascii=False).encode("utf-8")
+    request = urllib.request.Request(url.rstrip("/") + "/v1/route", data=body, method="POST",
+                                     headers={"Content-Type": "application/json", "X-API-Key": key})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer: dict[str, Any] = json.loads(response.read().decode("utf-8"))
+            return answer
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read().decode("utf-8")).get("detail", exc.reason)
+        except ValueError:
+            detail = exc.reason
+        error = InvalidInput if 400 <= exc.code < 500 and exc.code != 404 else NotFound if exc.code == 404 else Unavailable
+        raise error(f"{url} answered {exc.code}: {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise Unavailable(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
 
 
 def cmd_encoder_fetch(args: argparse.Namespace, settings: Settings) -> int:
@@ -182,4 +215,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     route.add_argument("--model", metavar="DIR", help="model directory (default: HOTLINE_MODELS/current)")
     route.add_argument("--area", metavar="DISTRICT", help="district, when the caller named it elsewhere")
     route.add_argument("--json", action="store_true")
+    route.add_argument("--url", metavar="URL", help="ask a running service (http://127.0.0.1:8000) instead of "
+                                                    "loading the model here: an answer in milliseconds")
+    route.add_argument("--key", metavar="KEY", help="an agent's key for --url (default: HOTLINE_CLIENT_KEY)")
     route.set_defaults(handler=cmd_route)

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
                         description="Downloads shared by every clone on this machine: the Elasticsearch zip and the "
                                     "encoder's jar, each checked against its pinned SHA-1.")
     api_keys: str = Field(default="", description="API keys: 'name:role:key' entries (or name:role:sha256:HEX), comma separated.")
+    client_key: str = Field(default="", description="The key `hotline route --url` sends to a running service "
+                                                    "(an agent's).")
     api_keys_file: Path | None = Field(default=None, description="A file of such entries, one per line (digests keep keys out of it).")
     gazetteer: Path | None = Field(
         default=None, description="Gazetteer TOML of the city; default: the bundled 泰州 file."

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,3 +135,23 @@ def test_a_bug_is_not_dressed_up_as_a_usage_error(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(cli, "cmd_summary", broken)
     with pytest.raises(ValueError, match="a bug"):
         cli.main(["summary", "--store", "sqlite:///:memory:"])
+
+
+@pytest.mark.server
+def test_route_asks_a_running_service_with_an_agents_key(tmp_path: Path, service: Any) -> None:
+    """`hotline route` loaded the model for each call (28.8 s once under load); --url asks the service instead."""
+    from tests.api_support import AGENT_KEY, LiveServer
+
+    with LiveServer(service) as live:
+        text = "市民：海陵区梅兰新村停水两天了"
+        answered = run(["route", "--url", live.url, "--key", AGENT_KEY, text], tmp_path)
+        assert answered.returncode == 0, answered.stderr
+        assert answered.stdout.startswith("类别: 城乡建设/供水") and "主办" not in answered.stderr
+        as_json = run(["route", "--url", live.url, "--json", text], tmp_path, env={"HOTLINE_CLIENT_KEY": AGENT_KEY})
+        assert json.loads(as_json.stdout)["departments"]
+        refused = run(["route", "--url", live.url, "--key", "not-a-key-0123456789abcdefgh", text], tmp_path)
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1 and "401" in refused.stderr
+    gone = run(["route", "--url", live.url, "--key", AGENT_KEY, text], tmp_path)
+    assert gone.returncode == 1 and "cannot reach" in gone.stderr
+    keyless = run(["route", "--url", live.url, text], tmp_path)
+    assert keyless.returncode == 2 and "HOTLINE_CLIENT_KEY" in keyless.stderr
