@@ -92,7 +92,8 @@ class AgentAnswers:
                       district: str = "") -> list[dict[str, Any]]:
         """What routing shows beside this text first, then the search index's other cases (today's calls, and
         by meaning with an encoder), so a case's similar cases always include what routing found for it."""
-        first = router.shown_neighbours(text, k, district=district, exclude=exclude) if router is not None else []
+        first = (router.shown_neighbours(text, k, district=district, exclude=exclude, at=city_now(self.zone))
+                 if router is not None else [])
         shown = self.with_texts(first)
         seen = {n["case_id"] for n in shown}
         try:

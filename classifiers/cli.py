@@ -159,8 +159,10 @@ def _route_remotely(url: str, key: str, text: str, area: str | None) -> dict[str
             detail = json.loads(exc.read().decode("utf-8")).get("detail", exc.reason)
         except ValueError:
             detail = exc.reason
-        error = InvalidInput if 400 <= exc.code < 500 and exc.code != 404 else NotFound if exc.code == 404 else Unavailable
-        raise error(f"{url} answered {exc.code}: {detail}") from None
+        message = f"{url} answered {exc.code}: {detail}"
+        if exc.code == 404:
+            raise NotFound(message) from None
+        raise (InvalidInput if 400 <= exc.code < 500 else Unavailable)(message) from None
     except (urllib.error.URLError, OSError) as exc:
         raise Unavailable(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
 

@@ -612,8 +612,8 @@ def build_parser() -> argparse.ArgumentParser:
     ep.set_defaults(handler=cmd_episodes)
 
     fc = commands.add_parser("forecast", parents=[cells], help="daily counts per cell for the coming days (JSON)")
-    fc.add_argument("--to", "--end", dest="end", type=day_argument, default=date.today(), metavar="DAY",
-                    help="last day of history")
+    fc.add_argument("--to", "--end", dest="end", type=day_argument, default="today", metavar="DAY",
+                    help="last day of history (default: today, in the city's zone)")
     fc.add_argument("--horizon", type=_positive, default=14)
     fc.add_argument("--rising", action="store_true", help="only the cells expected to rise above normal")
     fc.add_argument("--top", type=_positive, default=20)
@@ -641,8 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
     wl.set_defaults(handler=cmd_worklist)
 
     br = commands.add_parser("brief", parents=[common], help="the weekly brief (周报) of the work list, PDF or HTML")
-    br.add_argument("--to", "--end", dest="end", type=day_argument, default=date.today(), metavar="DAY",
-                    help="last day of the week (default: today)")
+    br.add_argument("--to", "--end", dest="end", type=day_argument, default="today", metavar="DAY",
+                    help="last day of the week (default: today, in the city's zone)")
     _level_argument(br)
     br.add_argument("--out", required=True, metavar="FILE.pdf|.html")
     br.set_defaults(handler=cmd_brief)
