@@ -90,3 +90,10 @@ def paired_macro_f1_interval(y_true: Sequence[str], first: Sequence[str], second
     difference = macro_f1(b) - macro_f1(a)
     low, high = np.percentile(difference[1:], [2.5, 97.5])
     return float(difference[0]), float(low), float(high)
+
+
+def noise_verdict(low: float, high: float) -> str:
+    """What a 95% interval of a difference (second minus first) says: ``worse`` when it lies wholly below zero,
+    ``better`` wholly above, else ``within noise``. The one rule the registry's refusal, the evaluation page and
+    the models page read."""
+    return "worse" if high < 0 else "better" if low > 0 else "within noise"

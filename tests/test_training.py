@@ -42,6 +42,7 @@ def test_retrain_registers_compares_and_promotion_refuses_worse(tmp_path: Path, 
     compared = weak.manifest["extra"]["compared_with"]
     assert compared["version"] == first.version and compared["candidate_macro_f1"] < compared["active_macro_f1"]
     assert compared["interval_95"][1] < 0 and "bootstrap" in compared["method"]  # far worse, beyond the noise
+    assert compared["verdict"] == "worse"
     with pytest.raises(Conflict, match="worse beyond the noise"):
         registry.promote(weak.version, by="test")
     assert registry.promote(weak.version, by="test", force=True).state == "active"

@@ -67,7 +67,8 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
         if compared.get("version") == older.version:
             paired = {"n": compared.get("n"), "macro_f1": {older.version: compared.get("active_macro_f1"),
                                                            newer.version: compared.get("candidate_macro_f1")},
-                      "difference": compared.get("difference"), "interval_95": compared.get("interval_95")}
+                      "difference": compared.get("difference"), "interval_95": compared.get("interval_95"),
+                      "verdict": compared.get("verdict")}
             break
     same = paired is not None or extra_a.get("holdout_hash") == extra_b.get("holdout_hash")
     print(json.dumps({"a": a.version, "b": b.version, "same_evaluation_data": same, "metrics": rows,

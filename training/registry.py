@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from classifiers.evaluate import noise_verdict
 from hotline.errors import Conflict, InvalidInput, NotFound, ReadOnly
 
 log = logging.getLogger(__name__)
@@ -335,7 +336,7 @@ def worse_beyond_noise(version: str, active: str, compared: dict[str, Any]) -> s
                     "on the same data; force to promote anyway")
         return None
     low, high = interval
-    if high < 0:
+    if noise_verdict(low, high) == "worse":
         return (f"{version} scores macro-F1 {candidate_f1:.4f} against the active {active}'s {active_f1:.4f} on the "
                 f"same {compared.get('n', '?')} held-out cases: worse beyond the noise (95% paired-bootstrap interval "
                 f"of the difference {low:+.4f} to {high:+.4f}); force to promote anyway")

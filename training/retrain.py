@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from classifiers import persist
 from classifiers.dataset import USUAL, Examples, load_examples
-from classifiers.evaluate import BOOTSTRAP_RESAMPLES, evaluation, paired_macro_f1_interval
+from classifiers.evaluate import BOOTSTRAP_RESAMPLES, evaluation, noise_verdict, paired_macro_f1_interval
 from classifiers.fit import fit_model, holdout_split
 from classifiers.kinds import load_category_classifier
 from hotline.city import City
@@ -242,7 +242,7 @@ def _compare(registry: Registry, candidate_dir: Path, data: Examples, test: np.n
         report["compared_with"] = {
             "version": active, "n": len(texts),
             "active_macro_f1": report["active"]["macro_f1"], "candidate_macro_f1": report["candidate"]["macro_f1"],
-            "difference": difference, "interval_95": [low, high],
+            "difference": difference, "interval_95": [low, high], "verdict": noise_verdict(low, high),
             "method": f"paired bootstrap of the held-out cases, {BOOTSTRAP_RESAMPLES} resamples",
         }
     return report
